@@ -1,0 +1,509 @@
+"""Shared estimator logic: parameters, validation, the stochastic and L-BFGS solvers.
+
+Everything a fitted model holds lives here as NumPy arrays and Python values; the Rust
+engine (``mlp_rs._core``) is stateless and works on arrays it is handed.
+"""
+
+import warnings
+from abc import ABC, abstractmethod
+from itertools import chain
+from numbers import Integral
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
+from sklearn.utils import check_random_state, shuffle
+from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+
+from . import _core
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+# The engine's loss for each output activation (canonical pairs only).
+_LOSS_OF_OUTPUT = {
+    "identity": "squared_error",
+    "exp": "poisson",
+    "softmax": "log_loss",
+    "logistic": "binary_log_loss",
+}
+
+# The installed scikit-learn's own constraints (the regressor's include `loss`), so that
+# validation and its messages are exactly scikit-learn's.
+_PARAMETER_CONSTRAINTS = {
+    **_SkMLPRegressor._parameter_constraints,
+    "n_jobs": [None, Integral],
+}
+
+
+def _lbfgs_options(iprint):
+    """scipy's L-BFGS-B options as the installed scikit-learn passes them."""
+    try:
+        from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
+    except ImportError:  # pragma: no cover - older or newer scikit-learn
+        return {}
+    return _get_additional_lbfgs_options_dict("iprint", iprint)
+
+
+def _engine_input(X, dtype):
+    """X as the engine borrows it: a C-contiguous array, or CSR parts in int64."""
+    if sp.issparse(X):
+        X = X.tocsr()
+        return (
+            np.ascontiguousarray(X.data, dtype=dtype),
+            np.ascontiguousarray(X.indices, dtype=np.int64),
+            np.ascontiguousarray(X.indptr, dtype=np.int64),
+            int(X.shape[1]),
+        )
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+class BaseMultilayerPerceptron(BaseEstimator, ABC):
+    """Base class of :class:`MLPClassifier` and :class:`MLPRegressor`.
+
+    Do not use it directly.
+    """
+
+    _parameter_constraints: dict = _PARAMETER_CONSTRAINTS
+
+    @abstractmethod
+    def __init__(
+        self,
+        hidden_layer_sizes,
+        activation,
+        solver,
+        alpha,
+        batch_size,
+        learning_rate,
+        learning_rate_init,
+        power_t,
+        max_iter,
+        loss,
+        shuffle,
+        random_state,
+        tol,
+        verbose,
+        warm_start,
+        momentum,
+        nesterovs_momentum,
+        early_stopping,
+        validation_fraction,
+        beta_1,
+        beta_2,
+        epsilon,
+        n_iter_no_change,
+        max_fun,
+        n_jobs,
+    ):
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.n_jobs = n_jobs
+
+    # ----------------------------------------------------------------- engine glue
+
+    @property
+    def _dtype(self):
+        return self.coefs_[0].dtype
+
+    def _layer_units(self):
+        return [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+
+    def _engine_config(self, **overrides):
+        """Hyperparameters in the form ``mlp_rs._core`` reads them."""
+        n_iter_no_change = self.n_iter_no_change
+        config = {
+            "units": self._layer_units(),
+            "activation": self.activation,
+            "loss": _LOSS_OF_OUTPUT[self.out_activation_],
+            "alpha": float(self.alpha),
+            "batch_size": 1,
+            "solver": self.solver,
+            "learning_rate": self.learning_rate,
+            "learning_rate_init": float(self.learning_rate_init),
+            "power_t": float(self.power_t),
+            "momentum": float(self.momentum),
+            "nesterovs_momentum": bool(self.nesterovs_momentum),
+            "beta_1": float(self.beta_1),
+            "beta_2": float(self.beta_2),
+            "epsilon": float(self.epsilon),
+            "max_iter": int(self.max_iter),
+            "tol": float(self.tol),
+            "n_iter_no_change": float(n_iter_no_change),
+            "shuffle": bool(self.shuffle),
+            "early_stopping": bool(self.early_stopping),
+            "incremental": False,
+            "score": "accuracy" if is_classifier(self) else "r2",
+            "n_jobs": self.n_jobs,
+        }
+        config.update(overrides)
+        return config
+
+    def _params(self):
+        return self.coefs_ + self.intercepts_
+
+    def _own_parameters(self, dtype):
+        """Private C-contiguous copies of the parameters, so that training never writes
+        into arrays a user assigned to ``coefs_`` / ``intercepts_``."""
+        self.coefs_ = [np.array(c, dtype=dtype, order="C") for c in self.coefs_]
+        self.intercepts_ = [np.array(b, dtype=dtype, order="C") for b in self.intercepts_]
+
+    # --------------------------------------------------------------- initialisation
+
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        if not is_classifier(self):
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        else:
+            self.out_activation_ = "logistic"
+
+        # Same draws, in the same order, as scikit-learn: equal random_state, equal start.
+        self.coefs_ = []
+        self.intercepts_ = []
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = self._random_state.uniform(-bound, bound, fan_out)
+            self.coefs_.append(coef.astype(dtype, copy=False))
+            self.intercepts_.append(intercept.astype(dtype, copy=False))
+
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [i.copy() for i in self.intercepts_]
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    # ------------------------------------------------------------------------ fit
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError(
+                "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
+            )
+        first_pass = not hasattr(self, "coefs_") or (
+            not self.warm_start and not incremental
+        )
+
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        n_samples, n_features = X.shape
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+
+        self.n_outputs_ = y.shape[1]
+        layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+        elif self._layer_units() != layer_units:
+            raise ValueError(
+                f"The model's layers {self._layer_units()} do not match the data and "
+                f"hidden_layer_sizes, which need {layer_units}; refit with "
+                "warm_start=False."
+            )
+
+        dtype = self._dtype if self._dtype in (np.float32, np.float64) else X.dtype
+        self._own_parameters(dtype)
+        y = np.ascontiguousarray(y, dtype=dtype)
+        if sample_weight is not None:
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, y, sample_weight, dtype, incremental)
+        elif self.solver == "lbfgs":
+            self._fit_lbfgs(X, y, sample_weight, dtype)
+
+        weights = chain(self.coefs_, self.intercepts_)
+        if not all(np.isfinite(w).all() for w in weights):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may"
+                " contain large values and need to be preprocessed."
+            )
+        return self
+
+    def _fit_lbfgs(self, X, y, sample_weight, dtype):
+        x = _engine_input(X, dtype)
+        config = self._engine_config()
+        shapes = [p.shape for p in self._params()]
+        sizes = [p.size for p in self._params()]
+        packed = np.hstack([p.ravel() for p in self._params()])
+
+        def loss_grad(packed64):
+            loss, grad = _core.loss_and_gradient(
+                x, y, sample_weight, np.asarray(packed64, dtype=dtype), config
+            )
+            return loss, np.asarray(grad, dtype=np.float64)
+
+        iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
+        opt_res = scipy.optimize.minimize(
+            loss_grad,
+            packed.astype(np.float64),
+            method="L-BFGS-B",
+            jac=True,
+            options={
+                "maxfun": self.max_fun,
+                "maxiter": self.max_iter,
+                "gtol": self.tol,
+                **_lbfgs_options(iprint),
+            },
+        )
+        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        self.loss_ = opt_res.fun
+        arrays = np.split(opt_res.x.astype(dtype), np.cumsum(sizes)[:-1])
+        params = [a.reshape(s) for a, s in zip(arrays, shapes)]
+        n_layers = len(self.coefs_)
+        self.coefs_ = params[:n_layers]
+        self.intercepts_ = params[n_layers:]
+
+    def _new_optimizer_state(self, dtype):
+        per_tensor = 1 if self.solver == "sgd" else 2
+        return {
+            "solver": self.solver,
+            "learning_rate": float(self.learning_rate_init),
+            "step": 0,
+            "tensors": [
+                np.zeros_like(p, dtype=dtype)
+                for _ in range(per_tensor)
+                for p in self._params()
+            ],
+        }
+
+    def _fit_stochastic(self, X, y, sample_weight, dtype, incremental):
+        state = getattr(self, "_optimizer_state", None)
+        if (
+            not incremental
+            or state is None
+            or state["solver"] != self.solver
+            or state["tensors"][0].dtype != dtype
+        ):
+            state = self._optimizer_state = self._new_optimizer_state(dtype)
+
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        validation = None
+        if early_stopping:
+            should_stratify = is_classifier(self) and self.n_outputs_ == 1
+            stratify = y if should_stratify else None
+            if sample_weight is None:
+                X_train, X_val, y_train, y_val = train_test_split(
+                    X,
+                    y,
+                    random_state=self._random_state,
+                    test_size=self.validation_fraction,
+                    stratify=stratify,
+                )
+                sw_train = sw_val = None
+            else:
+                X_train, X_val, y_train, y_val, sw_train, sw_val = train_test_split(
+                    X,
+                    y,
+                    sample_weight,
+                    random_state=self._random_state,
+                    test_size=self.validation_fraction,
+                    stratify=stratify,
+                )
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+            validation = (
+                _engine_input(X_val, dtype),
+                np.ascontiguousarray(y_val),
+                None if sw_val is None else np.ascontiguousarray(sw_val),
+            )
+        else:
+            X_train, y_train, sw_train = X, y, sample_weight
+
+        n_samples = X_train.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than "
+                    "sample size. It is going to be clipped"
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        # scikit-learn reshuffles the previous permutation with the estimator's
+        # RandomState each epoch; doing the same keeps the two batch for batch.
+        order = [np.arange(n_samples, dtype=np.int64)]
+        random_state = self._random_state
+
+        def next_order():
+            order[0] = shuffle(order[0], random_state=random_state)
+            return order[0]
+
+        best = [np.array(b, dtype=dtype, order="C") for b in self._best_params()]
+        engine_state = {
+            "t": int(self.t_),
+            "loss": float(getattr(self, "loss_", np.nan)),
+            "no_improvement_count": int(self._no_improvement_count),
+            "best_loss": np.inf if self.best_loss_ is None else float(self.best_loss_),
+            "best_validation_score": (
+                -np.inf
+                if self.best_validation_score_ is None
+                else float(self.best_validation_score_)
+            ),
+            "learning_rate": float(state["learning_rate"]),
+            "step": int(state["step"]),
+        }
+        result = _core.fit_stochastic(
+            _engine_input(X_train, dtype),
+            np.ascontiguousarray(y_train),
+            None if sw_train is None else np.ascontiguousarray(sw_train),
+            validation,
+            self._params(),
+            state["tensors"],
+            best,
+            self._engine_config(
+                batch_size=batch_size, incremental=bool(incremental)
+            ),
+            engine_state,
+            next_order if self.shuffle else None,
+            self._report_epoch if self.verbose else None,
+            self._report_plateau,
+        )
+
+        out = result["state"]
+        self.n_iter_ = result["n_iter"]
+        self.t_ = out["t"]
+        if result["n_iter"] > 0:
+            self.loss_ = out["loss"]
+        self.loss_curve_.extend(result["loss_curve"])
+        self._no_improvement_count = out["no_improvement_count"]
+        state["learning_rate"] = out["learning_rate"]
+        state["step"] = out["step"]
+        if early_stopping:
+            self.validation_scores_.extend(result["validation_scores"])
+            self.best_validation_score_ = out["best_validation_score"]
+            n_layers = len(self.coefs_)
+            self._best_coefs, self._best_intercepts = best[:n_layers], best[n_layers:]
+        else:
+            self.best_loss_ = out["best_loss"]
+
+        if result["stop"] == "max_iter" and not incremental:
+            warnings.warn(
+                "Stochastic Optimizer: Maximum iterations (%d) "
+                "reached and the optimization hasn't converged yet." % self.max_iter,
+                ConvergenceWarning,
+            )
+        elif result["stop"] == "interrupted":
+            warnings.warn("Training interrupted by user.")
+
+        if early_stopping:
+            self.coefs_ = [c.copy() for c in self._best_coefs]
+            self.intercepts_ = [b.copy() for b in self._best_intercepts]
+
+    def _best_params(self):
+        return self._best_coefs + self._best_intercepts if self.early_stopping else []
+
+    def _report_epoch(self, n_iter, loss, validation_score):
+        print("Iteration %d, loss = %.8f" % (n_iter, loss))
+        if validation_score is not None:
+            print("Validation score: %f" % validation_score)
+
+    def _report_plateau(self, early_stopping, decision, learning_rate):
+        if not self.verbose:
+            return
+        what = "Validation score" if early_stopping else "Training loss"
+        msg = "%s did not improve more than tol=%f for %d consecutive epochs." % (
+            what,
+            self.tol,
+            self.n_iter_no_change,
+        )
+        if decision == "stop":
+            print(msg + " Stopping.")
+        elif decision == "rate_too_small":
+            print(msg + " Learning rate too small. Stopping.")
+        else:
+            print(msg + " Setting learning rate to %f" % learning_rate)
+
+    # -------------------------------------------------------------------- predict
+
+    def _forward_pass_fast(self, X, check_input=True):
+        if check_input:
+            from sklearn.utils.validation import validate_data
+
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        return _core.predict(
+            _engine_input(X, self._dtype), self._params(), self._engine_config()
+        )
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    @abstractmethod
+    def _validate_input(self, X, y, incremental, reset):
+        """Validates X and y; returns y in the form the network trains on."""
+
+    @abstractmethod
+    def _predict(self, X, check_input=True):
+        """Predictions without (or with) input validation."""
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic"
+                " optimizers. %s is not stochastic." % self.solver
+            )
+        return True
+
+    def _check_fitted(self):
+        check_is_fitted(self)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags

@@ -1,0 +1,55 @@
+"""Types of the compiled engine module (``src/python.rs``)."""
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict
+
+import numpy as np
+from numpy.typing import NDArray
+
+__version__: str
+
+_Float = np.float32 | np.float64
+_Dense = NDArray[Any]
+# (data, indices as int64, indptr as int64, n_features) of a CSR matrix
+_Csr = tuple[NDArray[Any], NDArray[np.int64], NDArray[np.int64], int]
+
+class _State(TypedDict):
+    t: int
+    loss: float
+    no_improvement_count: int
+    best_loss: float
+    best_validation_score: float
+    learning_rate: float
+    step: int
+
+class _FitResult(TypedDict):
+    loss_curve: list[float]
+    validation_scores: list[float]
+    stop: str
+    n_iter: int
+    state: _State
+
+def fit_stochastic(
+    x: _Dense | _Csr,
+    y: _Dense,
+    sample_weight: _Dense | None,
+    validation: tuple[_Dense | _Csr, _Dense, _Dense | None] | None,
+    params: Sequence[_Dense],
+    optimizer_state: Sequence[_Dense],
+    best: Sequence[_Dense],
+    config: dict[str, Any],
+    state: _State,
+    shuffle: Callable[[], NDArray[np.int64]] | None = None,
+    on_epoch: Callable[[int, float, float | None], object] | None = None,
+    on_plateau: Callable[[bool, str, float | None], object] | None = None,
+) -> _FitResult: ...
+def loss_and_gradient(
+    x: _Dense | _Csr,
+    y: _Dense,
+    sample_weight: _Dense | None,
+    packed: _Dense,
+    config: dict[str, Any],
+) -> tuple[float, _Dense]: ...
+def predict(
+    x: _Dense | _Csr, params: Sequence[_Dense], config: dict[str, Any]
+) -> _Dense: ...

@@ -1,0 +1,148 @@
+//! Hidden and output activations, and the hidden derivatives written from the outputs
+//! (as scikit-learn does, so that the forward pass can overwrite Z with Y in place).
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+
+/// Activation of the hidden layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    Logistic,
+    Tanh,
+    Relu,
+}
+
+/// Activation of the output layer; each is the canonical link of one loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputActivation {
+    Identity,
+    Logistic,
+    Softmax,
+    Exp,
+}
+
+impl Activation {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "identity" => Ok(Self::Identity),
+            "logistic" => Ok(Self::Logistic),
+            "tanh" => Ok(Self::Tanh),
+            "relu" => Ok(Self::Relu),
+            _ => Err(Error::Value(format!("unknown activation {name:?}"))),
+        }
+    }
+
+    /// Replaces each pre-activation `z` by `phi(z)`.
+    pub fn apply<T: Real>(self, values: &mut [T]) {
+        match self {
+            Self::Identity => {}
+            Self::Logistic => values.iter_mut().for_each(|v| *v = logistic(*v)),
+            Self::Tanh => values.iter_mut().for_each(|v| *v = v.tanh()),
+            // `z < 0` (not `max`) so that NaN propagates as in np.maximum.
+            Self::Relu => values
+                .iter_mut()
+                .for_each(|v| *v = if *v < T::zero() { T::zero() } else { *v }),
+        }
+    }
+
+    /// Multiplies `delta` by phi'(z), expressed through the outputs `y = phi(z)`.
+    pub fn scale_by_derivative<T: Real>(self, outputs: &[T], delta: &mut [T]) {
+        let pairs = delta.iter_mut().zip(outputs);
+        match self {
+            Self::Identity => {}
+            Self::Logistic => pairs.for_each(|(d, &y)| *d = *d * y * (T::one() - y)),
+            Self::Tanh => pairs.for_each(|(d, &y)| *d *= T::one() - y * y),
+            Self::Relu => pairs.for_each(|(d, &y)| {
+                if y == T::zero() {
+                    *d = T::zero()
+                }
+            }),
+        }
+    }
+}
+
+impl OutputActivation {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "identity" => Ok(Self::Identity),
+            "logistic" => Ok(Self::Logistic),
+            "softmax" => Ok(Self::Softmax),
+            "exp" => Ok(Self::Exp),
+            _ => Err(Error::Value(format!("unknown output activation {name:?}"))),
+        }
+    }
+
+    /// Applies the activation to a row-major block whose rows have `width` values.
+    pub fn apply<T: Real>(self, values: &mut [T], width: usize) {
+        match self {
+            Self::Identity => {}
+            Self::Logistic => values.iter_mut().for_each(|v| *v = logistic(*v)),
+            Self::Exp => values.iter_mut().for_each(|v| *v = v.exp()),
+            Self::Softmax => {
+                for row in values.chunks_exact_mut(width.max(1)) {
+                    softmax(row)
+                }
+            }
+        }
+    }
+}
+
+/// The logistic sigmoid, in the overflow-free form of scipy's `expit`.
+#[inline]
+pub fn logistic<T: Real>(z: T) -> T {
+    if z >= T::zero() {
+        T::one() / (T::one() + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (T::one() + e)
+    }
+}
+
+fn softmax<T: Real>(row: &mut [T]) {
+    let max = row.iter().copied().fold(
+        T::neg_infinity(),
+        |m, v| {
+            if v > m || v.is_nan() {
+                v
+            } else {
+                m
+            }
+        },
+    );
+    let mut sum = T::zero();
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in row.iter_mut() {
+        *v /= sum;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logistic_is_stable_at_extremes() {
+        assert_eq!(logistic(-1000.0_f64), 0.0);
+        assert_eq!(logistic(1000.0_f64), 1.0);
+        assert!((logistic(0.3_f64) - 1.0 / (1.0 + (-0.3_f64).exp())).abs() < 1e-16);
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one() {
+        let mut v = vec![1.0_f64, 2.0, 3.0, 1000.0, 1000.0, 0.0];
+        OutputActivation::Softmax.apply(&mut v, 3);
+        assert!((v[0] + v[1] + v[2] - 1.0).abs() < 1e-15);
+        assert!((v[3] - 0.5).abs() < 1e-15 && v[5] == 0.0);
+    }
+
+    #[test]
+    fn relu_keeps_nan() {
+        let mut v = vec![f64::NAN, -1.0, 2.0];
+        Activation::Relu.apply(&mut v);
+        assert!(v[0].is_nan() && v[1] == 0.0 && v[2] == 2.0);
+    }
+}

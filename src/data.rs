@@ -1,0 +1,149 @@
+//! Where training rows come from (a dense row-major matrix or CSR parts) and the gather of
+//! one batch of rows into a reused contiguous buffer.
+
+use crate::error::{ensure_shape, Error, Result};
+use crate::real::Real;
+use ndarray::ArrayView2;
+
+/// A read-only matrix of samples.
+#[derive(Debug, Clone, Copy)]
+pub enum Rows<'a, T> {
+    /// Any strides; gathering copies rows out in order.
+    Dense(ArrayView2<'a, T>),
+    /// Compressed sparse rows, as scipy lays them out.
+    Csr {
+        data: &'a [T],
+        indices: &'a [i64],
+        indptr: &'a [i64],
+        n_cols: usize,
+    },
+}
+
+impl<'a, T: Real> Rows<'a, T> {
+    /// Checks the CSR invariants once, so that gathering can index without panicking.
+    pub fn csr(
+        data: &'a [T],
+        indices: &'a [i64],
+        indptr: &'a [i64],
+        n_cols: usize,
+    ) -> Result<Self> {
+        ensure_shape(!indptr.is_empty() && data.len() == indices.len(), || {
+            "CSR matrix: data and indices differ in length, or indptr is empty".into()
+        })?;
+        let nnz = data.len() as i64;
+        let mut prev = 0i64;
+        if indptr[0] != 0 {
+            return Err(Error::Value("CSR matrix: indptr must start at 0".into()));
+        }
+        for &p in &indptr[1..] {
+            if p < prev || p > nnz {
+                return Err(Error::Value(
+                    "CSR matrix: indptr is not non-decreasing within nnz".into(),
+                ));
+            }
+            prev = p;
+        }
+        if prev != nnz {
+            return Err(Error::Value(
+                "CSR matrix: indptr does not end at nnz".into(),
+            ));
+        }
+        if indices.iter().any(|&j| j < 0 || j as usize >= n_cols) {
+            return Err(Error::Value(
+                "CSR matrix: a column index is out of range".into(),
+            ));
+        }
+        Ok(Rows::Csr {
+            data,
+            indices,
+            indptr,
+            n_cols,
+        })
+    }
+
+    pub fn n_rows(&self) -> usize {
+        match self {
+            Rows::Dense(x) => x.nrows(),
+            Rows::Csr { indptr, .. } => indptr.len() - 1,
+        }
+    }
+
+    pub fn n_cols(&self) -> usize {
+        match self {
+            Rows::Dense(x) => x.ncols(),
+            Rows::Csr { n_cols, .. } => *n_cols,
+        }
+    }
+
+    /// Copies the rows `which` (all `< n_rows`, checked by the caller) into `out`, row-major.
+    pub fn gather(&self, which: &[usize], out: &mut [T]) {
+        let width = self.n_cols();
+        let out = &mut out[..which.len() * width];
+        match self {
+            Rows::Dense(x) => {
+                for (dst, &r) in out.chunks_exact_mut(width).zip(which) {
+                    let row = x.row(r);
+                    match row.as_slice() {
+                        Some(s) => dst.copy_from_slice(s),
+                        None => dst.iter_mut().zip(row.iter()).for_each(|(d, &v)| *d = v),
+                    }
+                }
+            }
+            Rows::Csr {
+                data,
+                indices,
+                indptr,
+                ..
+            } => {
+                out.fill(T::zero());
+                for (dst, &r) in out.chunks_exact_mut(width).zip(which) {
+                    let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
+                    for (&j, &v) in indices[lo..hi].iter().zip(&data[lo..hi]) {
+                        // Duplicate entries add up, as in scipy's own products.
+                        dst[j as usize] += v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the contiguous rows `start..start + len` into `out`.
+    pub fn gather_range(&self, start: usize, len: usize, out: &mut [T], scratch: &mut Vec<usize>) {
+        scratch.clear();
+        scratch.extend(start..start + len);
+        self.gather(scratch, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn dense_and_csr_gather_alike() {
+        let x = array![[1.0_f64, 0.0, 2.0], [0.0, 0.0, 3.0], [4.0, 5.0, 0.0]];
+        let csr = Rows::csr(
+            &[1.0, 2.0, 3.0, 4.0, 5.0],
+            &[0, 2, 2, 0, 1],
+            &[0, 2, 3, 5],
+            3,
+        )
+        .unwrap();
+        let mut a = vec![0.0; 6];
+        let mut b = vec![9.0; 6];
+        Rows::Dense(x.view()).gather(&[2, 0], &mut a);
+        csr.gather(&[2, 0], &mut b);
+        assert_eq!(a, b);
+        assert_eq!(a, vec![4.0, 5.0, 0.0, 1.0, 0.0, 2.0]);
+        let xt = x.t();
+        Rows::Dense(xt).gather(&[1], &mut a);
+        assert_eq!(&a[..3], &[0.0, 0.0, 5.0]);
+    }
+
+    #[test]
+    fn bad_csr_is_an_error() {
+        assert!(Rows::<f64>::csr(&[1.0], &[5], &[0, 1], 3).is_err());
+        assert!(Rows::<f64>::csr(&[1.0], &[0], &[0, 2], 3).is_err());
+    }
+}

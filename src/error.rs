@@ -1,0 +1,35 @@
+//! The engine's error type: every entry point returns it instead of panicking.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// Arrays whose shapes do not fit together or the network's layout.
+    Shape(String),
+    /// A value the engine cannot work with (a bad hyperparameter, an index out of range).
+    Value(String),
+    /// A caller-supplied hook failed; the caller holds the detailed error.
+    Hook,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Shape(msg) | Error::Value(msg) => f.write_str(msg),
+            Error::Hook => f.write_str("a training callback failed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Returns `Error::Shape` unless `cond` holds.
+pub(crate) fn ensure_shape(cond: bool, msg: impl FnOnce() -> String) -> Result<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(Error::Shape(msg()))
+    }
+}

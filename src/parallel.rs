@@ -1,0 +1,64 @@
+//! Threads for one fit: a pool owned by the call (never rayon's global pool) and the rule
+//! that makes results independent of the thread count: work is cut into chunks whose
+//! boundaries depend only on the problem's shape, and every reduction runs in chunk order.
+
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+
+/// How the current call may run its chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Par {
+    /// On the calling thread, one chunk after the other.
+    Sequential,
+    /// On the threads of the rayon pool the call runs in.
+    Rayon,
+}
+
+impl Par {
+    /// Runs `f(i)` for every chunk index `i < n`.
+    pub fn for_each(self, n: usize, f: impl Fn(usize) + Send + Sync) {
+        match self {
+            Par::Rayon if n > 1 => (0..n).into_par_iter().for_each(f),
+            _ => (0..n).for_each(f),
+        }
+    }
+}
+
+/// Number of threads that `n_jobs` asks for: None or -1 mean every core, -2 all but one
+/// (joblib's convention), k > 0 exactly k.
+pub fn resolve_n_jobs(n_jobs: Option<i64>) -> Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match n_jobs {
+        None | Some(-1) => Ok(cores),
+        Some(0) => Err(Error::Value("n_jobs == 0 has no meaning".into())),
+        Some(k) if k > 0 => Ok(k as usize),
+        Some(k) => Ok((cores as i64 + 1 + k).max(1) as usize),
+    }
+}
+
+/// Runs `f` with `threads` threads: directly when one is enough, else inside a pool built
+/// for this call alone.
+pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce(Par) -> R + Send) -> Result<R> {
+    if threads <= 1 {
+        return Ok(f(Par::Sequential));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("mlp_rs-{i}"))
+        .build()
+        .map_err(|e| Error::Value(format!("could not start {threads} threads: {e}")))?;
+    Ok(pool.install(|| f(Par::Rayon)))
+}
+
+/// A raw pointer that may cross threads: each chunk writes a disjoint region.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub *mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// Through a method, so closures capture the wrapper (which is Send), not the field.
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}

@@ -1,0 +1,180 @@
+//! Forward and backward passes over one batch held in a [`Workspace`]: per layer one GEMM
+//! forward, one for the weight gradient and one for the error of the layer below.
+
+use crate::activation::Activation;
+use crate::error::Result;
+use crate::gemm::matmul;
+use crate::loss::{squared_norm, Loss};
+use crate::network::Layout;
+use crate::parallel::Par;
+use crate::real::Real;
+use crate::workspace::Workspace;
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// What a network computes, independent of its current parameters.
+#[derive(Debug, Clone)]
+pub struct Net {
+    pub layout: Layout,
+    pub hidden: Activation,
+    pub loss: Loss,
+}
+
+fn view<T>(data: &[T], rows: usize, cols: usize) -> ArrayView2<'_, T> {
+    // The buffers are sized from the layout, so the shape always fits.
+    ArrayView2::from_shape((rows, cols), &data[..rows * cols]).expect("buffer sized from layout")
+}
+
+fn view_mut<T>(data: &mut [T], rows: usize, cols: usize) -> ArrayViewMut2<'_, T> {
+    ArrayViewMut2::from_shape((rows, cols), &mut data[..rows * cols])
+        .expect("buffer sized from layout")
+}
+
+impl Net {
+    /// Forward pass of the first `n` rows of `ws.x`; outputs land in `ws.acts`.
+    pub fn forward<T: Real>(
+        &self,
+        params: &[impl AsRef<[T]>],
+        ws: &mut Workspace<T>,
+        n: usize,
+        par: Par,
+    ) -> Result<()> {
+        let u = &self.layout.units;
+        let l_count = self.layout.n_layers();
+        let output = self.loss.output_activation();
+        for l in 0..l_count {
+            let (before, after) = ws.acts.split_at_mut(l);
+            let input = if l == 0 {
+                &ws.x[..]
+            } else {
+                &before[l - 1][..]
+            };
+            let z = &mut after[0];
+            matmul(
+                view_mut(z, n, u[l + 1]),
+                view(input, n, u[l]),
+                view(params[l].as_ref(), u[l], u[l + 1]),
+                false,
+                par,
+            )?;
+            let bias = params[l_count + l].as_ref();
+            let z = &mut z[..n * u[l + 1]];
+            for row in z.chunks_exact_mut(u[l + 1]) {
+                row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+            }
+            if l + 1 < l_count {
+                self.hidden.apply(z);
+            } else {
+                output.apply(z, u[l + 1]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The network's outputs for the last forward pass of `n` rows.
+    pub fn outputs<'w, T: Real>(&self, ws: &'w Workspace<T>, n: usize) -> &'w [T] {
+        let last = ws.acts.len() - 1;
+        &ws.acts[last][..n * self.layout.n_outputs()]
+    }
+
+    /// The weighted data-loss sum of the last forward pass (divide by the weight sum).
+    pub fn loss_sum<T: Real>(&self, ws: &Workspace<T>, n: usize, weighted: bool) -> f64 {
+        let k = self.layout.n_outputs();
+        let w = weighted.then(|| &ws.w[..n]);
+        self.loss
+            .weighted_sum(self.outputs(ws, n), &ws.y[..n * k], w, k)
+    }
+
+    /// `0.5 * alpha * sum ||W||^2`, the L2 term before dividing by the weight sum.
+    pub fn penalty<T: Real>(&self, params: &[impl AsRef<[T]>], alpha: f64) -> f64 {
+        if alpha == 0.0 {
+            return 0.0;
+        }
+        0.5 * alpha * squared_norm(&params[..self.layout.n_layers()])
+    }
+
+    /// Backward pass after [`Net::forward`]: writes (or, with `accumulate`, adds) the raw
+    /// gradients `Y^T D` and `colsum(D)` into `ws.grads`, without the L2 term or scaling.
+    pub fn backward<T: Real>(
+        &self,
+        params: &[impl AsRef<[T]>],
+        ws: &mut Workspace<T>,
+        n: usize,
+        weighted: bool,
+        accumulate: bool,
+        par: Par,
+    ) -> Result<()> {
+        let u = &self.layout.units;
+        let l_count = self.layout.n_layers();
+        let k = self.layout.n_outputs();
+        {
+            let w = weighted.then(|| &ws.w[..n]);
+            let last = l_count - 1;
+            Loss::output_delta(
+                &ws.acts[last][..n * k],
+                &ws.y[..n * k],
+                w,
+                k,
+                &mut ws.deltas[last][..n * k],
+            );
+        }
+        for l in (0..l_count).rev() {
+            let input = if l == 0 {
+                &ws.x[..]
+            } else {
+                &ws.acts[l - 1][..]
+            };
+            let delta = &ws.deltas[l][..n * u[l + 1]];
+            let (coef_grads, intercept_grads) = ws.grads.split_at_mut(l_count);
+            matmul(
+                view_mut(&mut coef_grads[l], u[l], u[l + 1]),
+                view(input, n, u[l]).t(),
+                view(delta, n, u[l + 1]),
+                accumulate,
+                par,
+            )?;
+            let gb = &mut intercept_grads[l];
+            if !accumulate {
+                gb.fill(T::zero());
+            }
+            for row in delta.chunks_exact(u[l + 1]) {
+                gb.iter_mut().zip(row).for_each(|(g, &d)| *g += d);
+            }
+            if l > 0 {
+                let (lower, upper) = ws.deltas.split_at_mut(l);
+                let below = &mut lower[l - 1];
+                matmul(
+                    view_mut(below, n, u[l]),
+                    view(&upper[0], n, u[l + 1]),
+                    view(params[l].as_ref(), u[l], u[l + 1]).t(),
+                    false,
+                    par,
+                )?;
+                self.hidden
+                    .scale_by_derivative(&ws.acts[l - 1][..n * u[l]], &mut below[..n * u[l]]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns raw gradients into the loss gradient: `(G + alpha W) / weight_sum` for the
+    /// coefficients and `g / weight_sum` for the intercepts.
+    pub fn finish_gradients<T: Real>(
+        &self,
+        params: &[impl AsRef<[T]>],
+        grads: &mut [Vec<T>],
+        alpha: f64,
+        weight_sum: T,
+    ) {
+        let l_count = self.layout.n_layers();
+        let alpha = T::from_f64(alpha);
+        for (i, g) in grads.iter_mut().enumerate() {
+            if i < l_count {
+                g.iter_mut()
+                    .zip(params[i].as_ref())
+                    .for_each(|(g, &w)| *g = (*g + alpha * w) / weight_sum);
+            } else {
+                g.iter_mut().for_each(|g| *g /= weight_sum);
+            }
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The epoch loop of the stochastic solvers, with scikit-learn's bookkeeping: batches in
+//! order from a per-epoch permutation, the epoch loss, `tol` / `n_iter_no_change`,
+//! early stopping on a validation set with best-weight tracking, and interruption.
+
+use crate::data::Rows;
+use crate::error::{ensure_shape, Error, Result};
+use crate::network::SplitMix64;
+use crate::optimizer::{Plateau, Scalars, Solver};
+use crate::parallel::Par;
+use crate::propagate::Net;
+use crate::real::Real;
+use crate::score::{Score, ScoreAccumulator};
+use crate::workspace::Workspace;
+use ndarray::ArrayView2;
+
+/// Samples with their targets (already binarized for classifiers) and optional weights.
+#[derive(Debug, Clone, Copy)]
+pub struct Dataset<'a, T> {
+    pub x: Rows<'a, T>,
+    pub y: ArrayView2<'a, T>,
+    pub sample_weight: Option<&'a [T]>,
+}
+
+impl<T: Real> Dataset<'_, T> {
+    pub fn n_samples(&self) -> usize {
+        self.x.n_rows()
+    }
+
+    pub fn check(&self, what: &str, net: &Net) -> Result<()> {
+        let n = self.n_samples();
+        let (n_in, n_out) = (net.layout.n_inputs(), net.layout.n_outputs());
+        ensure_shape(self.x.n_cols() == n_in, || {
+            format!(
+                "{what}: X has {} features, the network expects {n_in}",
+                self.x.n_cols()
+            )
+        })?;
+        ensure_shape(self.y.dim() == (n, n_out), || {
+            format!(
+                "{what}: y has shape {:?}, expected ({n}, {n_out})",
+                self.y.dim()
+            )
+        })?;
+        if let Some(w) = self.sample_weight {
+            ensure_shape(w.len() == n, || {
+                format!("{what}: {} sample weights for {n} samples", w.len())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Gathers rows `which` of X, y and the weights into the workspace; returns the sum of
+    /// their weights (their count when unweighted).
+    pub(crate) fn gather(&self, which: &[usize], ws: &mut Workspace<T>) -> T {
+        self.x.gather(which, &mut ws.x);
+        Rows::Dense(self.y).gather(which, &mut ws.y);
+        match self.sample_weight {
+            Some(w) => {
+                let mut sum = T::zero();
+                for (dst, &r) in ws.w.iter_mut().zip(which) {
+                    *dst = w[r];
+                    sum += w[r];
+                }
+                sum
+            }
+            None => T::from_f64(which.len() as f64),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    pub alpha: f64,
+    pub batch_size: usize,
+    pub solver: Solver,
+    pub max_iter: usize,
+    pub tol: f64,
+    /// May be infinite, as in scikit-learn.
+    pub n_iter_no_change: f64,
+    pub shuffle: bool,
+    pub early_stopping: bool,
+    /// One epoch only (`partial_fit`).
+    pub incremental: bool,
+    pub score: Score,
+}
+
+/// Counters that persist on the estimator between calls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub n_iter: usize,
+    /// Samples seen over the model's life.
+    pub t: u64,
+    pub loss: f64,
+    pub no_improvement_count: u64,
+    pub best_loss: f64,
+    pub best_validation_score: f64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            n_iter: 0,
+            t: 0,
+            loss: f64::NAN,
+            no_improvement_count: 0,
+            best_loss: f64::INFINITY,
+            best_validation_score: f64::NEG_INFINITY,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// `max_iter` epochs ran without convergence.
+    MaxIter,
+    /// No improvement for `n_iter_no_change` epochs (and no smaller rate to try).
+    Converged,
+    /// The single epoch of `partial_fit` is done.
+    Incremental,
+    /// The caller asked to stop (Ctrl-C) between batches.
+    Interrupted,
+    /// A per-epoch hook asked to stop.
+    Callback,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochReport {
+    pub n_iter: usize,
+    pub loss: f64,
+    pub validation_score: Option<f64>,
+}
+
+/// Where the loop meets its caller: shuffling (so Python can reproduce scikit-learn's
+/// random stream), interruption, and per-epoch reporting.
+pub trait Hooks {
+    /// Permutes `order` in place at the start of an epoch (only with `shuffle`).
+    fn shuffle(&mut self, order: &mut [usize]) -> Result<()>;
+    /// Polled between batches.
+    fn interrupted(&mut self) -> bool;
+    /// After each epoch's bookkeeping; returning `true` stops training.
+    fn epoch_end(&mut self, report: &EpochReport) -> Result<bool>;
+    /// When training stopped improving, with the optimizer's decision.
+    fn plateau(&mut self, early_stopping: bool, decision: Plateau) -> Result<()>;
+}
+
+/// Hooks for pure-Rust use: shuffles with a seeded generator, never interrupts.
+pub struct SeededHooks(pub SplitMix64);
+
+impl Hooks for SeededHooks {
+    fn shuffle(&mut self, order: &mut [usize]) -> Result<()> {
+        self.0.shuffle(order);
+        Ok(())
+    }
+    fn interrupted(&mut self) -> bool {
+        false
+    }
+    fn epoch_end(&mut self, _: &EpochReport) -> Result<bool> {
+        Ok(false)
+    }
+    fn plateau(&mut self, _: bool, _: Plateau) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub loss_curve: Vec<f64>,
+    pub validation_scores: Vec<f64>,
+    pub stop: StopReason,
+}
+
+/// The model being trained: parameters, optimizer tensors and (with early stopping) the
+/// best parameters seen, all in the `2L` layout.
+pub struct Model<'m, 'a, T> {
+    pub params: &'m mut [&'a mut [T]],
+    pub optimizer_state: &'m mut [&'a mut [T]],
+    pub best: &'m mut [&'a mut [T]],
+    pub scalars: &'m mut Scalars,
+    pub progress: &'m mut Progress,
+}
+
+/// Runs up to `max_iter` epochs (one with `incremental`) of SGD or Adam.
+pub fn train<T: Real>(
+    net: &Net,
+    cfg: &TrainConfig,
+    data: &Dataset<'_, T>,
+    validation: Option<&Dataset<'_, T>>,
+    model: Model<'_, '_, T>,
+    hooks: &mut dyn Hooks,
+    par: Par,
+) -> Result<Outcome> {
+    let Model {
+        params,
+        optimizer_state,
+        best,
+        scalars,
+        progress,
+    } = model;
+    data.check("training data", net)?;
+    net.layout.check("parameters", params)?;
+    let per = cfg.solver.state_per_tensor();
+    let state_lens: Vec<usize> = (0..per).flat_map(|_| net.layout.tensor_lens()).collect();
+    ensure_shape(
+        optimizer_state.len() == state_lens.len()
+            && optimizer_state
+                .iter()
+                .zip(&state_lens)
+                .all(|(s, &n)| s.len() == n),
+        || "optimizer state does not match the network's parameters".into(),
+    )?;
+    let n = data.n_samples();
+    if n == 0 {
+        return Err(Error::Value("no samples to train on".into()));
+    }
+    if cfg.batch_size == 0 || cfg.max_iter == 0 {
+        return Err(Error::Value(
+            "batch_size and max_iter must be positive".into(),
+        ));
+    }
+    let early_stopping = match (cfg.early_stopping, validation) {
+        (false, _) => None,
+        (true, Some(v)) => {
+            v.check("validation data", net)?;
+            net.layout.check("best parameters", best)?;
+            if v.n_samples() == 0 {
+                return Err(Error::Value("the validation set is empty".into()));
+            }
+            Some(v)
+        }
+        (true, None) => return Err(Error::Value("early stopping needs a validation set".into())),
+    };
+
+    let batch = cfg.batch_size.min(n);
+    let mut ws = Workspace::new(&net.layout, batch, true);
+    let mut order: Vec<usize> = (0..n).collect();
+    let weighted = data.sample_weight.is_some();
+    let mut outcome = Outcome {
+        loss_curve: Vec::new(),
+        validation_scores: Vec::new(),
+        stop: StopReason::MaxIter,
+    };
+
+    progress.n_iter = 0;
+    for _ in 0..cfg.max_iter {
+        if cfg.shuffle {
+            hooks.shuffle(&mut order)?;
+        }
+        let mut accumulated = 0.0;
+        for start in (0..n).step_by(batch) {
+            if hooks.interrupted() {
+                outcome.stop = StopReason::Interrupted;
+                return Ok(outcome);
+            }
+            let rows = &order[start..(start + batch).min(n)];
+            let m = rows.len();
+            let weight_sum = data.gather(rows, &mut ws);
+            net.forward(params, &mut ws, m, par)?;
+            let penalty = net.penalty(params, cfg.alpha);
+            let batch_loss = (net.loss_sum(&ws, m, weighted) + penalty) / weight_sum.to_f64();
+            net.backward(params, &mut ws, m, weighted, false, par)?;
+            net.finish_gradients(params, &mut ws.grads, cfg.alpha, weight_sum);
+            cfg.solver.step(params, &ws.grads, optimizer_state, scalars);
+            accumulated += batch_loss * m as f64;
+        }
+
+        progress.n_iter += 1;
+        progress.loss = accumulated / n as f64;
+        progress.t += n as u64;
+        outcome.loss_curve.push(progress.loss);
+
+        let validation_score = match early_stopping {
+            Some(v) => {
+                let score = validation_score(net, cfg.score, v, params, &mut ws, par)?;
+                outcome.validation_scores.push(score);
+                if score < progress.best_validation_score + cfg.tol {
+                    progress.no_improvement_count += 1;
+                } else {
+                    progress.no_improvement_count = 0;
+                }
+                if score > progress.best_validation_score {
+                    progress.best_validation_score = score;
+                    for (b, p) in best.iter_mut().zip(params.iter()) {
+                        b.copy_from_slice(p);
+                    }
+                }
+                Some(score)
+            }
+            None => {
+                if progress.loss > progress.best_loss - cfg.tol {
+                    progress.no_improvement_count += 1;
+                } else {
+                    progress.no_improvement_count = 0;
+                }
+                if progress.loss < progress.best_loss {
+                    progress.best_loss = progress.loss;
+                }
+                None
+            }
+        };
+        let report = EpochReport {
+            n_iter: progress.n_iter,
+            loss: progress.loss,
+            validation_score,
+        };
+        let callback_stop = hooks.epoch_end(&report)?;
+
+        cfg.solver.epoch_ends(progress.t, scalars);
+
+        if progress.no_improvement_count as f64 > cfg.n_iter_no_change {
+            let decision = cfg.solver.plateau(scalars);
+            hooks.plateau(cfg.early_stopping, decision)?;
+            if matches!(decision, Plateau::RateReduced(_)) {
+                progress.no_improvement_count = 0;
+            } else {
+                outcome.stop = StopReason::Converged;
+                return Ok(outcome);
+            }
+        }
+        if callback_stop {
+            outcome.stop = StopReason::Callback;
+            return Ok(outcome);
+        }
+        if cfg.incremental {
+            outcome.stop = StopReason::Incremental;
+            return Ok(outcome);
+        }
+    }
+    Ok(outcome)
+}
+
+/// The validation score of the current parameters, computed in workspace-sized blocks.
+fn validation_score<T: Real>(
+    net: &Net,
+    kind: Score,
+    v: &Dataset<'_, T>,
+    params: &[&mut [T]],
+    ws: &mut Workspace<T>,
+    par: Par,
+) -> Result<f64> {
+    let k = net.layout.n_outputs();
+    let mut acc = ScoreAccumulator::new(kind, net.loss.output_activation(), k);
+    let n = v.n_samples();
+    let mut rows = std::mem::take(&mut ws.rows);
+    for start in (0..n).step_by(ws.capacity) {
+        let m = ws.capacity.min(n - start);
+        rows.clear();
+        rows.extend(start..start + m);
+        v.gather(&rows, ws);
+        net.forward(params, ws, m, par)?;
+        let w = v.sample_weight.is_some().then(|| &ws.w[..m]);
+        acc.add(net.outputs(ws, m), &ws.y[..m * k], w);
+    }
+    if acc.needs_second_pass() {
+        for start in (0..n).step_by(ws.capacity) {
+            let m = ws.capacity.min(n - start);
+            rows.clear();
+            rows.extend(start..start + m);
+            v.gather(&rows, ws);
+            let w = v.sample_weight.is_some().then(|| &ws.w[..m]);
+            acc.add_targets_again(&ws.y[..m * k], w);
+        }
+    }
+    ws.rows = rows;
+    Ok(acc.finish())
+}

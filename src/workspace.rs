@@ -1,0 +1,52 @@
+//! Per-fit buffers, sized once for the largest batch so the epoch loop never allocates.
+
+use crate::network::Layout;
+use crate::real::Real;
+
+pub struct Workspace<T> {
+    /// Rows per batch the buffers can hold.
+    pub capacity: usize,
+    /// The gathered input rows (`capacity x units[0]`).
+    pub x: Vec<T>,
+    /// The gathered targets (`capacity x n_outputs`).
+    pub y: Vec<T>,
+    /// The gathered sample weights.
+    pub w: Vec<T>,
+    /// Row indices of the current batch.
+    pub rows: Vec<usize>,
+    /// Outputs of layers `1..=L` (`capacity x units[l]`).
+    pub acts: Vec<Vec<T>>,
+    /// Error signals with respect to the pre-activations of layers `1..=L`.
+    pub deltas: Vec<Vec<T>>,
+    /// Gradients, in the parameters' `2L` layout.
+    pub grads: Vec<Vec<T>>,
+}
+
+impl<T: Real> Workspace<T> {
+    pub fn new(layout: &Layout, capacity: usize, with_gradients: bool) -> Self {
+        let capacity = capacity.max(1);
+        let per_layer = |u: &usize| vec![T::zero(); capacity * u];
+        Self {
+            capacity,
+            x: vec![T::zero(); capacity * layout.n_inputs()],
+            y: vec![T::zero(); capacity * layout.n_outputs()],
+            w: vec![T::zero(); capacity],
+            rows: Vec::with_capacity(capacity),
+            acts: layout.units[1..].iter().map(per_layer).collect(),
+            deltas: if with_gradients {
+                layout.units[1..].iter().map(per_layer).collect()
+            } else {
+                Vec::new()
+            },
+            grads: if with_gradients {
+                layout
+                    .tensor_lens()
+                    .into_iter()
+                    .map(|n| vec![T::zero(); n])
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
