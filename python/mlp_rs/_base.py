@@ -249,8 +249,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
 
         dtype = self._dtype if self._dtype in (np.float32, np.float64) else X.dtype
+        # After an early-stopping fit scikit-learn's coefs_ *is* its _best_coefs list,
+        # so the next warm-start fit trains the "best" weights in place: without a new
+        # best score it ends on the last epoch's weights. Reproduced for parity.
+        self._best_follows_training = getattr(self, "_best_coefs", None) is self.coefs_
         self._own_parameters(dtype)
-        y = np.ascontiguousarray(y, dtype=dtype)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
 
@@ -269,6 +272,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _fit_lbfgs(self, X, y, sample_weight, dtype):
         x = _engine_input(X, dtype)
+        y = np.ascontiguousarray(y, dtype=dtype)
         config = self._engine_config()
         shapes = [p.shape for p in self._params()]
         sizes = [p.size for p in self._params()]
@@ -356,7 +360,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 )
             validation = (
                 _engine_input(X_val, dtype),
-                np.ascontiguousarray(y_val),
+                np.ascontiguousarray(y_val, dtype=dtype),
                 None if sw_val is None else np.ascontiguousarray(sw_val),
             )
         else:
@@ -398,7 +402,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         }
         result = _core.fit_stochastic(
             _engine_input(X_train, dtype),
-            np.ascontiguousarray(y_train),
+            np.ascontiguousarray(y_train, dtype=dtype),
             None if sw_train is None else np.ascontiguousarray(sw_train),
             validation,
             self._params(),
@@ -440,8 +444,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             warnings.warn("Training interrupted by user.")
 
         if early_stopping:
-            self.coefs_ = [c.copy() for c in self._best_coefs]
-            self.intercepts_ = [b.copy() for b in self._best_intercepts]
+            improved = out["best_validation_score"] > engine_state["best_validation_score"]
+            if improved or not self._best_follows_training:
+                self.coefs_ = self._best_coefs
+                self.intercepts_ = self._best_intercepts
+            else:
+                self._best_coefs = self.coefs_
+                self._best_intercepts = self.intercepts_
 
     def _best_params(self):
         return self._best_coefs + self._best_intercepts if self.early_stopping else []
