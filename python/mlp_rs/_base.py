@@ -171,7 +171,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         """Private C-contiguous copies of the parameters, so that training never writes
         into arrays a user assigned to ``coefs_`` / ``intercepts_``."""
         self.coefs_ = [np.array(c, dtype=dtype, order="C") for c in self.coefs_]
-        self.intercepts_ = [np.array(b, dtype=dtype, order="C") for b in self.intercepts_]
+        self.intercepts_ = [
+            np.array(b, dtype=dtype, order="C") for b in self.intercepts_
+        ]
 
     # --------------------------------------------------------------- initialisation
 
@@ -187,11 +189,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         else:
             self.out_activation_ = "logistic"
 
-        # Same draws, in the same order, as scikit-learn: equal random_state, equal start.
+        # scikit-learn's draws in its order: same random_state, same start.
         self.coefs_ = []
         self.intercepts_ = []
         factor = 2.0 if self.activation == "logistic" else 6.0
-        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:], strict=False):
             bound = np.sqrt(factor / (fan_in + fan_out))
             coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
             intercept = self._random_state.uniform(-bound, bound, fan_out)
@@ -300,7 +302,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         arrays = np.split(opt_res.x.astype(dtype), np.cumsum(sizes)[:-1])
-        params = [a.reshape(s) for a, s in zip(arrays, shapes)]
+        params = [a.reshape(s) for a, s in zip(arrays, shapes, strict=False)]
         n_layers = len(self.coefs_)
         self.coefs_ = params[:n_layers]
         self.intercepts_ = params[n_layers:]
@@ -408,9 +410,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self._params(),
             state["tensors"],
             best,
-            self._engine_config(
-                batch_size=batch_size, incremental=bool(incremental)
-            ),
+            self._engine_config(batch_size=batch_size, incremental=bool(incremental)),
             engine_state,
             next_order if self.shuffle else None,
             self._report_epoch if self.verbose else None,
@@ -444,7 +444,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             warnings.warn("Training interrupted by user.")
 
         if early_stopping:
-            improved = out["best_validation_score"] > engine_state["best_validation_score"]
+            improved = (
+                out["best_validation_score"] > engine_state["best_validation_score"]
+            )
             if improved or not self._best_follows_training:
                 self.coefs_ = self._best_coefs
                 self.intercepts_ = self._best_intercepts

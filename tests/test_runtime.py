@@ -1,0 +1,117 @@
+"""Runtime behaviour of the binding: Ctrl-C, the GIL, concurrent use."""
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+
+from mlp_rs import MLPClassifier, MLPRegressor
+
+
+@pytest.fixture(scope="module")
+def big_problem():
+    X, y = make_classification(
+        n_samples=20000, n_features=40, n_informative=20, n_classes=3, random_state=0
+    )
+    return X.astype(np.float32), y
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(),
+    reason="signals are delivered to the main thread",
+)
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_ctrl_c_stops_training_and_keeps_a_usable_model(big_problem, solver):
+    X, y = big_problem
+    clf = MLPClassifier(
+        hidden_layer_sizes=(128,),
+        solver=solver,
+        max_iter=100000,
+        tol=0.0,
+        n_iter_no_change=10**9,
+        random_state=0,
+    )
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.warns(UserWarning, match="Training interrupted by user"):
+            clf.fit(X, y)
+    finally:
+        timer.cancel()
+    assert clf.n_iter_ < 100000
+    assert len(clf.loss_curve_) == clf.n_iter_
+    assert all(np.isfinite(c).all() for c in clf.coefs_)
+    proba = clf.predict_proba(X[:10])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_fit_releases_the_gil(big_problem):
+    X, y = big_problem
+    clf = MLPClassifier(hidden_layer_sizes=(128,), max_iter=3, random_state=0)
+    done = threading.Event()
+
+    def fit():
+        clf.fit(X, y)
+        done.set()
+
+    worker = threading.Thread(target=fit)
+    ticks = 0
+    worker.start()
+    while not done.is_set():
+        ticks += 1
+        time.sleep(0.001)
+    worker.join()
+    # Holding the GIL for the whole fit would leave this loop at a handful of ticks.
+    assert ticks > 20
+    assert clf.n_iter_ == 3
+
+
+def test_many_threads_predict_like_one(big_problem):
+    X, y = big_problem
+    clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=2, random_state=0).fit(X, y)
+    expected = clf.predict_proba(X)
+    results = [None] * 8
+
+    def predict(i):
+        results[i] = clf.predict_proba(X)
+
+    threads = [threading.Thread(target=predict, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
+
+
+def test_two_models_fit_concurrently_like_alone():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(3000, 30))
+    y = X @ rng.normal(size=30) + 0.1 * rng.normal(size=3000)
+    params = dict(hidden_layer_sizes=(64,), max_iter=5, random_state=0, n_jobs=2)
+    alone = MLPRegressor(**params).fit(X, y)
+    models = [MLPRegressor(**params), MLPRegressor(**params)]
+    threads = [threading.Thread(target=m.fit, args=(X, y)) for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for m in models:
+        for a, b in zip(alone.coefs_, m.coefs_, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_exception_in_a_verbose_print_propagates(big_problem, monkeypatch):
+    X, y = big_problem
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, verbose=True)
+
+    def broken(*args):
+        raise RuntimeError("callback failed")
+
+    monkeypatch.setattr(clf, "_report_epoch", broken)
+    with pytest.raises(RuntimeError, match="callback failed"):
+        clf.fit(X[:500], y[:500])
