@@ -7,9 +7,8 @@ import time
 
 import numpy as np
 import pytest
-from sklearn.datasets import make_classification
-
 from mlp_rs import MLPClassifier, MLPRegressor
+from sklearn.datasets import make_classification
 
 
 @pytest.fixture(scope="module")
