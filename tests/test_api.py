@@ -201,6 +201,16 @@ def test_float32_lbfgs(name):
     params = {**SMALL, **_solver_params("lbfgs")}
     ours = quiet_fit(OURS[name](**params), X32, y)
     assert all(np.isfinite(c).all() for c in ours.coefs_)
+    # mlp_rs trains lbfgs in float32 as well (scikit-learn ends up with float64
+    # weights here because scipy's optimizer works in float64).
+    assert all(c.dtype == np.float32 for c in ours.coefs_)
+    assert all(b.dtype == np.float32 for b in ours.intercepts_)
+    out_dtype = (
+        ours.predict_proba(X32).dtype
+        if name == "MLPClassifier"
+        else ours.predict(X32).dtype
+    )
+    assert out_dtype == np.float32
     sk = quiet_fit(getattr(sk_nn, name)(**params), X32, y)
     out_sk = sk.predict_proba(X32) if name == "MLPClassifier" else sk.predict(X32)
     out_ours = ours.predict_proba(X32) if name == "MLPClassifier" else ours.predict(X32)
@@ -1082,3 +1092,64 @@ def test_feature_names_in_with_pandas(name):
     assert not hasattr(est_np, "feature_names_in_")
     sk = quiet_fit(getattr(sk_nn, name)(**SMALL, early_stopping=True), df, y)
     assert_same_fitted_model(sk, est)
+
+
+# --------------------------------------------------------------------------
+# invalid inputs: same exception type and message as scikit-learn
+# --------------------------------------------------------------------------
+def _Xy(name):
+    return make_data(_kind(name))
+
+
+INVALID_INPUTS = {
+    "empty-X": ("MLPClassifier", lambda e, X, y: e.fit(X[:0], y[:0])),
+    "3d-X": ("MLPClassifier", lambda e, X, y: e.fit(X[:, :, None], y)),
+    "1d-X": ("MLPRegressor", lambda e, X, y: e.fit(X[:, 0], y)),
+    "nan-y": ("MLPRegressor", lambda e, X, y: e.fit(X, np.r_[np.nan, y[1:]])),
+    "complex-X": ("MLPRegressor", lambda e, X, y: e.fit(X + 1j, y)),
+    "3d-y": ("MLPRegressor", lambda e, X, y: e.fit(X, y[:, None, None])),
+    "2d-sample-weight": (
+        "MLPRegressor",
+        lambda e, X, y: e.fit(X, y, sample_weight=np.ones((len(y), 2))),
+    ),
+    "nan-sample-weight": (
+        "MLPRegressor",
+        lambda e, X, y: e.fit(X, y, sample_weight=np.r_[np.nan, np.ones(len(y) - 1)]),
+    ),
+    "predict-0-rows": ("MLPRegressor", lambda e, X, y: e.fit(X, y).predict(X[:0])),
+    "predict-sparse-wrong-n-features": (
+        "MLPClassifier",
+        lambda e, X, y: e.fit(X, y).predict(sp.csr_matrix(X[:, :2])),
+    ),
+    "score-wrong-y-length": (
+        "MLPClassifier",
+        lambda e, X, y: e.fit(X, y).score(X, y[:-1]),
+    ),
+    "partial_fit-n_features-change": (
+        "MLPRegressor",
+        lambda e, X, y: (e.partial_fit(X, y), e.partial_fit(X[:, :2], y)),
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("case", list(INVALID_INPUTS))
+def test_invalid_input_same_error_as_sklearn(case):
+    name, call = INVALID_INPUTS[case]
+    X, y = _Xy(name)
+    sk, ours = make_pair(name, **SMALL)
+    assert_raises_like_sklearn(lambda: call(sk, X, y), lambda: call(ours, X, y))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_changed_n_outputs_raises():
+    # scikit-learn fails inside numpy here; mlp_rs must refuse with a ValueError
+    # too (its message may be clearer).
+    X, y = make_data("regression")
+    est = MLPRegressor(**SMALL)
+    est.partial_fit(X, y)
+    with pytest.raises(ValueError):
+        est.partial_fit(X, np.c_[y, y])
+    est = MLPRegressor(**SMALL, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError):
+        est.fit(X, np.c_[y, y])

@@ -511,3 +511,112 @@ def test_longer_training_parity(solver):
     sk, ours = fit_both("MLPClassifier", X, y, **params)
     assert_same_fitted_model(sk, ours, rtol=1e-5, atol=1e-8)
     assert_same_predictions(sk, ours, X, rtol=1e-5, atol=1e-8)
+
+
+# --------------------------------------------------------------------------
+# edge cases
+# --------------------------------------------------------------------------
+def _edge_data(case):
+    X, y = make_data("multiclass")
+    Xb, yb = make_data("binary")
+    Xr, yr = make_data("regression")
+    return {
+        "single-class": ("MLPClassifier", X, np.zeros(50, dtype=int)),
+        "single-class-str": ("MLPClassifier", X, np.array(["a"] * 50)),
+        "labels-minus1-plus1": ("MLPClassifier", Xb, 2 * yb - 1),
+        "labels-2-5-9": ("MLPClassifier", X, np.array([2, 5, 9])[y]),
+        "binary-str": ("MLPClassifier", Xb, np.array(["no", "yes"])[yb]),
+        "multilabel-1-column": ("MLPClassifier", X, (y == 1).astype(int)[:, None]),
+        "one-feature": ("MLPRegressor", Xr[:, :1], yr),
+        "two-samples": ("MLPClassifier", X[:2], np.array([0, 1])),
+        "regression-column-y": ("MLPRegressor", Xr, yr.reshape(-1, 1)),
+        "poisson-all-zero": ("MLPRegressor", Xr, np.zeros(50)),
+    }[case]
+
+
+EDGE_CASES = [
+    ("single-class", {}),
+    ("single-class-str", {"solver": "lbfgs"}),
+    ("labels-minus1-plus1", {}),
+    ("labels-2-5-9", {"solver": "sgd"}),
+    ("binary-str", {"early_stopping": True}),
+    ("multilabel-1-column", {}),
+    ("one-feature", {}),
+    ("two-samples", {"solver": "sgd"}),
+    ("regression-column-y", {"solver": "lbfgs"}),
+    ("poisson-all-zero", {"loss": "poisson"}),
+    # no hidden layer at all (a linear / logistic model)
+    ("labels-2-5-9", {"hidden_layer_sizes": ()}),
+    ("labels-2-5-9", {"hidden_layer_sizes": (), "solver": "sgd"}),
+    ("labels-2-5-9", {"hidden_layer_sizes": (), "solver": "lbfgs"}),
+    ("one-feature", {"hidden_layer_sizes": []}),
+    # unusual hyper-parameter values
+    ("labels-2-5-9", {"hidden_layer_sizes": np.int64(3)}),
+    ("labels-2-5-9", {"solver": "sgd", "momentum": 1.0}),
+    ("labels-2-5-9", {"beta_1": 0.0}),
+    ("labels-2-5-9", {"solver": "sgd", "learning_rate": "invscaling", "power_t": 0}),
+    ("labels-2-5-9", {"tol": 0.0}),
+    ("labels-2-5-9", {"max_iter": 1}),
+    ("labels-2-5-9", {"solver": "lbfgs", "max_iter": 1}),
+    ("labels-2-5-9", {"solver": "lbfgs", "max_fun": 1}),
+    ("labels-2-5-9", {"solver": "lbfgs", "alpha": 100.0}),
+    ("labels-2-5-9", {"solver": "lbfgs", "early_stopping": True}),  # ignored
+    ("labels-2-5-9", {"hidden_layer_sizes": (300,)}),
+    # batch larger than the training part of an early-stopping split
+    ("labels-2-5-9", {"early_stopping": True, "batch_size": 48}),
+    (
+        "labels-2-5-9",
+        {
+            "early_stopping": True,
+            "validation_fraction": 0.5,
+            "max_iter": 10,
+            "n_iter_no_change": 1,
+        },
+    ),
+]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.DataConversionWarning")
+@pytest.mark.filterwarnings("ignore:Got `batch_size`:UserWarning")
+@pytest.mark.parametrize(
+    "case, params",
+    EDGE_CASES,
+    ids=[f"{c}-{i}" for i, (c, _) in enumerate(EDGE_CASES)],
+)
+def test_edge_case_parity(case, params):
+    name, X, y = _edge_data(case)
+    params = {"hidden_layer_sizes": (4,), "random_state": 0, "max_iter": 5, **params}
+    sk, ours = fit_both(name, X, y, **params)
+    assert_same_fitted_model(sk, ours)
+    assert_same_predictions(sk, ours, X)
+
+
+@pytest.mark.parametrize(
+    "sample_weight",
+    [
+        np.r_[np.zeros(10), np.ones(40)],
+        list(np.linspace(0.5, 1.5, 50)),
+        2.0,
+        np.arange(1, 51),
+        np.ones(50),
+    ],
+    ids=["with-zeros", "list", "scalar", "int", "ones"],
+)
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_sample_weight_forms_parity(sample_weight, solver):
+    X, y = make_data("regression")
+    sk, ours = fit_both(
+        "MLPRegressor",
+        X,
+        y,
+        sample_weight=sample_weight,
+        **{**BASE, "solver": solver, "learning_rate_init": 0.01},
+    )
+    assert_same_fitted_model(sk, ours)
+
+
+def test_unit_sample_weight_equals_no_weight():
+    X, y = make_data("multiclass")
+    _, a = fit_both("MLPClassifier", X, y, **BASE, **SGD)
+    _, b = fit_both("MLPClassifier", X, y, sample_weight=np.ones(50), **BASE, **SGD)
+    assert_same_fitted_model(a, b)
