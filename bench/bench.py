@@ -11,14 +11,20 @@ C1       Fashion-MNIST 784-100-10 relu, sgd momentum 0.9, batch 200,
 C2       784-512-256-10, batch 256, same sgd; C2-f32 and C2-f64
 C3       adam (lr 0.001, its default) with C1's sizes and batch; float32
 C4       scikit-learn digits 64-64-10, batch 32, float64 (per-batch overhead)
-C5       predict_proba on the training rows (60,000) with a C2 model, f32
+C5       predict_proba on the 60,000 training rows with a (1-epoch) C2 model,
+         float32
 threads  C2-f32 with mlp_rs n_jobs=1 and n_jobs=2
 memory   peak RSS of a 1-epoch fit (hidden (32,), sgd) on a 1,000,000 x 100
-         float32 X, each library in a fresh subprocess
+         float32 X, relative to X.nbytes; MLPClassifier and MLPRegressor of
+         each library, each in a fresh subprocess
 =======  ==================================================================
 
-It prints Markdown tables (medians with min-max) and writes a JSON file of
-all raw measurements plus a PNG bar chart beside it.
+Every fit runs exactly E epochs (tol=0, n_iter_no_change=E+1; n_iter_ is
+checked), after one untimed 1-epoch warm-up fit per library and dtype.  The
+Markdown report (medians with min-max) goes to stdout, progress to stderr; all
+raw measurements go to a JSON file, and a PNG bar chart beside it.  PyTorch
+joins when importable.  ``--quick`` (1 repetition, 1 epoch, 10,000 training
+rows, a 2048x2048 GEMM) is a smoke test, not a measurement.
 
 Usage::
 
@@ -109,9 +115,12 @@ class TrainConfig:
         return [n_features, *self.hidden, N_CLASSES]
 
     def label(self, n_features: int) -> str:
-        """Short description, e.g. ``C1-f32 784-100-10 sgd b200``."""
+        """Short description, e.g. ``C1-f32 784-100-10 sgd lr0.01 b200``."""
         sizes = "-".join(map(str, self.layer_sizes(n_features)))
-        return f"{self.key} {sizes} {self.solver} b{self.batch_size}"
+        return (
+            f"{self.key} {sizes} {self.solver} lr{self.learning_rate:g} "
+            f"b{self.batch_size}"
+        )
 
     def params(self, epochs: int) -> dict:
         """Estimator parameters that make every fit run exactly ``epochs``."""

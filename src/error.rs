@@ -10,6 +10,12 @@ pub enum Error {
     Value(String),
     /// A caller-supplied hook failed; the caller holds the detailed error.
     Hook,
+    /// The loss stopped being finite during training.
+    Diverged {
+        epoch: usize,
+        batch: usize,
+        loss: f64,
+    },
 }
 
 impl fmt::Display for Error {
@@ -17,6 +23,13 @@ impl fmt::Display for Error {
         match self {
             Error::Shape(msg) | Error::Value(msg) => f.write_str(msg),
             Error::Hook => f.write_str("a training callback failed"),
+            Error::Diverged { epoch, batch, loss } => write!(
+                f,
+                "Training diverged: the loss became {loss} in epoch {epoch} (batch {batch}). \
+                 The learning rate is probably too high for this data, or the features are \
+                 not scaled: try a smaller learning_rate_init, or standardize X (e.g. with \
+                 sklearn.preprocessing.StandardScaler)."
+            ),
         }
     }
 }

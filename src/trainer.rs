@@ -257,6 +257,13 @@ pub fn train<T: Real>(
             net.forward(params, &mut ws, m, par)?;
             let penalty = net.penalty(params, cfg.alpha);
             let batch_loss = (net.loss_sum(&ws, m, weighted) + penalty) / weight_sum.to_f64();
+            if !batch_loss.is_finite() {
+                return Err(Error::Diverged {
+                    epoch: progress.n_iter + 1,
+                    batch: start / batch + 1,
+                    loss: batch_loss,
+                });
+            }
             net.backward(params, &mut ws, m, weighted, false, par)?;
             net.finish_gradients(params, &mut ws.grads, cfg.alpha, weight_sum);
             cfg.solver.step(params, &ws.grads, optimizer_state, scalars);
@@ -362,4 +369,154 @@ fn validation_score<T: Real>(
     }
     ws.rows = rows;
     Ok(acc.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::Activation;
+    use crate::loss::Loss;
+    use crate::network::Layout;
+    use crate::optimizer::Schedule;
+    use ndarray::Array2;
+
+    struct Fixture {
+        net: Net,
+        x: Array2<f64>,
+        y: Array2<f64>,
+        params: Vec<Vec<f64>>,
+        state: Vec<Vec<f64>>,
+    }
+
+    fn fixture() -> Fixture {
+        let layout = Layout::new(vec![3, 8, 1]).unwrap();
+        let mut rng = SplitMix64(11);
+        let x = Array2::from_shape_fn((64, 3), |_| rng.next_f64() * 2.0 - 1.0);
+        let y = Array2::from_shape_fn((64, 1), |(i, _)| x[[i, 0]] - 0.5 * x[[i, 1]]);
+        let params = layout.glorot::<f64>(Activation::Tanh, 5);
+        let state = layout
+            .tensor_lens()
+            .into_iter()
+            .map(|n| vec![0.0; n])
+            .collect();
+        let net = Net {
+            layout,
+            hidden: Activation::Tanh,
+            loss: Loss::SquaredError,
+        };
+        Fixture {
+            net,
+            x,
+            y,
+            params,
+            state,
+        }
+    }
+
+    fn config(lr_init: f64, max_iter: usize) -> (TrainConfig, Scalars) {
+        let cfg = TrainConfig {
+            alpha: 1e-4,
+            batch_size: 10,
+            solver: Solver::Sgd {
+                momentum: 0.9,
+                nesterov: true,
+                schedule: Schedule::Constant,
+                power_t: 0.5,
+            },
+            max_iter,
+            tol: 0.0,
+            n_iter_no_change: f64::INFINITY,
+            shuffle: true,
+            early_stopping: false,
+            incremental: false,
+            score: Score::R2,
+        };
+        let scalars = Scalars {
+            learning_rate_init: lr_init,
+            learning_rate: lr_init,
+            step: 0,
+        };
+        (cfg, scalars)
+    }
+
+    fn run(
+        f: &mut Fixture,
+        lr: f64,
+        max_iter: usize,
+        hooks: &mut dyn Hooks,
+    ) -> Result<(Outcome, Progress)> {
+        let (cfg, mut scalars) = config(lr, max_iter);
+        let mut progress = Progress::default();
+        let data = Dataset {
+            x: Rows::Dense(f.x.view()),
+            y: f.y.view(),
+            sample_weight: None,
+        };
+        let mut params: Vec<&mut [f64]> = f.params.iter_mut().map(|p| &mut p[..]).collect();
+        let mut state: Vec<&mut [f64]> = f.state.iter_mut().map(|p| &mut p[..]).collect();
+        let model = Model {
+            params: &mut params,
+            optimizer_state: &mut state,
+            best: &mut [],
+            scalars: &mut scalars,
+            progress: &mut progress,
+        };
+        let outcome = train(&f.net, &cfg, &data, None, model, hooks, Par::Sequential)?;
+        Ok((outcome, progress))
+    }
+
+    #[test]
+    fn training_reduces_the_loss_and_counts() {
+        let mut f = fixture();
+        let (outcome, progress) = run(&mut f, 0.05, 30, &mut SeededHooks(SplitMix64(1))).unwrap();
+        assert_eq!(outcome.stop, StopReason::MaxIter);
+        assert_eq!(outcome.loss_curve.len(), 30);
+        assert_eq!(progress.t, 30 * 64);
+        assert!(outcome.loss_curve[29] < 0.2 * outcome.loss_curve[0]);
+    }
+
+    #[test]
+    fn a_diverging_run_is_an_error() {
+        let mut f = fixture();
+        let err = run(&mut f, 1e12, 5, &mut SeededHooks(SplitMix64(1))).unwrap_err();
+        assert!(matches!(err, Error::Diverged { .. }), "{err:?}");
+        assert!(err.to_string().contains("learning rate"));
+    }
+
+    struct StopAfter(usize);
+    impl Hooks for StopAfter {
+        fn shuffle(&mut self, _: &mut [usize]) -> Result<()> {
+            Ok(())
+        }
+        fn interrupted(&mut self) -> bool {
+            self.0 = self.0.saturating_sub(1);
+            self.0 == 0
+        }
+        fn epoch_end(&mut self, _: &EpochReport) -> Result<bool> {
+            Ok(false)
+        }
+        fn plateau(&mut self, _: bool, _: Plateau) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn interruption_stops_between_batches() {
+        let mut f = fixture();
+        // 7 batches per epoch: the 10th poll is the third batch of epoch 2.
+        let (outcome, progress) = run(&mut f, 0.05, 100, &mut StopAfter(10)).unwrap();
+        assert_eq!(outcome.stop, StopReason::Interrupted);
+        assert_eq!(progress.n_iter, 1);
+        assert_eq!(outcome.loss_curve.len(), 1);
+    }
+
+    #[test]
+    fn shape_errors_are_errors() {
+        let mut f = fixture();
+        f.params[0].pop();
+        assert!(matches!(
+            run(&mut f, 0.05, 1, &mut SeededHooks(SplitMix64(1))),
+            Err(Error::Shape(_))
+        ));
+    }
 }

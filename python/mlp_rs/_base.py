@@ -4,6 +4,7 @@ Everything a fitted model holds lives here as NumPy arrays and Python values; th
 engine (``mlp_rs._core``) is stateless and works on arrays it is handed.
 """
 
+import time
 import warnings
 from abc import ABC, abstractmethod
 from itertools import chain
@@ -20,7 +21,8 @@ from sklearn.utils import check_random_state, shuffle
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from . import _core
+from . import _convert, _core
+from ._core import __version__
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
@@ -37,6 +39,7 @@ _LOSS_OF_OUTPUT = {
 _PARAMETER_CONSTRAINTS = {
     **_SkMLPRegressor._parameter_constraints,
     "n_jobs": [None, Integral],
+    "callbacks": [None, callable, list],
 }
 
 
@@ -98,6 +101,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         n_iter_no_change,
         max_fun,
         n_jobs,
+        callbacks,
     ):
         self.activation = activation
         self.solver = solver
@@ -124,6 +128,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.n_jobs = n_jobs
+        self.callbacks = callbacks
 
     # ----------------------------------------------------------------- engine glue
 
@@ -255,20 +260,29 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         # so the next warm-start fit trains the "best" weights in place: without a new
         # best score it ends on the last epoch's weights. Reproduced for parity.
         self._best_follows_training = getattr(self, "_best_coefs", None) is self.coefs_
+        # The engine trains private copies; the arrays held before stay untouched, so a
+        # failed call (divergence, an exception in a callback) can put them back.
+        previous = (self.coefs_, self.intercepts_)
         self._own_parameters(dtype)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
 
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, sample_weight, dtype, incremental)
-        elif self.solver == "lbfgs":
-            self._fit_lbfgs(X, y, sample_weight, dtype)
+        try:
+            if self.solver in _STOCHASTIC_SOLVERS:
+                self._fit_stochastic(X, y, sample_weight, dtype, incremental)
+            elif self.solver == "lbfgs":
+                self._fit_lbfgs(X, y, sample_weight, dtype)
+        except BaseException:
+            self.coefs_, self.intercepts_ = previous
+            raise
 
         weights = chain(self.coefs_, self.intercepts_)
         if not all(np.isfinite(w).all() for w in weights):
+            self.coefs_, self.intercepts_ = previous
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed."
+                " contain large values and need to be preprocessed. The model's"
+                " parameters were left as they were before this call."
             )
         return self
 
@@ -328,7 +342,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             or state["solver"] != self.solver
             or state["tensors"][0].dtype != dtype
         ):
-            state = self._optimizer_state = self._new_optimizer_state(dtype)
+            state = self._new_optimizer_state(dtype)
+        # Trained on copies and committed only when the engine succeeds.
+        tensors = [t.copy() for t in state["tensors"]]
 
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -408,14 +424,16 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             None if sw_train is None else np.ascontiguousarray(sw_train),
             validation,
             self._params(),
-            state["tensors"],
+            tensors,
             best,
             self._engine_config(batch_size=batch_size, incremental=bool(incremental)),
             engine_state,
             next_order if self.shuffle else None,
-            self._report_epoch if self.verbose else None,
+            self._epoch_reporter(n_samples),
             self._report_plateau,
         )
+        state["tensors"] = tensors
+        self._optimizer_state = state
 
         out = result["state"]
         self.n_iter_ = result["n_iter"]
@@ -456,6 +474,37 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _best_params(self):
         return self._best_coefs + self._best_intercepts if self.early_stopping else []
+
+    def _callbacks(self):
+        if self.callbacks is None:
+            return []
+        return [self.callbacks] if callable(self.callbacks) else list(self.callbacks)
+
+    def _epoch_reporter(self, n_samples):
+        """The engine's per-epoch hook: verbose lines and user callbacks; None when
+        there is nothing to do, so the engine never re-enters Python needlessly."""
+        callbacks = self._callbacks()
+        verbose = int(self.verbose)
+        if not verbose and not callbacks:
+            return None
+        start = last = time.perf_counter()
+
+        def on_epoch(epoch, loss, validation_score):
+            nonlocal last
+            now = time.perf_counter()
+            if verbose:
+                self._report_epoch(epoch, loss, validation_score)
+            if verbose >= 2:
+                took = now - last
+                rate = n_samples / took if took > 0 else float("inf")
+                print(f"  epoch time {took:.3f} s, {rate:,.0f} samples/s")
+            last = now
+            stop = False
+            for callback in callbacks:
+                stop |= bool(callback(epoch, loss, validation_score, now - start))
+            return stop
+
+        return on_epoch
 
     def _report_epoch(self, n_iter, loss, validation_score):
         print("Iteration %d, loss = %.8f" % (n_iter, loss))
@@ -518,3 +567,76 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+    # ---------------------------------------------------------- interoperability
+
+    def to_sklearn(self):
+        """The equivalent fitted scikit-learn estimator.
+
+        It holds copies of this model's parameters, fitted attributes and optimizer
+        state: it predicts the same, and its ``partial_fit`` continues the same
+        trajectory. Use it to deploy where only scikit-learn is installed, or to export
+        through tools that know scikit-learn's MLPs (e.g. skl2onnx).
+
+        Returns
+        -------
+        estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+            A fitted scikit-learn estimator.
+        """
+        return _convert.to_sklearn(self, self._sklearn_class)
+
+    @classmethod
+    def from_sklearn(cls, estimator):
+        """Build an mlp_rs estimator from a fitted scikit-learn one.
+
+        Parameters
+        ----------
+        estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+            A fitted estimator of the matching kind.
+
+        Returns
+        -------
+        estimator : MLPClassifier or MLPRegressor
+            The same model as an mlp_rs estimator (``n_jobs`` and ``callbacks`` at
+            their defaults).
+        """
+        if not isinstance(estimator, cls._sklearn_class):
+            raise TypeError(
+                f"{cls.__name__}.from_sklearn expects a fitted "
+                f"sklearn.neural_network.{cls._sklearn_class.__name__}, got "
+                f"{type(estimator).__name__}"
+            )
+        return _convert.from_sklearn(cls, estimator)
+
+    # --------------------------------------------------------------- persistence
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_mlp_rs_version"] = __version__
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        saved = state.pop("_mlp_rs_version", None)
+        if saved is not None and saved.split(".")[:2] != __version__.split(".")[:2]:
+            missing = [
+                name
+                for name in self._fitted_state_names()
+                if "coefs_" in state and name not in state
+            ]
+            if missing:
+                raise ValueError(
+                    f"This {type(self).__name__} was pickled by mlp_rs {saved} and "
+                    f"cannot be loaded by mlp_rs {__version__}: its state lacks "
+                    f"{missing}. Refit it with mlp_rs {__version__}."
+                )
+            warnings.warn(
+                f"Loading a {type(self).__name__} pickled by mlp_rs {saved} with "
+                f"mlp_rs {__version__}; it may behave differently. Refit or re-save "
+                "it to silence this warning.",
+                UserWarning,
+            )
+        super().__setstate__(state)
+
+    def _fitted_state_names(self):
+        return ["coefs_", "intercepts_", "n_layers_", "n_outputs_", "out_activation_"]

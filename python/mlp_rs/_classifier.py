@@ -3,6 +3,7 @@
 import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
+from sklearn.neural_network import MLPClassifier as _SkMLPClassifier
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
@@ -52,6 +53,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     """
     )
 
+    _sklearn_class = _SkMLPClassifier
+
     def __init__(
         self,
         hidden_layer_sizes=(100,),
@@ -79,6 +82,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
         n_jobs=None,
+        callbacks=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -106,6 +110,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             n_jobs=n_jobs,
+            callbacks=callbacks,
         )
 
     def _validate_input(self, X, y, incremental, reset):
@@ -260,6 +265,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         """
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
+
+    def _fitted_state_names(self):
+        return super()._fitted_state_names() + ["classes_", "_label_binarizer"]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

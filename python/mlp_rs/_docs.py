@@ -41,8 +41,9 @@ COMMON_PARAMETERS = """
     tol : float, default=1e-4
         Tolerance for the optimization (see ``n_iter_no_change``).
 
-    verbose : bool, default=False
-        Whether to print progress messages to stdout, as scikit-learn does.
+    verbose : bool or int, default=False
+        Whether to print progress messages to stdout, as scikit-learn does; with
+        ``verbose=2`` each epoch's time and samples/s follow its loss line.
 
     warm_start : bool, default=False
         Reuse the solution of the previous call to fit as initialization.
@@ -78,6 +79,13 @@ COMMON_PARAMETERS = """
     n_jobs : int, default=None
         Threads the engine may use: None or -1 for every core, k > 0 for k threads.
         Results are bit-identical whatever the value.
+
+    callbacks : callable or list of callables, default=None
+        Called after every epoch of 'sgd' and 'adam' as
+        ``callback(epoch, loss, validation_score, elapsed)``: the epoch count of this
+        call (from 1), the epoch's training loss, the validation score (None without
+        early stopping) and the seconds since the call started. Training stops after
+        the epoch if any callback returns True. Use it for progress bars and logging.
 """
 
 COMMON_ATTRIBUTES = """

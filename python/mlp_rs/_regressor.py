@@ -3,6 +3,7 @@
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
+from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
@@ -47,6 +48,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     """
     )
 
+    _sklearn_class = _SkMLPRegressor
+
     def __init__(
         self,
         loss="squared_error",
@@ -75,6 +78,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
         n_jobs=None,
+        callbacks=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -102,6 +106,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             n_jobs=n_jobs,
+            callbacks=callbacks,
         )
 
     def _validate_input(self, X, y, incremental, reset):
