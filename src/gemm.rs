@@ -1,22 +1,21 @@
-//! The one place that calls the GEMM crate: shape/stride adapters from ndarray views, and
-//! the fixed chunking of the output that lets several threads share a product while the
-//! result stays bit-identical for any number of threads.
+//! The one place that calls the GEMM crate: shape/stride adapters from ndarray views.
+//!
+//! Threads: `gemm` splits a product over output tiles and packs each operand once for all
+//! threads. Its k-blocking comes from the shapes and cache sizes only, never from the
+//! thread count, so every output element is accumulated in the same order whatever the
+//! number of threads: results are bit-identical (checked by the tests below).
 
 use crate::error::{ensure_shape, Result};
-use crate::parallel::{Par, SendPtr};
+use crate::parallel::Par;
 use crate::real::Real;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-/// Products smaller than this many multiply-adds run as one chunk: splitting them costs
-/// more in synchronisation than it gains.
-const MIN_CHUNK_WORK: usize = 1 << 18;
-/// Upper bound on the chunks of one product (enough to balance a handful of threads).
-const MAX_CHUNKS: usize = 16;
-/// Chunk edges are multiples of this, to keep the kernels on their full-width paths.
-const CHUNK_ALIGN: usize = 16;
+/// Products smaller than this many multiply-adds run on one thread: waking the others
+/// costs more than they would save.
+const MIN_PARALLEL_WORK: usize = 1 << 17;
 
 /// `dst = a · b` (or `dst += a · b` with `accumulate`), any strides (transposed views are
-/// fine). The output is cut into chunks along its longer side, sized from the shapes only.
+/// fine).
 pub fn matmul<T: Real>(
     mut dst: ArrayViewMut2<'_, T>,
     a: ArrayView2<'_, T>,
@@ -44,67 +43,40 @@ pub fn matmul<T: Real>(
         }
         return Ok(());
     }
+    let parallelism = match par {
+        Par::Rayon if m * n * k >= MIN_PARALLEL_WORK => {
+            gemm::Parallelism::Rayon(rayon::current_num_threads())
+        }
+        _ => gemm::Parallelism::None,
+    };
     let [drs, dcs] = [dst.strides()[0], dst.strides()[1]];
     let [ars, acs] = [a.strides()[0], a.strides()[1]];
     let [brs, bcs] = [b.strides()[0], b.strides()[1]];
-    let dptr = SendPtr(dst.as_mut_ptr());
-    let aptr = SendPtr(a.as_ptr() as *mut T);
-    let bptr = SendPtr(b.as_ptr() as *mut T);
-
-    let split_rows = m >= n;
-    let long = if split_rows { m } else { n };
-    let chunks = (m * n * k / MIN_CHUNK_WORK).clamp(1, MAX_CHUNKS);
-    let size = long.div_ceil(chunks).div_ceil(CHUNK_ALIGN) * CHUNK_ALIGN;
-    let count = long.div_ceil(size);
-
-    par.for_each(count, |c| {
-        let start = c * size;
-        let len = size.min(long - start);
-        // SAFETY: the views outlive this call, the chunks cover disjoint parts of `dst`, and
-        // every offset stays inside the views' extents checked above.
-        unsafe {
-            let (dp, ap, bp, mm, nn) = if split_rows {
-                let off = start as isize;
-                (
-                    dptr.get().offset(off * drs),
-                    aptr.get().offset(off * ars),
-                    bptr.get(),
-                    len,
-                    n,
-                )
-            } else {
-                let off = start as isize;
-                (
-                    dptr.get().offset(off * dcs),
-                    aptr.get(),
-                    bptr.get().offset(off * bcs),
-                    m,
-                    len,
-                )
-            };
-            gemm::gemm(
-                mm,
-                nn,
-                k,
-                dp,
-                dcs,
-                drs,
-                accumulate,
-                ap,
-                acs,
-                ars,
-                bp,
-                bcs,
-                brs,
-                T::one(),
-                T::one(),
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-    });
+    // SAFETY: the three views are valid for their shapes and strides, checked to fit
+    // together above; `dst` is borrowed mutably and cannot alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dcs,
+            drs,
+            accumulate,
+            a.as_ptr(),
+            acs,
+            ars,
+            b.as_ptr(),
+            bcs,
+            brs,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
     Ok(())
 }
 
@@ -146,6 +118,39 @@ mod tests {
                 assert!((&got - &want).iter().all(|d| d.abs() < 1e-9));
                 matmul(got.view_mut(), a.view(), b.view(), true, par).unwrap();
                 assert!((&got - &(2.0 * &want)).iter().all(|d| d.abs() < 1e-9));
+            }
+        }
+    }
+
+    /// The determinism the engine relies on: the same bits for any number of threads.
+    #[test]
+    fn thread_count_does_not_change_bits() {
+        for &(m, n, k) in &[
+            (200, 100, 784),
+            (784, 100, 200),
+            (256, 512, 784),
+            (37, 300, 1000),
+            (1000, 3, 517),
+        ] {
+            let a = filled(m, k, 0.37).mapv(|v| v as f32);
+            let b = filled(k, n, 0.11).mapv(|v| v as f32);
+            let mut reference = Array2::zeros((m, n));
+            matmul(
+                reference.view_mut(),
+                a.view(),
+                b.view(),
+                false,
+                Par::Sequential,
+            )
+            .unwrap();
+            for threads in [2, 3, 4, 7] {
+                let mut got = Array2::zeros((m, n));
+                crate::parallel::with_threads(threads, |par| {
+                    matmul(got.view_mut(), a.view(), b.view(), false, par)
+                })
+                .unwrap()
+                .unwrap();
+                assert_eq!(got, reference, "({m}, {n}, {k}) with {threads} threads");
             }
         }
     }

@@ -117,19 +117,6 @@ fn xlogy(x: f64, y: f64) -> f64 {
     }
 }
 
-/// Sum of squares of every coefficient matrix: the L2 penalty before `0.5 * alpha / n`.
-pub fn squared_norm<T: Real>(coefs: &[impl AsRef<[T]>]) -> f64 {
-    coefs
-        .iter()
-        .map(|c| {
-            c.as_ref()
-                .iter()
-                .fold(T::zero(), |acc, &v| acc + v * v)
-                .to_f64()
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,7 +50,7 @@ pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce(Par) -> R + Send) ->
     Ok(pool.install(|| f(Par::Rayon)))
 }
 
-/// A raw pointer that may cross threads: each chunk writes a disjoint region.
+/// A raw pointer that may cross threads: each chunk touches a disjoint region.
 #[derive(Clone, Copy)]
 pub(crate) struct SendPtr<T>(pub *mut T);
 unsafe impl<T> Send for SendPtr<T> {}

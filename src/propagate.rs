@@ -4,8 +4,9 @@
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::gemm::matmul;
-use crate::loss::{squared_norm, Loss};
+use crate::loss::Loss;
 use crate::network::Layout;
+use crate::optimizer::sum_of_squares;
 use crate::parallel::Par;
 use crate::real::Real;
 use crate::workspace::Workspace;
@@ -84,12 +85,20 @@ impl Net {
             .weighted_sum(self.outputs(ws, n), &ws.y[..n * k], w, k)
     }
 
+    /// `sum ||W||^2` over the coefficient matrices.
+    pub fn squared_norm<T: Real>(&self, params: &[impl AsRef<[T]>]) -> f64 {
+        params[..self.layout.n_layers()]
+            .iter()
+            .map(|w| sum_of_squares(w.as_ref()))
+            .sum()
+    }
+
     /// `0.5 * alpha * sum ||W||^2`, the L2 term before dividing by the weight sum.
     pub fn penalty<T: Real>(&self, params: &[impl AsRef<[T]>], alpha: f64) -> f64 {
         if alpha == 0.0 {
             return 0.0;
         }
-        0.5 * alpha * squared_norm(&params[..self.layout.n_layers()])
+        0.5 * alpha * self.squared_norm(params)
     }
 
     /// Backward pass after [`Net::forward`]: writes (or, with `accumulate`, adds) the raw

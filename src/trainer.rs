@@ -5,7 +5,7 @@
 use crate::data::Rows;
 use crate::error::{ensure_shape, Error, Result};
 use crate::network::SplitMix64;
-use crate::optimizer::{Plateau, Scalars, Solver};
+use crate::optimizer::{GradScale, Plateau, Scalars, Solver};
 use crate::parallel::Par;
 use crate::propagate::Net;
 use crate::real::Real;
@@ -240,6 +240,10 @@ pub fn train<T: Real>(
         stop: StopReason::MaxIter,
     };
 
+    // The L2 term needs sum ||W||^2 at each batch's start: the optimizer returns it for
+    // the weights it leaves, so only the first batch computes it here.
+    let mut norm = net.squared_norm(params);
+    let mut partials = Vec::new();
     progress.n_iter = 0;
     for _ in 0..cfg.max_iter {
         if cfg.shuffle {
@@ -255,7 +259,7 @@ pub fn train<T: Real>(
             let m = rows.len();
             let weight_sum = data.gather(rows, &mut ws);
             net.forward(params, &mut ws, m, par)?;
-            let penalty = net.penalty(params, cfg.alpha);
+            let penalty = 0.5 * cfg.alpha * norm;
             let batch_loss = (net.loss_sum(&ws, m, weighted) + penalty) / weight_sum.to_f64();
             if !batch_loss.is_finite() {
                 return Err(Error::Diverged {
@@ -265,8 +269,20 @@ pub fn train<T: Real>(
                 });
             }
             net.backward(params, &mut ws, m, weighted, false, par)?;
-            net.finish_gradients(params, &mut ws.grads, cfg.alpha, weight_sum);
-            cfg.solver.step(params, &ws.grads, optimizer_state, scalars);
+            let scale = GradScale {
+                alpha: cfg.alpha,
+                weight_sum: weight_sum.to_f64(),
+                n_coefs: net.layout.n_layers(),
+            };
+            norm = cfg.solver.step(
+                params,
+                &ws.grads,
+                optimizer_state,
+                scalars,
+                scale,
+                &mut partials,
+                par,
+            );
             accumulated += batch_loss * m as f64;
         }
 

@@ -1,0 +1,116 @@
+//! Engine-only epoch timing (no Python): `cargo run --release --example epoch -- C1 f32 2`.
+//! Synthetic data of Fashion-MNIST's shape; prints seconds per epoch and GFLOPS, for
+//! profiling the engine (e.g. under `perf record`).
+
+use mlp_rs::network::SplitMix64;
+use mlp_rs::{
+    train, with_threads, Activation, Dataset, Layout, Loss, Model, Net, Progress, Real, Rows,
+    Scalars, Schedule, Score, SeededHooks, Solver, TrainConfig,
+};
+use ndarray::Array2;
+use std::time::Instant;
+
+fn run<T: Real>(hidden: &[usize], batch: usize, threads: usize, epochs: usize) {
+    let (n, n_in, n_out) = (60_000, 784, 10);
+    let mut rng = SplitMix64(1);
+    let x = Array2::from_shape_fn((n, n_in), |_| T::from_f64(rng.next_f64()));
+    let y = Array2::from_shape_fn((n, n_out), |(i, j)| {
+        T::from_f64(f64::from(u8::from(i % n_out == j)))
+    });
+    let units: Vec<usize> = std::iter::once(n_in)
+        .chain(hidden.iter().copied())
+        .chain([n_out])
+        .collect();
+    let layout = Layout::new(units.clone()).unwrap();
+    let net = Net {
+        layout: layout.clone(),
+        hidden: Activation::Relu,
+        loss: Loss::LogLoss,
+    };
+    let mut params = layout.glorot::<T>(Activation::Relu, 3);
+    let mut state: Vec<Vec<T>> = layout
+        .tensor_lens()
+        .into_iter()
+        .map(|n| vec![T::zero(); n])
+        .collect();
+    let cfg = TrainConfig {
+        alpha: 1e-4,
+        batch_size: batch,
+        solver: Solver::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            schedule: Schedule::Constant,
+            power_t: 0.5,
+        },
+        max_iter: epochs,
+        tol: 0.0,
+        n_iter_no_change: f64::INFINITY,
+        shuffle: true,
+        early_stopping: false,
+        incremental: false,
+        score: Score::Accuracy,
+    };
+    let mut scalars = Scalars {
+        learning_rate_init: 0.01,
+        learning_rate: 0.01,
+        step: 0,
+    };
+    let mut progress = Progress::default();
+    let data = Dataset {
+        x: Rows::Dense(x.view()),
+        y: y.view(),
+        sample_weight: None,
+    };
+    let mut p: Vec<&mut [T]> = params.iter_mut().map(|v| &mut v[..]).collect();
+    let mut s: Vec<&mut [T]> = state.iter_mut().map(|v| &mut v[..]).collect();
+    let start = Instant::now();
+    let outcome = with_threads(threads, |par| {
+        let model = Model {
+            params: &mut p,
+            optimizer_state: &mut s,
+            best: &mut [],
+            scalars: &mut scalars,
+            progress: &mut progress,
+        };
+        train(
+            &net,
+            &cfg,
+            &data,
+            None,
+            model,
+            &mut SeededHooks(SplitMix64(2)),
+            par,
+        )
+    })
+    .unwrap()
+    .unwrap();
+    let per_epoch = start.elapsed().as_secs_f64() / epochs as f64;
+    let flops: f64 = units
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| 2.0 * (n * w[0] * w[1]) as f64 * if i == 0 { 2.0 } else { 3.0 })
+        .sum();
+    println!(
+        "{units:?} batch {batch} {} threads {threads}: {per_epoch:.4} s/epoch, {:.1} GFLOPS, loss {:.4}",
+        std::any::type_name::<T>(),
+        flops / per_epoch / 1e9,
+        outcome.loss_curve.last().unwrap()
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let config = args.get(1).map_or("C1", |s| s.as_str());
+    let f64_mode = args.get(2).is_some_and(|s| s == "f64");
+    let threads: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let epochs: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let (hidden, batch): (&[usize], usize) = match config {
+        "C2" => (&[512, 256], 256),
+        _ => (&[100], 200),
+    };
+    if f64_mode {
+        run::<f64>(hidden, batch, threads, epochs)
+    } else {
+        run::<f32>(hidden, batch, threads, epochs)
+    }
+}
