@@ -1,5 +1,5 @@
 //! Engine-only epoch timing (no Python): `cargo run --release --example epoch -- C1 f32 2`.
-//! Synthetic data of Fashion-MNIST's shape; prints seconds per epoch and GFLOPS, for
+//! Synthetic data of Fashion-MNIST's (C1, C2) or digits' (C4) shape; prints seconds per epoch and GFLOPS, for
 //! profiling the engine (e.g. under `perf record`).
 
 use mlp_rs::network::SplitMix64;
@@ -10,8 +10,14 @@ use mlp_rs::{
 use ndarray::Array2;
 use std::time::Instant;
 
-fn run<T: Real>(hidden: &[usize], batch: usize, threads: usize, epochs: usize) {
-    let (n, n_in, n_out) = (60_000, 784, 10);
+fn run<T: Real>(
+    shape: (usize, usize, usize),
+    hidden: &[usize],
+    batch: usize,
+    threads: usize,
+    epochs: usize,
+) {
+    let (n, n_in, n_out) = shape;
     let mut rng = SplitMix64(1);
     let x = Array2::from_shape_fn((n, n_in), |_| T::from_f64(rng.next_f64()));
     let y = Array2::from_shape_fn((n, n_out), |(i, j)| {
@@ -104,13 +110,16 @@ fn main() {
     let f64_mode = args.get(2).is_some_and(|s| s == "f64");
     let threads: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
     let epochs: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3);
-    let (hidden, batch): (&[usize], usize) = match config {
-        "C2" => (&[512, 256], 256),
-        _ => (&[100], 200),
+    let fashion = (60_000, 784, 10);
+    let (shape, hidden, batch): (_, &[usize], usize) = match config {
+        "C2" => (fashion, &[512, 256], 256),
+        // scikit-learn's digits, 75 % for training: per-batch overhead
+        "C4" => ((1_347, 64, 10), &[64], 32),
+        _ => (fashion, &[100], 200),
     };
     if f64_mode {
-        run::<f64>(hidden, batch, threads, epochs)
+        run::<f64>(shape, hidden, batch, threads, epochs)
     } else {
-        run::<f32>(hidden, batch, threads, epochs)
+        run::<f32>(shape, hidden, batch, threads, epochs)
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::real::Real;
+use crate::simd::multiversion;
 
 /// Activation of the hidden layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,7 @@ impl Activation {
     }
 
     /// Replaces each pre-activation `z` by `phi(z)`.
+    #[inline(always)]
     pub fn apply<T: Real>(self, values: &mut [T]) {
         match self {
             Self::Identity => {}
@@ -48,16 +50,20 @@ impl Activation {
 
     /// Multiplies `delta` by phi'(z), expressed through the outputs `y = phi(z)`.
     pub fn scale_by_derivative<T: Real>(self, outputs: &[T], delta: &mut [T]) {
+        scale_by_derivative(self, outputs, delta)
+    }
+
+    #[inline(always)]
+    fn scale_by_derivative_inline<T: Real>(self, outputs: &[T], delta: &mut [T]) {
         let pairs = delta.iter_mut().zip(outputs);
         match self {
             Self::Identity => {}
             Self::Logistic => pairs.for_each(|(d, &y)| *d = *d * y * (T::one() - y)),
             Self::Tanh => pairs.for_each(|(d, &y)| *d *= T::one() - y * y),
-            Self::Relu => pairs.for_each(|(d, &y)| {
-                if y == T::zero() {
-                    *d = T::zero()
-                }
-            }),
+            // A select, not a conditional store, so that it vectorises.
+            Self::Relu => {
+                pairs.for_each(|(d, &y)| *d = if y == T::zero() { T::zero() } else { *d })
+            }
         }
     }
 }
@@ -84,6 +90,41 @@ impl OutputActivation {
                     softmax(row)
                 }
             }
+        }
+    }
+}
+
+multiversion! {
+    fn scale_by_derivative<T: Real>(activation: Activation, outputs: &[T], delta: &mut [T]) {
+        activation.scale_by_derivative_inline(outputs, delta)
+    }
+}
+
+multiversion! {
+    /// Adds `bias` to every row of the row-major block `z` (rows of `bias.len()`).
+    pub fn add_bias<T: Real>(z: &mut [T], bias: &[T]) {
+        for row in z.chunks_exact_mut(bias.len()) {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+        }
+    }
+}
+
+multiversion! {
+    /// Adds `bias` to every row of `z`, then applies the hidden activation, row by row
+    /// while the row is in cache.
+    pub fn add_bias_and_activate<T: Real>(z: &mut [T], bias: &[T], activation: Activation) {
+        for row in z.chunks_exact_mut(bias.len()) {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+            activation.apply(row);
+        }
+    }
+}
+
+multiversion! {
+    /// Adds the column sums of the row-major block `block` (rows of `sums.len()`).
+    pub fn add_column_sums<T: Real>(sums: &mut [T], block: &[T]) {
+        for row in block.chunks_exact(sums.len()) {
+            sums.iter_mut().zip(row).for_each(|(s, &d)| *s += d);
         }
     }
 }

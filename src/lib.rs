@@ -15,6 +15,7 @@ pub mod predict;
 pub mod propagate;
 pub mod real;
 pub mod score;
+mod simd;
 pub mod trainer;
 pub mod workspace;
 

@@ -1,7 +1,7 @@
 //! Forward and backward passes over one batch held in a [`Workspace`]: per layer one GEMM
 //! forward, one for the weight gradient and one for the error of the layer below.
 
-use crate::activation::Activation;
+use crate::activation::{add_bias, add_bias_and_activate, add_column_sums, Activation};
 use crate::error::Result;
 use crate::gemm::matmul;
 use crate::loss::Loss;
@@ -59,12 +59,10 @@ impl Net {
             )?;
             let bias = params[l_count + l].as_ref();
             let z = &mut z[..n * u[l + 1]];
-            for row in z.chunks_exact_mut(u[l + 1]) {
-                row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
-            }
             if l + 1 < l_count {
-                self.hidden.apply(z);
+                add_bias_and_activate(z, bias, self.hidden);
             } else {
+                add_bias(z, bias);
                 output.apply(z, u[l + 1]);
             }
         }
@@ -145,9 +143,7 @@ impl Net {
             if !accumulate {
                 gb.fill(T::zero());
             }
-            for row in delta.chunks_exact(u[l + 1]) {
-                gb.iter_mut().zip(row).for_each(|(g, &d)| *g += d);
-            }
+            add_column_sums(gb, delta);
             if l > 0 {
                 let (lower, upper) = ws.deltas.split_at_mut(l);
                 let below = &mut lower[l - 1];
