@@ -5,7 +5,7 @@
 use mlp_rs::network::SplitMix64;
 use mlp_rs::{
     train, with_threads, Activation, Dataset, Layout, Loss, Model, Net, Progress, Real, Rows,
-    Scalars, Schedule, Score, SeededHooks, Solver, TrainConfig,
+    Scalars, Schedule, Score, SeededHooks, Solver, Targets, TrainConfig,
 };
 use ndarray::Array2;
 use std::time::Instant;
@@ -20,9 +20,7 @@ fn run<T: Real>(
     let (n, n_in, n_out) = shape;
     let mut rng = SplitMix64(1);
     let x = Array2::from_shape_fn((n, n_in), |_| T::from_f64(rng.next_f64()));
-    let y = Array2::from_shape_fn((n, n_out), |(i, j)| {
-        T::from_f64(f64::from(u8::from(i % n_out == j)))
-    });
+    let labels: Vec<i64> = (0..n).map(|i| (i % n_out) as i64).collect();
     let units: Vec<usize> = std::iter::once(n_in)
         .chain(hidden.iter().copied())
         .chain([n_out])
@@ -64,7 +62,7 @@ fn run<T: Real>(
     let mut progress = Progress::default();
     let data = Dataset {
         x: Rows::Dense(x.view()),
-        y: y.view(),
+        y: Targets::Classes(&labels),
         sample_weight: None,
     };
     let mut p: Vec<&mut [T]> = params.iter_mut().map(|v| &mut v[..]).collect();

@@ -115,6 +115,52 @@ impl<'a, T: Real> Rows<'a, T> {
     }
 }
 
+/// Training targets: a dense `n x n_outputs` matrix (regression, binary and multilabel
+/// classification), or one class index per sample (multiclass), expanded to one-hot rows
+/// batch by batch so that a one-hot matrix of the whole data never exists.
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a, T> {
+    Dense(ArrayView2<'a, T>),
+    Classes(&'a [i64]),
+}
+
+impl<T: Real> Targets<'_, T> {
+    /// Checks the targets against `n` samples and `width` outputs (class indices must
+    /// be below `width`).
+    pub fn check(&self, n: usize, width: usize) -> Result<()> {
+        match self {
+            Targets::Dense(y) => ensure_shape(y.dim() == (n, width), || {
+                format!("y has shape {:?}, expected ({n}, {width})", y.dim())
+            }),
+            Targets::Classes(c) => {
+                ensure_shape(c.len() == n, || {
+                    format!("{} class indices for {n} samples", c.len())
+                })?;
+                if c.iter().any(|&k| k < 0 || k as usize >= width) {
+                    return Err(Error::Value(format!(
+                        "class indices must lie in [0, {width})"
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the target rows `which` (row-major, `width` values each) into `out`.
+    pub fn gather(&self, which: &[usize], width: usize, out: &mut [T]) {
+        match self {
+            Targets::Dense(y) => Rows::Dense(*y).gather(which, out),
+            Targets::Classes(c) => {
+                let out = &mut out[..which.len() * width];
+                out.fill(T::zero());
+                for (row, &r) in out.chunks_exact_mut(width).zip(which) {
+                    row[c[r] as usize] = T::one();
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +182,10 @@ mod tests {
         csr.gather(&[2, 0], &mut b);
         assert_eq!(a, b);
         assert_eq!(a, vec![4.0, 5.0, 0.0, 1.0, 0.0, 2.0]);
+        let one_hot = Targets::<f64>::Classes(&[2, 0]);
+        assert!(one_hot.check(2, 3).is_ok() && one_hot.check(2, 2).is_err());
+        one_hot.gather(&[1, 0], 3, &mut a);
+        assert_eq!(&a[..6], &[1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
         let xt = x.t();
         Rows::Dense(xt).gather(&[1], &mut a);
         assert_eq!(&a[..3], &[0.0, 0.0, 5.0]);

@@ -23,7 +23,7 @@ pub mod workspace;
 mod python;
 
 pub use activation::{Activation, OutputActivation};
-pub use data::Rows;
+pub use data::{Rows, Targets};
 pub use error::{Error, Result};
 pub use loss::Loss;
 pub use network::Layout;

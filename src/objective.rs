@@ -61,7 +61,7 @@ pub fn loss_and_gradient<T: Real>(
 mod tests {
     use super::*;
     use crate::activation::Activation;
-    use crate::data::Rows;
+    use crate::data::{Rows, Targets};
     use crate::loss::Loss;
     use crate::network::{Layout, SplitMix64};
     use ndarray::Array2;
@@ -113,7 +113,7 @@ mod tests {
                     let (x, y, w) = problem(loss, 9, 4, n_out);
                     let data = Dataset {
                         x: Rows::Dense(x.view()),
-                        y: y.view(),
+                        y: Targets::Dense(y.view()),
                         sample_weight: weighted.then_some(&w[..]),
                     };
                     let mut packed: Vec<f64> = layout.glorot::<f64>(act, 3).concat();
@@ -172,7 +172,7 @@ mod tests {
         let (x, y, _) = problem(Loss::LogLoss, BLOCK_ROWS + 123, 6, 3);
         let data = Dataset {
             x: Rows::Dense(x.view()),
-            y: y.view(),
+            y: Targets::Dense(y.view()),
             sample_weight: None,
         };
         let packed: Vec<f64> = layout.glorot::<f64>(Activation::Tanh, 1).concat();

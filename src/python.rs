@@ -5,7 +5,7 @@
 use crate::{
     resolve_n_jobs, train, with_threads, Activation, Dataset, EpochReport, Error, Hooks, Layout,
     Loss, Model, Net, Plateau, Progress, Real, Rows, Scalars, Schedule, Score, Solver, StopReason,
-    TrainConfig,
+    Targets, TrainConfig,
 };
 use numpy::ndarray::Array2;
 use numpy::{
@@ -88,6 +88,28 @@ impl<'py, T: Element + Real> XArg<'py, T> {
                 *n_cols,
             ),
         }
+    }
+}
+
+/// The targets argument: a 2-D float array, or a 1-D int64 array of class indices.
+enum YArg<'py, T: Element> {
+    Dense(PyReadonlyArray2<'py, T>),
+    Classes(PyReadonlyArray1<'py, i64>),
+}
+
+impl<'py, T: Element + Real> YArg<'py, T> {
+    fn extract(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        match obj.extract::<PyReadonlyArray1<i64>>() {
+            Ok(classes) => Ok(YArg::Classes(classes)),
+            Err(_) => Ok(YArg::Dense(obj.extract()?)),
+        }
+    }
+
+    fn targets(&self) -> PyResult<Targets<'_, T>> {
+        Ok(match self {
+            YArg::Dense(y) => Targets::Dense(y.as_array()),
+            YArg::Classes(c) => Targets::Classes(as_slice(c).map_err(to_py_err)?),
+        })
     }
 }
 
@@ -336,12 +358,12 @@ fn fit_typed<'py, T: Element + Real>(
     let net = config.net().map_err(to_py_err)?;
     let cfg = config.train_config().map_err(to_py_err)?;
     let x = XArg::<T>::extract(x)?;
-    let y: PyReadonlyArray2<T> = y.extract()?;
+    let y = YArg::<T>::extract(y)?;
     let sw: Option<PyReadonlyArray1<T>> = sample_weight.map(|w| w.extract()).transpose()?;
     let val = match validation {
         Some((xv, yv, wv)) => Some((
             XArg::<T>::extract(xv)?,
-            yv.extract::<PyReadonlyArray2<T>>()?,
+            YArg::<T>::extract(yv)?,
             wv.map(|w| w.extract::<PyReadonlyArray1<T>>()).transpose()?,
         )),
         None => None,
@@ -357,13 +379,13 @@ fn fit_typed<'py, T: Element + Real>(
     let sw_slice = sw.as_ref().map(as_slice).transpose().map_err(to_py_err)?;
     let data = Dataset {
         x: rows,
-        y: y.as_array(),
+        y: y.targets()?,
         sample_weight: sw_slice,
     };
     let val_data = match &val {
         Some((xv, yv, wv)) => Some(Dataset {
             x: xv.rows().map_err(to_py_err)?,
-            y: yv.as_array(),
+            y: yv.targets()?,
             sample_weight: wv.as_ref().map(as_slice).transpose().map_err(to_py_err)?,
         }),
         None => None,
@@ -536,14 +558,14 @@ fn loss_grad_typed<'py, T: Element + Real>(
 ) -> PyResult<(f64, Bound<'py, PyArray1<T>>)> {
     let net = config.net().map_err(to_py_err)?;
     let x = XArg::<T>::extract(x)?;
-    let y: PyReadonlyArray2<T> = y.extract()?;
+    let y = YArg::<T>::extract(y)?;
     let sw: Option<PyReadonlyArray1<T>> = sample_weight.map(|w| w.extract()).transpose()?;
     let packed: PyReadonlyArray1<T> = packed.extract()?;
     let packed = as_slice(&packed).map_err(to_py_err)?;
     let mut grad = vec![T::zero(); packed.len()];
     let data = Dataset {
         x: x.rows().map_err(to_py_err)?,
-        y: y.as_array(),
+        y: y.targets()?,
         sample_weight: sw.as_ref().map(as_slice).transpose().map_err(to_py_err)?,
     };
     let work = data.n_samples().min(crate::objective::BLOCK_ROWS) * net.layout.n_params();

@@ -2,7 +2,7 @@
 //! order from a per-epoch permutation, the epoch loss, `tol` / `n_iter_no_change`,
 //! early stopping on a validation set with best-weight tracking, and interruption.
 
-use crate::data::Rows;
+use crate::data::{Rows, Targets};
 use crate::error::{ensure_shape, Error, Result};
 use crate::network::SplitMix64;
 use crate::optimizer::{GradScale, Plateau, Scalars, Solver};
@@ -11,13 +11,12 @@ use crate::propagate::Net;
 use crate::real::Real;
 use crate::score::{Score, ScoreAccumulator};
 use crate::workspace::Workspace;
-use ndarray::ArrayView2;
 
 /// Samples with their targets (already binarized for classifiers) and optional weights.
 #[derive(Debug, Clone, Copy)]
 pub struct Dataset<'a, T> {
     pub x: Rows<'a, T>,
-    pub y: ArrayView2<'a, T>,
+    pub y: Targets<'a, T>,
     pub sample_weight: Option<&'a [T]>,
 }
 
@@ -35,12 +34,9 @@ impl<T: Real> Dataset<'_, T> {
                 self.x.n_cols()
             )
         })?;
-        ensure_shape(self.y.dim() == (n, n_out), || {
-            format!(
-                "{what}: y has shape {:?}, expected ({n}, {n_out})",
-                self.y.dim()
-            )
-        })?;
+        self.y
+            .check(n, n_out)
+            .map_err(|e| Error::Shape(format!("{what}: {e}")))?;
         if let Some(w) = self.sample_weight {
             ensure_shape(w.len() == n, || {
                 format!("{what}: {} sample weights for {n} samples", w.len())
@@ -53,7 +49,7 @@ impl<T: Real> Dataset<'_, T> {
     /// their weights (their count when unweighted).
     pub(crate) fn gather(&self, which: &[usize], ws: &mut Workspace<T>) -> T {
         self.x.gather(which, &mut ws.x);
-        Rows::Dense(self.y).gather(which, &mut ws.y);
+        self.y.gather(which, ws.n_outputs, &mut ws.y);
         match self.sample_weight {
             Some(w) => {
                 let mut sum = T::zero();
@@ -465,7 +461,7 @@ mod tests {
         let mut progress = Progress::default();
         let data = Dataset {
             x: Rows::Dense(f.x.view()),
-            y: f.y.view(),
+            y: Targets::Dense(f.y.view()),
             sample_weight: None,
         };
         let mut params: Vec<&mut [f64]> = f.params.iter_mut().map(|p| &mut p[..]).collect();

@@ -10,6 +10,7 @@ pub struct Workspace<T> {
     pub x: Vec<T>,
     /// The gathered targets (`capacity x n_outputs`).
     pub y: Vec<T>,
+    pub n_outputs: usize,
     /// The gathered sample weights.
     pub w: Vec<T>,
     /// Row indices of the current batch.
@@ -30,6 +31,7 @@ impl<T: Real> Workspace<T> {
             capacity,
             x: vec![T::zero(); capacity * layout.n_inputs()],
             y: vec![T::zero(); capacity * layout.n_outputs()],
+            n_outputs: layout.n_outputs(),
             w: vec![T::zero(); capacity],
             rows: Vec::with_capacity(capacity),
             acts: layout.units[1..].iter().map(per_layer).collect(),

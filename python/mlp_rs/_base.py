@@ -65,6 +65,14 @@ def _engine_input(X, dtype):
     return np.ascontiguousarray(X, dtype=dtype)
 
 
+def _engine_targets(y, dtype):
+    """Targets as the engine reads them: class indices (int64) stay indices, anything
+    else becomes a C-contiguous 2-D array of the model's dtype."""
+    if y.ndim == 1:
+        return np.ascontiguousarray(y, dtype=np.int64)
+    return np.ascontiguousarray(y, dtype=dtype)
+
+
 class BaseMultilayerPerceptron(BaseEstimator, ABC):
     """Base class of :class:`MLPClassifier` and :class:`MLPRegressor`.
 
@@ -182,10 +190,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     # --------------------------------------------------------------- initialisation
 
-    def _initialize(self, y, layer_units, dtype):
+    def _initialize(self, layer_units, dtype):
         self.n_iter_ = 0
         self.t_ = 0
-        self.n_outputs_ = y.shape[1]
+        self.n_outputs_ = layer_units[-1]
         self.n_layers_ = len(layer_units)
         if not is_classifier(self):
             self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
@@ -239,15 +247,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
-        if y.ndim == 1:
-            y = y.reshape((-1, 1))
+        y, self.n_outputs_ = self._training_targets(y)
 
-        self.n_outputs_ = y.shape[1]
         layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
 
         if first_pass:
-            self._initialize(y, layer_units, X.dtype)
+            self._initialize(layer_units, X.dtype)
         elif self._layer_units() != layer_units:
             raise ValueError(
                 f"The model's layers {self._layer_units()} do not match the data and "
@@ -288,7 +294,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _fit_lbfgs(self, X, y, sample_weight, dtype):
         x = _engine_input(X, dtype)
-        y = np.ascontiguousarray(y, dtype=dtype)
+        y = _engine_targets(y, dtype)
         config = self._engine_config()
         shapes = [p.shape for p in self._params()]
         sizes = [p.size for p in self._params()]
@@ -378,7 +384,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 )
             validation = (
                 _engine_input(X_val, dtype),
-                np.ascontiguousarray(y_val, dtype=dtype),
+                _engine_targets(y_val, dtype),
                 None if sw_val is None else np.ascontiguousarray(sw_val),
             )
         else:
@@ -420,7 +426,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         }
         result = _core.fit_stochastic(
             _engine_input(X_train, dtype),
-            np.ascontiguousarray(y_train, dtype=dtype),
+            _engine_targets(y_train, dtype),
             None if sw_train is None else np.ascontiguousarray(sw_train),
             validation,
             self._params(),
@@ -547,6 +553,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     @abstractmethod
     def _validate_input(self, X, y, incremental, reset):
         """Validates X and y; returns y in the form the network trains on."""
+
+    def _training_targets(self, y):
+        """The validated y in the form the network trains on, and the output count."""
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        return y, y.shape[1]
 
     @abstractmethod
     def _predict(self, X, check_input=True):

@@ -145,8 +145,15 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
 
-        y = self._label_binarizer.transform(y).astype(bool)
         return X, y
+
+    def _training_targets(self, y):
+        if self._label_binarizer.y_type_ == "multiclass":
+            # One class index per sample: the engine expands each batch to one-hot rows,
+            # so no n_samples x n_classes matrix is ever built.
+            return np.searchsorted(self.classes_, y).astype(np.int64), len(self.classes_)
+        # This downcast to bool is to prevent upcasting when working with float32 data
+        return super()._training_targets(self._label_binarizer.transform(y).astype(bool))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
