@@ -151,9 +151,12 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         if self._label_binarizer.y_type_ == "multiclass":
             # One class index per sample: the engine expands each batch to one-hot rows,
             # so no n_samples x n_classes matrix is ever built.
-            return np.searchsorted(self.classes_, y).astype(np.int64), len(self.classes_)
-        # This downcast to bool is to prevent upcasting when working with float32 data
-        return super()._training_targets(self._label_binarizer.transform(y).astype(bool))
+            indices = np.searchsorted(self.classes_, y).astype(np.int64)
+            return indices, len(self.classes_)
+        # bool, so that float32 data is not upcast
+        return super()._training_targets(
+            self._label_binarizer.transform(y).astype(bool)
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
