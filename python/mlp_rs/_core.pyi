@@ -12,6 +12,8 @@ _Float = np.float32 | np.float64
 _Dense = NDArray[Any]
 # (data, indices as int64, indptr as int64, n_features) of a CSR matrix
 _Csr = tuple[NDArray[Any], NDArray[np.int64], NDArray[np.int64], int]
+# targets: n x n_outputs floats of the model's dtype, or n int64 class indices
+_Targets = NDArray[Any]
 
 class _State(TypedDict):
     t: int
@@ -31,9 +33,9 @@ class _FitResult(TypedDict):
 
 def fit_stochastic(
     x: _Dense | _Csr,
-    y: _Dense,
+    y: _Targets,
     sample_weight: _Dense | None,
-    validation: tuple[_Dense | _Csr, _Dense, _Dense | None] | None,
+    validation: tuple[_Dense | _Csr, _Targets, _Dense | None] | None,
     params: Sequence[_Dense],
     optimizer_state: Sequence[_Dense],
     best: Sequence[_Dense],
@@ -45,7 +47,7 @@ def fit_stochastic(
 ) -> _FitResult: ...
 def loss_and_gradient(
     x: _Dense | _Csr,
-    y: _Dense,
+    y: _Targets,
     sample_weight: _Dense | None,
     packed: _Dense,
     config: dict[str, Any],
