@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust unit tests (gradient checks, optimizers), lints, and pytest
-# (API, scikit-learn estimator checks, trajectory parity with scikit-learn).
+# The whole test suite: lints, the Rust unit tests (gradient checks, optimizers, the
+# epoch loop), then the release wheel built, installed alone in a fresh virtual
+# environment and tested there: smoke test, stubtest of _core.pyi, and every pytest
+# test and example (parity with scikit-learn, API, estimator checks, hostile inputs,
+# runtime, ecosystem) run against the installed wheel, not the source tree.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k parity`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-bash scripts/setup.sh
+"$PY" -m pip install -q --disable-pip-version-check ruff
 cargo fmt --check
 cargo clippy --all-targets --features python -- -D warnings
 cargo test
-"$PY" -m ruff check python tests examples $(ls -d bench 2>/dev/null)
-"$PY" -m pytest -q tests "$@"
+"$PY" -m ruff check python tests examples bench scripts
+bash scripts/wheel_check.sh -- "$@"

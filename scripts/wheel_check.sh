@@ -209,14 +209,17 @@ import sysconfig
 import pytest
 
 
-def pytest_report_header(config):
+def pytest_sessionstart(session):
     import mlp_rs
 
     where = os.path.realpath(mlp_rs.__file__)
     site = os.path.realpath(sysconfig.get_paths()["purelib"])
     if not where.startswith(site + os.sep):
         raise pytest.UsageError(f"mlp_rs imported from {where}, not from {site}")
-    return f"mlp_rs {mlp_rs.__version__} from {mlp_rs.__file__} (installed wheel)"
+    line = f"mlp_rs {mlp_rs.__version__} from {mlp_rs.__file__} (the installed wheel)"
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
 EOF
 PYTHONPATH="$WORK/plugin" "$VPY" -m pytest -p wheel_check_plugin -p no:cacheprovider \
     -q -ra --rootdir "$WORK/run" "$WORK/run/tests" ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"} \

@@ -415,6 +415,7 @@ fn fit_typed<'py, T: Element + Real>(
         error: None,
     };
     let mut signal_error: Option<PyErr> = None;
+    let done = AtomicBool::new(false);
 
     // The engine runs on a worker thread so that this (possibly the main) thread can keep
     // polling for signals; the worker wakes it when done.
@@ -443,12 +444,15 @@ fn fit_typed<'py, T: Element + Real>(
                     })
                     .and_then(|r| r)
                 }));
+                // A flag, not `is_finished`: the thread is still exiting after `unpark`,
+                // and the caller would park again for a whole timeout.
+                done.store(true, Ordering::SeqCst);
                 caller.unpark();
                 out
             });
-            while !worker.is_finished() {
+            while !done.load(Ordering::SeqCst) {
                 std::thread::park_timeout(Duration::from_millis(50));
-                if worker.is_finished() {
+                if done.load(Ordering::SeqCst) {
                     break;
                 }
                 Python::attach(|py| {

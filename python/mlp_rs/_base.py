@@ -4,6 +4,7 @@ Everything a fitted model holds lives here as NumPy arrays and Python values; th
 engine (``mlp_rs._core``) is stateless and works on arrays it is handed.
 """
 
+import os
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -63,6 +64,18 @@ def _engine_input(X, dtype):
             int(X.shape[1]),
         )
     return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _resolve_n_jobs(n_jobs):
+    """Threads for the engine. None follows OMP_NUM_THREADS when it is set -- joblib's
+    workers set it to their share of the cores, so a grid search with n_jobs=k does not
+    oversubscribe -- and means every core otherwise; -1 is every core."""
+    if n_jobs is None:
+        try:
+            return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+        except ValueError:
+            return None
+    return int(n_jobs)
 
 
 def _engine_targets(y, dtype):
@@ -172,7 +185,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             "early_stopping": bool(self.early_stopping),
             "incremental": False,
             "score": "accuracy" if is_classifier(self) else "r2",
-            "n_jobs": self.n_jobs,
+            "n_jobs": _resolve_n_jobs(self.n_jobs),
         }
         config.update(overrides)
         return config
@@ -231,6 +244,18 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     # ------------------------------------------------------------------------ fit
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
+        # A call that raises leaves the estimator exactly as it was: every attribute is
+        # put back. Training never mutates objects the old state refers to (it works on
+        # copies and assigns new lists), so a shallow copy of the state is enough.
+        saved = dict(self.__dict__)
+        try:
+            return self._fit_or_raise(X, y, sample_weight, incremental)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit_or_raise(self, X, y, sample_weight, incremental):
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -244,6 +269,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         )
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+            # (object targets holding None become NaN in validation, after its check)
+            what = "NaN" if np.isnan(y).any() else "infinity"
+            raise ValueError(f"Input y contains {what}.")
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
@@ -266,25 +295,18 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         # so the next warm-start fit trains the "best" weights in place: without a new
         # best score it ends on the last epoch's weights. Reproduced for parity.
         self._best_follows_training = getattr(self, "_best_coefs", None) is self.coefs_
-        # The engine trains private copies; the arrays held before stay untouched, so a
-        # failed call (divergence, an exception in a callback) can put them back.
-        previous = (self.coefs_, self.intercepts_)
+        # The engine trains private copies: the arrays held before stay untouched.
         self._own_parameters(dtype)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
 
-        try:
-            if self.solver in _STOCHASTIC_SOLVERS:
-                self._fit_stochastic(X, y, sample_weight, dtype, incremental)
-            elif self.solver == "lbfgs":
-                self._fit_lbfgs(X, y, sample_weight, dtype)
-        except BaseException:
-            self.coefs_, self.intercepts_ = previous
-            raise
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, y, sample_weight, dtype, incremental)
+        elif self.solver == "lbfgs":
+            self._fit_lbfgs(X, y, sample_weight, dtype)
 
         weights = chain(self.coefs_, self.intercepts_)
         if not all(np.isfinite(w).all() for w in weights):
-            self.coefs_, self.intercepts_ = previous
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
                 " contain large values and need to be preprocessed. The model's"
@@ -438,20 +460,24 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self._epoch_reporter(n_samples),
             self._report_plateau,
         )
-        state["tensors"] = tensors
-        self._optimizer_state = state
+        self._optimizer_state = {
+            **state,
+            "tensors": tensors,
+            "learning_rate": result["state"]["learning_rate"],
+            "step": result["state"]["step"],
+        }
 
         out = result["state"]
         self.n_iter_ = result["n_iter"]
         self.t_ = out["t"]
         if result["n_iter"] > 0:
             self.loss_ = out["loss"]
-        self.loss_curve_.extend(result["loss_curve"])
+        self.loss_curve_ = self.loss_curve_ + result["loss_curve"]
         self._no_improvement_count = out["no_improvement_count"]
-        state["learning_rate"] = out["learning_rate"]
-        state["step"] = out["step"]
         if early_stopping:
-            self.validation_scores_.extend(result["validation_scores"])
+            self.validation_scores_ = (
+                self.validation_scores_ + result["validation_scores"]
+            )
             self.best_validation_score_ = out["best_validation_score"]
             n_layers = len(self.coefs_)
             self._best_coefs, self._best_intercepts = best[:n_layers], best[n_layers:]
@@ -540,9 +566,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             from sklearn.utils.validation import validate_data
 
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        return _core.predict(
-            _engine_input(X, self._dtype), self._params(), self._engine_config()
-        )
+        # Computed in the promoted dtype, as NumPy (and scikit-learn) would: a float32
+        # model given float64 data predicts in float64 rather than overflow.
+        dtype = self._dtype
+        if X.dtype.kind in "fiub":
+            dtype = np.result_type(X.dtype, dtype)
+            if dtype not in (np.float32, np.float64):
+                dtype = np.float64
+        params = [np.asarray(p, dtype=dtype) for p in self._params()]
+        return _core.predict(_engine_input(X, dtype), params, self._engine_config())
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
@@ -631,10 +663,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         state = dict(state)
         saved = state.pop("_mlp_rs_version", None)
         if saved is not None and saved.split(".")[:2] != __version__.split(".")[:2]:
+            fitted = any(k.endswith("_") and not k.startswith("__") for k in state)
             missing = [
                 name
                 for name in self._fitted_state_names()
-                if "coefs_" in state and name not in state
+                if fitted and name not in state
             ]
             if missing:
                 raise ValueError(

@@ -148,6 +148,10 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         return X, y
 
     def _training_targets(self, y):
+        if self._label_binarizer.y_type_ == "multiclass" and y.ndim == 2:
+            # multilabel y for a multiclass model: scikit-learn's error (binarizer)
+            self._label_binarizer.transform(y)
+            raise ValueError("The object was not fitted with multilabel input.")
         if self._label_binarizer.y_type_ == "multiclass":
             # One class index per sample: the engine expands each batch to one-hot rows,
             # so no n_samples x n_classes matrix is ever built.

@@ -6,6 +6,8 @@ from typing import Any, TypedDict
 import numpy as np
 from numpy.typing import NDArray
 
+__all__ = ["fit_stochastic", "loss_and_gradient", "predict", "__version__"]
+
 __version__: str
 
 _Float = np.float32 | np.float64

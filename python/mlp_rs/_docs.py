@@ -77,8 +77,10 @@ COMMON_PARAMETERS = """
         Maximum number of loss function calls (solver='lbfgs').
 
     n_jobs : int, default=None
-        Threads the engine may use: None or -1 for every core, k > 0 for k threads.
-        Results are bit-identical whatever the value.
+        Threads the engine may use: k > 0 for k threads, -1 for every core, None for
+        ``OMP_NUM_THREADS`` when it is set (joblib's workers set it to their share of
+        the cores, so ``GridSearchCV(n_jobs=...)`` does not oversubscribe) and every
+        core otherwise. Results are bit-identical whatever the value.
 
     callbacks : callable or list of callables, default=None
         Called after every epoch of 'sgd' and 'adam' as
