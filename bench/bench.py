@@ -527,10 +527,12 @@ def bench_training(
         start = time.perf_counter()
         model = library.fit(cfg, X, y, epochs)
         elapsed = time.perf_counter() - start
+        curve = getattr(model, "loss_curve_", None)
         return {
             "time": elapsed,
             "n_iter": library.n_iter(model),
             "accuracy": library.accuracy(model, X_test, y_test),
+            "loss_curve": None if curve is None else [float(v) for v in curve],
         }
 
     runs = interleave(libraries, repeats, measure, cfg.key)
@@ -917,6 +919,29 @@ def render_report(report: dict) -> str:
     return "\n\n".join(sections)
 
 
+def plot_loss_curves(ax, training: dict) -> None:
+    """Loss per epoch of each library's first fit, for the first config that has
+    recorded curves (the libraries should overlap: same weights, same batches)."""
+    for result in training.values():
+        runs = {
+            name: lib["runs"][0].get("loss_curve")
+            for name, lib in result["libraries"].items()
+        }
+        runs = {name: curve for name, curve in runs.items() if curve}
+        if len(runs) < 2:
+            continue
+        styles = ["-", "--", ":"]
+        for (name, curve), style in zip(runs.items(), styles, strict=False):
+            epochs = np.arange(1, len(curve) + 1)
+            ax.plot(epochs, curve, style, marker="o", markersize=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training loss (loss_curve_)")
+        ax.set_title(f"loss curves, {result['label']}", fontsize=9)
+        ax.legend()
+        return
+    ax.set_axis_off()
+
+
 def plot_training(training: dict, path: Path, title: str) -> str:
     """Bar chart of seconds/epoch per config and library (log scale, min-max
     error bars, speed-up over scikit-learn above each bar); returns a note."""
@@ -930,7 +955,13 @@ def plot_training(training: dict, path: Path, title: str) -> str:
     keys = list(training)
     names = list(next(iter(training.values()))["libraries"])
     width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(keys) + 2), 4.5))
+    fig, (ax, curves) = plt.subplots(
+        1,
+        2,
+        figsize=(max(6.0, 1.6 * len(keys) + 2) + 5, 4.5),
+        gridspec_kw={"width_ratios": [max(6.0, 1.6 * len(keys) + 2), 5]},
+    )
+    plot_loss_curves(curves, training)
     for j, name in enumerate(names):
         spreads = [training[k]["libraries"][name]["time"] for k in keys]
         medians = np.array([s["median"] for s in spreads])

@@ -3,6 +3,7 @@
 //! `MLPClassifier` / `MLPRegressor` exactly. Plain Rust: the only PyO3 code is `python`.
 
 pub mod activation;
+pub mod batch;
 pub mod data;
 pub mod error;
 pub mod gemm;

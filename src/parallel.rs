@@ -51,8 +51,14 @@ pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce(Par) -> R + Send) ->
 }
 
 /// A raw pointer that may cross threads: each chunk touches a disjoint region.
-#[derive(Clone, Copy)]
 pub(crate) struct SendPtr<T>(pub *mut T);
+// By hand: derives would require `T: Copy`.
+impl<T> Clone for SendPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SendPtr<T> {}
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
 

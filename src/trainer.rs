@@ -2,6 +2,7 @@
 //! order from a per-epoch permutation, the epoch loss, `tol` / `n_iter_no_change`,
 //! early stopping on a validation set with best-weight tracking, and interruption.
 
+use crate::batch::{BatchResult, BatchRunner};
 use crate::data::{Rows, Targets};
 use crate::error::{ensure_shape, Error, Result};
 use crate::network::SplitMix64;
@@ -11,6 +12,9 @@ use crate::propagate::Net;
 use crate::real::Real;
 use crate::score::{Score, ScoreAccumulator};
 use crate::workspace::Workspace;
+
+/// Rows per block when scoring the validation set.
+const VALIDATION_ROWS: usize = 1024;
 
 /// Samples with their targets (already binarized for classifiers) and optional weights.
 #[derive(Debug, Clone, Copy)]
@@ -227,9 +231,10 @@ pub fn train<T: Real>(
     };
 
     let batch = cfg.batch_size.min(n);
-    let mut ws = Workspace::new(&net.layout, batch, true);
+    let mut runner = BatchRunner::new(&net.layout, batch);
+    let mut validation_ws = early_stopping
+        .map(|v| Workspace::new(&net.layout, v.n_samples().min(VALIDATION_ROWS), false));
     let mut order: Vec<usize> = (0..n).collect();
-    let weighted = data.sample_weight.is_some();
     let mut outcome = Outcome {
         loss_curve: Vec::new(),
         validation_scores: Vec::new(),
@@ -253,10 +258,12 @@ pub fn train<T: Real>(
             }
             let rows = &order[start..(start + batch).min(n)];
             let m = rows.len();
-            let weight_sum = data.gather(rows, &mut ws);
-            net.forward(params, &mut ws, m, par)?;
+            let BatchResult {
+                loss_sum,
+                weight_sum,
+            } = runner.run(net, data, rows, params, par)?;
             let penalty = 0.5 * cfg.alpha * norm;
-            let batch_loss = (net.loss_sum(&ws, m, weighted) + penalty) / weight_sum.to_f64();
+            let batch_loss = (loss_sum + penalty) / weight_sum.to_f64();
             if !batch_loss.is_finite() {
                 return Err(Error::Diverged {
                     epoch: progress.n_iter + 1,
@@ -264,7 +271,6 @@ pub fn train<T: Real>(
                     loss: batch_loss,
                 });
             }
-            net.backward(params, &mut ws, m, weighted, false, par)?;
             let scale = GradScale {
                 alpha: cfg.alpha,
                 weight_sum: weight_sum.to_f64(),
@@ -272,7 +278,7 @@ pub fn train<T: Real>(
             };
             norm = cfg.solver.step(
                 params,
-                &ws.grads,
+                runner.grads(),
                 optimizer_state,
                 scalars,
                 scale,
@@ -287,9 +293,9 @@ pub fn train<T: Real>(
         progress.t += n as u64;
         outcome.loss_curve.push(progress.loss);
 
-        let validation_score = match early_stopping {
-            Some(v) => {
-                let score = validation_score(net, cfg.score, v, params, &mut ws, par)?;
+        let validation_score = match (early_stopping, validation_ws.as_mut()) {
+            (Some(v), Some(ws)) => {
+                let score = validation_score(net, cfg.score, v, params, ws, par)?;
                 outcome.validation_scores.push(score);
                 if score < progress.best_validation_score + cfg.tol {
                     progress.no_improvement_count += 1;
@@ -304,7 +310,7 @@ pub fn train<T: Real>(
                 }
                 Some(score)
             }
-            None => {
+            _ => {
                 if progress.loss > progress.best_loss - cfg.tol {
                     progress.no_improvement_count += 1;
                 } else {
