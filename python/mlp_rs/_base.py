@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
-from sklearn.utils import check_random_state, shuffle
+from sklearn.utils import check_random_state
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
@@ -429,7 +429,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         random_state = self._random_state
 
         def next_order():
-            order[0] = shuffle(order[0], random_state=random_state)
+            # sklearn.utils.shuffle(order, random_state=...) without its validation:
+            # the same draws (RandomState.shuffle of an arange), a tenth of the cost.
+            permutation = np.arange(n_samples)
+            random_state.shuffle(permutation)
+            order[0] = order[0][permutation]
             return order[0]
 
         best = [np.array(b, dtype=dtype, order="C") for b in self._best_params()]
