@@ -114,3 +114,51 @@ def test_exception_in_a_verbose_print_propagates(big_problem, monkeypatch):
     monkeypatch.setattr(clf, "_report_epoch", broken)
     with pytest.raises(RuntimeError, match="callback failed"):
         clf.fit(X[:500], y[:500])
+
+
+def test_predict_while_fitting_sees_whole_models(big_problem):
+    """Predictions during a refit come from the old or the new weights, never a mix,
+    and nothing raises."""
+    X, y = big_problem
+    X, y = X[:3000], y[:3000]
+    clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=2, random_state=0)
+    clf.fit(X, y)
+    errors = []
+    stop = threading.Event()
+
+    def refit():
+        try:
+            for seed in range(1, 6):
+                clf.set_params(random_state=seed).fit(X, y)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    worker = threading.Thread(target=refit)
+    worker.start()
+    seen = 0
+    while not stop.is_set():
+        proba = clf.predict_proba(X[:50])
+        assert np.isfinite(proba).all()
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+        seen += 1
+    worker.join()
+    assert not errors
+    assert seen > 0
+
+
+def test_fitting_one_model_from_two_threads_is_serialised(big_problem):
+    X, y = big_problem
+    X, y = X[:3000], y[:3000]
+    params = dict(hidden_layer_sizes=(32,), max_iter=3, random_state=0)
+    alone = MLPClassifier(**params).fit(X, y)
+    shared = MLPClassifier(**params)
+    threads = [threading.Thread(target=shared.fit, args=(X, y)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(alone.coefs_, shared.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert shared.loss_curve_ == alone.loss_curve_

@@ -4,9 +4,12 @@ Everything a fitted model holds lives here as NumPy arrays and Python values; th
 engine (``mlp_rs._core``) is stateless and works on arrays it is handed.
 """
 
+import operator
 import os
+import threading
 import time
 import warnings
+import weakref
 from abc import ABC, abstractmethod
 from itertools import chain
 from numbers import Integral
@@ -64,6 +67,20 @@ def _engine_input(X, dtype):
             int(X.shape[1]),
         )
     return np.ascontiguousarray(X, dtype=dtype)
+
+
+_WEIGHTS = operator.itemgetter("coefs_", "intercepts_")
+_FIT_LOCKS = weakref.WeakKeyDictionary()
+_FIT_LOCKS_GUARD = threading.Lock()
+
+
+def _fit_lock(estimator):
+    """The lock serialising fits of `estimator` (kept outside: locks do not pickle)."""
+    with _FIT_LOCKS_GUARD:
+        lock = _FIT_LOCKS.get(estimator)
+        if lock is None:
+            lock = _FIT_LOCKS[estimator] = threading.RLock()
+        return lock
 
 
 def _resolve_n_jobs(n_jobs):
@@ -191,15 +208,27 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return config
 
     def _params(self):
-        return self.coefs_ + self.intercepts_
+        # Both lists in one C call, so that a fit publishing new weights on another
+        # thread (see _publish) is seen entirely or not at all.
+        try:
+            coefs, intercepts = _WEIGHTS(self.__dict__)
+        except KeyError as missing:
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute {missing}: the model's state "
+                "is incomplete; refit it."
+            ) from None
+        return coefs + intercepts
 
-    def _own_parameters(self, dtype):
-        """Private C-contiguous copies of the parameters, so that training never writes
-        into arrays a user assigned to ``coefs_`` / ``intercepts_``."""
-        self.coefs_ = [np.array(c, dtype=dtype, order="C") for c in self.coefs_]
-        self.intercepts_ = [
-            np.array(b, dtype=dtype, order="C") for b in self.intercepts_
-        ]
+    def _publish(self, coefs, intercepts):
+        """Makes new weights visible, both lists at once (see _params)."""
+        self.__dict__.update(coefs_=coefs, intercepts_=intercepts)
+
+    def _private_parameters(self, dtype):
+        """C-contiguous copies of the parameters for the engine to train: arrays a
+        user assigned, and those a concurrent predict is reading, stay untouched."""
+        coefs = [np.array(c, dtype=dtype, order="C") for c in self.coefs_]
+        intercepts = [np.array(b, dtype=dtype, order="C") for b in self.intercepts_]
+        return coefs, intercepts
 
     # --------------------------------------------------------------- initialisation
 
@@ -216,15 +245,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.out_activation_ = "logistic"
 
         # scikit-learn's draws in its order: same random_state, same start.
-        self.coefs_ = []
-        self.intercepts_ = []
+        coefs, intercepts = [], []
         factor = 2.0 if self.activation == "logistic" else 6.0
         for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:], strict=False):
             bound = np.sqrt(factor / (fan_in + fan_out))
             coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
             intercept = self._random_state.uniform(-bound, bound, fan_out)
-            self.coefs_.append(coef.astype(dtype, copy=False))
-            self.intercepts_.append(intercept.astype(dtype, copy=False))
+            coefs.append(coef.astype(dtype, copy=False))
+            intercepts.append(intercept.astype(dtype, copy=False))
+        self._publish(coefs, intercepts)
 
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [i.copy() for i in self.intercepts_]
@@ -244,16 +273,18 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     # ------------------------------------------------------------------------ fit
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        # A call that raises leaves the estimator exactly as it was: every attribute is
-        # put back. Training never mutates objects the old state refers to (it works on
-        # copies and assigns new lists), so a shallow copy of the state is enough.
-        saved = dict(self.__dict__)
-        try:
-            return self._fit_or_raise(X, y, sample_weight, incremental)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
+        # Fits of one estimator from several threads run one after the other.
+        with _fit_lock(self):
+            # A call that raises leaves the estimator exactly as it was: every attribute
+            # is put back. Training never mutates objects the old state refers to (it
+            # works on copies and assigns new lists), so a shallow copy is enough.
+            saved = dict(self.__dict__)
+            try:
+                return self._fit_or_raise(X, y, sample_weight, incremental)
+            except BaseException:
+                self.__dict__.clear()
+                self.__dict__.update(saved)
+                raise
 
     def _fit_or_raise(self, X, y, sample_weight, incremental):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -295,15 +326,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         # so the next warm-start fit trains the "best" weights in place: without a new
         # best score it ends on the last epoch's weights. Reproduced for parity.
         self._best_follows_training = getattr(self, "_best_coefs", None) is self.coefs_
-        # The engine trains private copies: the arrays held before stay untouched.
-        self._own_parameters(dtype)
+        params = self._private_parameters(dtype)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, sample_weight, dtype, incremental)
+            self._fit_stochastic(X, y, sample_weight, dtype, incremental, *params)
         elif self.solver == "lbfgs":
-            self._fit_lbfgs(X, y, sample_weight, dtype)
+            self._fit_lbfgs(X, y, sample_weight, dtype, *params)
 
         weights = chain(self.coefs_, self.intercepts_)
         if not all(np.isfinite(w).all() for w in weights):
@@ -314,13 +344,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
         return self
 
-    def _fit_lbfgs(self, X, y, sample_weight, dtype):
+    def _fit_lbfgs(self, X, y, sample_weight, dtype, coefs, intercepts):
         x = _engine_input(X, dtype)
         y = _engine_targets(y, dtype)
         config = self._engine_config()
-        shapes = [p.shape for p in self._params()]
-        sizes = [p.size for p in self._params()]
-        packed = np.hstack([p.ravel() for p in self._params()])
+        shapes = [p.shape for p in coefs + intercepts]
+        sizes = [p.size for p in coefs + intercepts]
+        packed = np.hstack([p.ravel() for p in coefs + intercepts])
 
         def loss_grad(packed64):
             loss, grad = _core.loss_and_gradient(
@@ -345,9 +375,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.loss_ = opt_res.fun
         arrays = np.split(opt_res.x.astype(dtype), np.cumsum(sizes)[:-1])
         params = [a.reshape(s) for a, s in zip(arrays, shapes, strict=False)]
-        n_layers = len(self.coefs_)
-        self.coefs_ = params[:n_layers]
-        self.intercepts_ = params[n_layers:]
+        self._publish(params[: len(coefs)], params[len(coefs) :])
 
     def _new_optimizer_state(self, dtype):
         per_tensor = 1 if self.solver == "sgd" else 2
@@ -362,7 +390,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             ],
         }
 
-    def _fit_stochastic(self, X, y, sample_weight, dtype, incremental):
+    def _fit_stochastic(
+        self, X, y, sample_weight, dtype, incremental, coefs, intercepts
+    ):
         state = getattr(self, "_optimizer_state", None)
         if (
             not incremental
@@ -455,7 +485,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             _engine_targets(y_train, dtype),
             None if sw_train is None else np.ascontiguousarray(sw_train),
             validation,
-            self._params(),
+            coefs + intercepts,
             tensors,
             best,
             self._engine_config(batch_size=batch_size, incremental=bool(incremental)),
@@ -471,6 +501,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             "step": result["state"]["step"],
         }
 
+        self._publish(coefs, intercepts)
         out = result["state"]
         self.n_iter_ = result["n_iter"]
         self.t_ = out["t"]
@@ -502,8 +533,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 out["best_validation_score"] > engine_state["best_validation_score"]
             )
             if improved or not self._best_follows_training:
-                self.coefs_ = self._best_coefs
-                self.intercepts_ = self._best_intercepts
+                self._publish(self._best_coefs, self._best_intercepts)
             else:
                 self._best_coefs = self.coefs_
                 self._best_intercepts = self.intercepts_
