@@ -55,20 +55,27 @@ impl Layout {
 
     /// Checks that `tensors` has this layout's count and lengths.
     pub fn check<T>(&self, what: &str, tensors: &[impl AsRef<[T]>]) -> Result<()> {
-        let lens = self.tensor_lens();
-        ensure_shape(tensors.len() == lens.len(), || {
-            format!(
-                "{what}: expected {} arrays, got {}",
-                lens.len(),
-                tensors.len()
-            )
+        let count = 2 * self.n_layers();
+        ensure_shape(tensors.len() == count, || {
+            format!("{what}: expected {count} arrays, got {}", tensors.len())
         })?;
-        for (i, (t, &n)) in tensors.iter().zip(&lens).enumerate() {
+        for (i, t) in tensors.iter().enumerate() {
+            let n = self.tensor_len(i);
             ensure_shape(t.as_ref().len() == n, || {
                 format!("{what}[{i}]: expected {n} values, got {}", t.as_ref().len())
             })?;
         }
         Ok(())
+    }
+
+    /// Length of tensor `i` of the `2L` layout (without allocating, for hot paths).
+    fn tensor_len(&self, i: usize) -> usize {
+        let l = self.n_layers();
+        if i < l {
+            self.units[i] * self.units[i + 1]
+        } else {
+            self.units[i - l + 1]
+        }
     }
 
     /// Splits a packed vector into its `2L` tensors.

@@ -2,7 +2,7 @@
 //! forward, one for the weight gradient and one for the error of the layer below.
 
 use crate::activation::{add_bias, add_bias_and_activate, add_column_sums, Activation};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gemm::matmul;
 use crate::loss::Loss;
 use crate::network::Layout;
@@ -20,17 +20,46 @@ pub struct Net {
     pub loss: Loss,
 }
 
-fn view<T>(data: &[T], rows: usize, cols: usize) -> ArrayView2<'_, T> {
-    // The buffers are sized from the layout, so the shape always fits.
-    ArrayView2::from_shape((rows, cols), &data[..rows * cols]).expect("buffer sized from layout")
+fn view<T>(data: &[T], rows: usize, cols: usize) -> Result<ArrayView2<'_, T>> {
+    let values = data
+        .get(..rows * cols)
+        .ok_or_else(|| too_small(rows, cols))?;
+    ArrayView2::from_shape((rows, cols), values).map_err(|_| too_small(rows, cols))
 }
 
-fn view_mut<T>(data: &mut [T], rows: usize, cols: usize) -> ArrayViewMut2<'_, T> {
-    ArrayViewMut2::from_shape((rows, cols), &mut data[..rows * cols])
-        .expect("buffer sized from layout")
+fn view_mut<T>(data: &mut [T], rows: usize, cols: usize) -> Result<ArrayViewMut2<'_, T>> {
+    let values = data
+        .get_mut(..rows * cols)
+        .ok_or_else(|| too_small(rows, cols))?;
+    ArrayViewMut2::from_shape((rows, cols), values).map_err(|_| too_small(rows, cols))
+}
+
+fn too_small(rows: usize, cols: usize) -> Error {
+    Error::Shape(format!("workspace too small for a {rows} x {cols} block"))
 }
 
 impl Net {
+    /// The checks every pass starts with, so that no slice below can be out of range.
+    fn check_pass<T: Real>(
+        &self,
+        params: &[impl AsRef<[T]>],
+        ws: &Workspace<T>,
+        n: usize,
+    ) -> Result<()> {
+        self.layout.check("parameters", params)?;
+        let sized = ws.acts.len() == self.layout.n_layers()
+            && ws.x.len() >= ws.capacity * self.layout.n_inputs()
+            && ws.y.len() >= ws.capacity * self.layout.n_outputs();
+        if !sized || n > ws.capacity {
+            return Err(Error::Shape(format!(
+                "a pass over {n} rows needs a workspace for this network of at least that \
+                 capacity (has {})",
+                ws.capacity
+            )));
+        }
+        Ok(())
+    }
+
     /// Forward pass of the first `n` rows of `ws.x`; outputs land in `ws.acts`.
     pub fn forward<T: Real>(
         &self,
@@ -39,6 +68,7 @@ impl Net {
         n: usize,
         par: Par,
     ) -> Result<()> {
+        self.check_pass(params, ws, n)?;
         let u = &self.layout.units;
         let l_count = self.layout.n_layers();
         let output = self.loss.output_activation();
@@ -51,9 +81,9 @@ impl Net {
             };
             let z = &mut after[0];
             matmul(
-                view_mut(z, n, u[l + 1]),
-                view(input, n, u[l]),
-                view(params[l].as_ref(), u[l], u[l + 1]),
+                view_mut(z, n, u[l + 1])?,
+                view(input, n, u[l])?,
+                view(params[l].as_ref(), u[l], u[l + 1])?,
                 false,
                 par,
             )?;
@@ -110,6 +140,12 @@ impl Net {
         accumulate: bool,
         par: Par,
     ) -> Result<()> {
+        self.check_pass(params, ws, n)?;
+        if ws.deltas.len() != self.layout.n_layers() || ws.grads.len() != 2 * ws.deltas.len() {
+            return Err(Error::Shape(
+                "backward needs a workspace with gradients".into(),
+            ));
+        }
         let u = &self.layout.units;
         let l_count = self.layout.n_layers();
         let k = self.layout.n_outputs();
@@ -133,9 +169,9 @@ impl Net {
             let delta = &ws.deltas[l][..n * u[l + 1]];
             let (coef_grads, intercept_grads) = ws.grads.split_at_mut(l_count);
             matmul(
-                view_mut(&mut coef_grads[l], u[l], u[l + 1]),
-                view(input, n, u[l]).t(),
-                view(delta, n, u[l + 1]),
+                view_mut(&mut coef_grads[l], u[l], u[l + 1])?,
+                view(input, n, u[l])?.t(),
+                view(delta, n, u[l + 1])?,
                 accumulate,
                 par,
             )?;
@@ -148,9 +184,9 @@ impl Net {
                 let (lower, upper) = ws.deltas.split_at_mut(l);
                 let below = &mut lower[l - 1];
                 matmul(
-                    view_mut(below, n, u[l]),
-                    view(&upper[0], n, u[l + 1]),
-                    view(params[l].as_ref(), u[l], u[l + 1]).t(),
+                    view_mut(below, n, u[l])?,
+                    view(&upper[0], n, u[l + 1])?,
+                    view(params[l].as_ref(), u[l], u[l + 1])?.t(),
                     false,
                     par,
                 )?;

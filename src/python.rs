@@ -469,10 +469,8 @@ fn fit_typed<'py, T: Element + Real>(
     });
     let outcome = match result {
         Ok(Ok(Ok(outcome))) => outcome,
-        Ok(Ok(Err(Error::Hook))) | Ok(Ok(Err(_))) if py_hooks.error.is_some() => {
-            return Err(py_hooks.error.take().expect("checked above"));
-        }
-        Ok(Ok(Err(e))) => return Err(to_py_err(e)),
+        // A hook's own exception explains the failure better than the engine's error.
+        Ok(Ok(Err(e))) => return Err(py_hooks.error.take().unwrap_or_else(|| to_py_err(e))),
         Ok(Err(payload)) | Err(payload) => return Err(panic_message(payload)),
     };
     if let Some(e) = signal_error.take().or(py_hooks.error.take()) {
