@@ -1,18 +1,24 @@
-//! Inference: the forward pass over any number of rows, in fixed-size blocks.
+//! Inference: the forward pass over any number of rows, in fixed blocks of rows that run
+//! in parallel (each thread with its own buffers); blocks never interact, so the result
+//! does not depend on the number of threads.
 
 use crate::data::Rows;
-use crate::error::{ensure_shape, Result};
-use crate::objective::BLOCK_ROWS;
-use crate::parallel::Par;
+use crate::error::{ensure_shape, Error, Result};
+use crate::parallel::{Par, SendPtr};
 use crate::propagate::Net;
 use crate::real::Real;
 use crate::workspace::Workspace;
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// Rows per block: enough for efficient products, small enough to spread over threads.
+const BLOCK_ROWS: usize = 512;
 
 /// Writes the network's outputs for every row of `x` into `out` (`n x n_outputs`,
 /// row-major).
 pub fn predict<T: Real>(
     net: &Net,
-    params: &[impl AsRef<[T]>],
+    params: &[impl AsRef<[T]> + Sync],
     x: &Rows<'_, T>,
     out: &mut [T],
     par: Par,
@@ -32,18 +38,43 @@ pub fn predict<T: Real>(
     if n == 0 {
         return Ok(());
     }
-    let mut ws = Workspace::new(&net.layout, n.min(BLOCK_ROWS), false);
-    let mut rows = Vec::with_capacity(ws.capacity);
-    for (start, dst) in (0..n)
-        .step_by(ws.capacity)
-        .zip(out.chunks_mut(ws.capacity * k))
-    {
-        let m = ws.capacity.min(n - start);
+    let block = n.min(BLOCK_ROWS);
+    let count = n.div_ceil(block);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let dst = SendPtr(out.as_mut_ptr());
+    let run_block = |ws: &mut Workspace<T>, b: usize| {
+        let start = b * block;
+        let m = block.min(n - start);
+        let mut rows = std::mem::take(&mut ws.rows);
         rows.clear();
         rows.extend(start..start + m);
         x.gather(&rows, &mut ws.x);
-        net.forward(params, &mut ws, m, par)?;
-        dst.copy_from_slice(net.outputs(&ws, m));
+        ws.rows = rows;
+        match net.forward(params, ws, m, Par::Sequential) {
+            Ok(()) => {
+                // SAFETY: block `b` owns rows `start..start + m` of `out`.
+                let target =
+                    unsafe { std::slice::from_raw_parts_mut(dst.get().add(start * k), m * k) };
+                target.copy_from_slice(net.outputs(ws, m));
+            }
+            Err(e) => {
+                if let Ok(mut slot) = failure.lock() {
+                    slot.get_or_insert(e);
+                }
+            }
+        }
+    };
+    match par {
+        Par::Rayon if count > 1 => (0..count)
+            .into_par_iter()
+            .for_each_init(|| Workspace::new(&net.layout, block, false), run_block),
+        _ => {
+            let mut ws = Workspace::new(&net.layout, block, false);
+            (0..count).for_each(|b| run_block(&mut ws, b));
+        }
     }
-    Ok(())
+    match failure.into_inner().ok().flatten() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
