@@ -432,15 +432,21 @@ fn fit_typed<'py, T: Element + Real>(
                             scalars: &mut scalars,
                             progress: &mut progress,
                         };
-                        train(
-                            &net,
-                            &cfg,
-                            &data,
-                            val_data.as_ref(),
-                            model,
-                            &mut py_hooks,
-                            par,
-                        )
+                        // Attached once and detached at once: the thread keeps its Python
+                        // thread state, so each hook re-enters Python cheaply.
+                        Python::attach(|py| {
+                            py.detach(|| {
+                                train(
+                                    &net,
+                                    &cfg,
+                                    &data,
+                                    val_data.as_ref(),
+                                    model,
+                                    &mut py_hooks,
+                                    par,
+                                )
+                            })
+                        })
                     })
                     .and_then(|r| r)
                 }));
