@@ -106,13 +106,6 @@ impl<'a, T: Real> Rows<'a, T> {
             }
         }
     }
-
-    /// Copies the contiguous rows `start..start + len` into `out`.
-    pub fn gather_range(&self, start: usize, len: usize, out: &mut [T], scratch: &mut Vec<usize>) {
-        scratch.clear();
-        scratch.extend(start..start + len);
-        self.gather(scratch, out);
-    }
 }
 
 /// Training targets: a dense `n x n_outputs` matrix (regression, binary and multilabel

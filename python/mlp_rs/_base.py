@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.utils import check_random_state
 from sklearn.utils.optimize import _check_optimize_result
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import _check_sample_weight
 
 from . import _convert, _core
 from ._core import __version__
@@ -637,9 +637,6 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 " optimizers. %s is not stochastic." % self.solver
             )
         return True
-
-    def _check_fitted(self):
-        check_is_fitted(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
