@@ -35,14 +35,11 @@ pub fn loss_and_gradient<T: Real>(
     }
     let weighted = data.sample_weight.is_some();
     let mut ws = Workspace::new(&net.layout, n.min(BLOCK_ROWS), true);
-    let mut rows = Vec::with_capacity(ws.capacity);
     let mut loss_sum = 0.0;
     let mut weight_sum = T::zero();
     for (b, start) in (0..n).step_by(ws.capacity).enumerate() {
         let m = ws.capacity.min(n - start);
-        rows.clear();
-        rows.extend(start..start + m);
-        weight_sum += data.gather(&rows, &mut ws);
+        weight_sum += data.gather_range(start, m, true, &mut ws);
         net.forward(&params, &mut ws, m, par)?;
         loss_sum += net.loss_sum(&ws, m, weighted);
         net.backward(&params, &mut ws, m, weighted, b > 0, par)?;

@@ -53,6 +53,32 @@ impl<T: Real> Dataset<'_, T> {
     /// their weights (their count when unweighted).
     pub(crate) fn gather(&self, which: &[usize], ws: &mut Workspace<T>) -> T {
         self.x.gather(which, &mut ws.x);
+        self.gather_labels(which, ws)
+    }
+
+    /// Gathers the contiguous rows `start..start + len`; with `with_x` false only their
+    /// targets and weights (what a score's second pass needs).
+    pub(crate) fn gather_range(
+        &self,
+        start: usize,
+        len: usize,
+        with_x: bool,
+        ws: &mut Workspace<T>,
+    ) -> T {
+        let mut rows = std::mem::take(&mut ws.rows);
+        rows.clear();
+        rows.extend(start..start + len);
+        let weight_sum = if with_x {
+            self.gather(&rows, ws)
+        } else {
+            self.gather_labels(&rows, ws)
+        };
+        ws.rows = rows;
+        weight_sum
+    }
+
+    /// Targets and weights of rows `which`; returns the weights' sum.
+    fn gather_labels(&self, which: &[usize], ws: &mut Workspace<T>) -> T {
         self.y.gather(which, ws.n_outputs, &mut ws.y);
         match self.sample_weight {
             Some(w) => {
@@ -365,12 +391,9 @@ fn validation_score<T: Real>(
     let k = net.layout.n_outputs();
     let mut acc = ScoreAccumulator::new(kind, net.loss.output_activation(), k);
     let n = v.n_samples();
-    let mut rows = std::mem::take(&mut ws.rows);
     for start in (0..n).step_by(ws.capacity) {
         let m = ws.capacity.min(n - start);
-        rows.clear();
-        rows.extend(start..start + m);
-        v.gather(&rows, ws);
+        v.gather_range(start, m, true, ws);
         net.forward(params, ws, m, par)?;
         let w = v.sample_weight.is_some().then(|| &ws.w[..m]);
         acc.add(net.outputs(ws, m), &ws.y[..m * k], w);
@@ -378,14 +401,11 @@ fn validation_score<T: Real>(
     if acc.needs_second_pass() {
         for start in (0..n).step_by(ws.capacity) {
             let m = ws.capacity.min(n - start);
-            rows.clear();
-            rows.extend(start..start + m);
-            v.gather(&rows, ws);
+            v.gather_range(start, m, false, ws);
             let w = v.sample_weight.is_some().then(|| &ws.w[..m]);
             acc.add_targets_again(&ws.y[..m * k], w);
         }
     }
-    ws.rows = rows;
     Ok(acc.finish())
 }
 
