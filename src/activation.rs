@@ -81,15 +81,17 @@ impl OutputActivation {
 
     /// Applies the activation to a row-major block whose rows have `width` values.
     pub fn apply<T: Real>(self, values: &mut [T], width: usize) {
-        match self {
-            Self::Identity => {}
-            Self::Logistic => values.iter_mut().for_each(|v| *v = logistic(*v)),
-            Self::Exp => values.iter_mut().for_each(|v| *v = v.exp()),
-            Self::Softmax => {
-                for row in values.chunks_exact_mut(width.max(1)) {
-                    softmax(row)
-                }
-            }
+        apply_output(self, values, width)
+    }
+}
+
+multiversion! {
+    fn apply_output<T: Real>(activation: OutputActivation, values: &mut [T], width: usize) {
+        match activation {
+            OutputActivation::Identity => {}
+            OutputActivation::Logistic => values.iter_mut().for_each(|v| *v = logistic(*v)),
+            OutputActivation::Exp => values.iter_mut().for_each(|v| *v = v.exp_vec()),
+            OutputActivation::Softmax => softmax(values, width.max(1)),
         }
     }
 }
@@ -129,35 +131,40 @@ multiversion! {
     }
 }
 
-/// The logistic sigmoid, in the overflow-free form of scipy's `expit`.
-#[inline]
+/// The logistic sigmoid, in the overflow-free form of scipy's `expit`: `1 / (1 + e^-z)`
+/// for `z >= 0`, `e^z / (1 + e^z)` below (as selects, so that it vectorises).
+#[inline(always)]
 pub fn logistic<T: Real>(z: T) -> T {
-    if z >= T::zero() {
-        T::one() / (T::one() + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (T::one() + e)
-    }
+    let e = (-z.abs()).exp_vec();
+    let numerator = if z >= T::zero() { T::one() } else { e };
+    numerator / (T::one() + e)
 }
 
-fn softmax<T: Real>(row: &mut [T]) {
-    let max = row.iter().copied().fold(
-        T::neg_infinity(),
-        |m, v| {
-            if v > m || v.is_nan() {
-                v
-            } else {
-                m
-            }
-        },
-    );
-    let mut sum = T::zero();
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
+/// Row-wise softmax of a row-major block, with the exponentials taken over the whole
+/// block in one loop (rows are too short for a vector loop of their own).
+#[inline(always)]
+fn softmax<T: Real>(values: &mut [T], width: usize) {
+    for row in values.chunks_exact_mut(width) {
+        let max =
+            row.iter().copied().fold(
+                T::neg_infinity(),
+                |m, v| {
+                    if v > m || v.is_nan() {
+                        v
+                    } else {
+                        m
+                    }
+                },
+            );
+        row.iter_mut().for_each(|v| *v -= max);
     }
-    for v in row.iter_mut() {
-        *v /= sum;
+    values.iter_mut().for_each(|v| *v = v.exp_vec());
+    for row in values.chunks_exact_mut(width) {
+        let mut sum = T::zero();
+        for &v in row.iter() {
+            sum += v;
+        }
+        row.iter_mut().for_each(|v| *v /= sum);
     }
 }
 
@@ -170,6 +177,8 @@ mod tests {
         assert_eq!(logistic(-1000.0_f64), 0.0);
         assert_eq!(logistic(1000.0_f64), 1.0);
         assert!((logistic(0.3_f64) - 1.0 / (1.0 + (-0.3_f64).exp())).abs() < 1e-16);
+        assert!((logistic(-0.3_f64) - (-0.3_f64).exp() / (1.0 + (-0.3_f64).exp())).abs() < 1e-16);
+        assert!(logistic(f64::NAN).is_nan());
     }
 
     #[test]

@@ -1,16 +1,16 @@
 //! One mini-batch, computed in parts: a batch of `m` rows is cut into
 //! `ceil(m / PART_ROWS)` parts of near-equal size, each part runs its forward and
 //! backward pass on its own thread (one fork-join per batch instead of several per
-//! matrix product), and the parts' gradients are summed in part order. The cut depends
-//! on `m` alone, never on the number of threads, so results are bit-identical whatever
-//! `n_jobs` is.
+//! matrix product), and the optimizer's update adds the parts' gradients up in part order
+//! as it reads them. The cut depends on `m` alone, never on the number of threads, so
+//! results are bit-identical whatever `n_jobs` is.
 
 use crate::error::{Error, Result};
 use crate::network::Layout;
+use crate::optimizer::GradientParts;
 use crate::parallel::{Par, SendPtr};
 use crate::propagate::Net;
 use crate::real::Real;
-use crate::simd::multiversion;
 use crate::trainer::Dataset;
 use crate::workspace::Workspace;
 use std::sync::Mutex;
@@ -19,11 +19,10 @@ use std::sync::Mutex;
 /// enough that scikit-learn's default batch of 200 splits in two.
 pub const PART_ROWS: usize = 128;
 
-/// Elements per chunk when summing the parts' gradients.
-const SUM_CHUNK: usize = 1 << 14;
-
 pub struct BatchRunner<T> {
     parts: Vec<Workspace<T>>,
+    /// Parts used by the last batch.
+    count: usize,
     losses: Vec<f64>,
     weight_sums: Vec<T>,
 }
@@ -43,18 +42,19 @@ impl<T: Real> BatchRunner<T> {
             parts: (0..parts)
                 .map(|_| Workspace::new(layout, capacity, true))
                 .collect(),
+            count: 0,
             losses: vec![0.0; parts],
             weight_sums: vec![T::zero(); parts],
         }
     }
 
-    /// The summed raw gradients of the last batch (valid after [`BatchRunner::run`]).
-    pub fn grads(&self) -> &[Vec<T>] {
-        &self.parts[0].grads
+    /// The raw gradients of the last batch, by part (valid after [`BatchRunner::run`]).
+    pub fn grads(&self) -> BatchGrads<'_, T> {
+        BatchGrads(&self.parts[..self.count.max(1)])
     }
 
     /// Forward and backward passes of the rows `rows` of `data`; leaves the raw
-    /// gradients (see [`Net::backward`]) summed over all parts in [`BatchRunner::grads`].
+    /// gradients (see [`Net::backward`]) of each part in [`BatchRunner::grads`].
     pub fn run(
         &mut self,
         net: &Net,
@@ -104,7 +104,7 @@ impl<T: Real> BatchRunner<T> {
         if let Some(e) = failure.into_inner().ok().flatten() {
             return Err(e);
         }
-        self.sum_gradients(count, par);
+        self.count = count;
         let mut weight_sum = T::zero();
         for &w in &self.weight_sums[..count] {
             weight_sum += w;
@@ -114,33 +114,18 @@ impl<T: Real> BatchRunner<T> {
             weight_sum,
         })
     }
-
-    /// Adds the gradients of parts `1..count` into part 0's, in part order.
-    fn sum_gradients(&mut self, count: usize, par: Par) {
-        if count < 2 {
-            return;
-        }
-        let (first, rest) = self.parts.split_at_mut(1);
-        let rest = &rest[..count - 1];
-        for (t, target) in first[0].grads.iter_mut().enumerate() {
-            let len = target.len();
-            let out = SendPtr(target.as_mut_ptr());
-            par.for_each(len.div_ceil(SUM_CHUNK), |c| {
-                let start = c * SUM_CHUNK;
-                let n = SUM_CHUNK.min(len - start);
-                // SAFETY: chunks are disjoint and inside the tensor.
-                let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(start), n) };
-                for part in rest {
-                    add_into(dst, &part.grads[t][start..start + n]);
-                }
-            });
-        }
-    }
 }
 
-multiversion! {
-    fn add_into<T: Real>(dst: &mut [T], src: &[T]) {
-        dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+/// The gradients of a batch's parts, for [`crate::optimizer::Solver::step`] to add up.
+pub struct BatchGrads<'a, T>(&'a [Workspace<T>]);
+
+impl<T: Real> GradientParts<T> for BatchGrads<'_, T> {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn tensor(&self, part: usize, tensor: usize) -> &[T] {
+        &self.0[part].grads[tensor]
     }
 }
 
@@ -153,6 +138,21 @@ mod tests {
     use crate::network::SplitMix64;
     use crate::parallel::with_threads;
     use ndarray::Array2;
+
+    /// The parts' gradients added up in part order, as the optimizer does.
+    fn summed(grads: &BatchGrads<'_, f64>) -> Vec<Vec<f64>> {
+        (0..grads.0[0].grads.len())
+            .map(|t| {
+                let mut sum = grads.tensor(0, t).to_vec();
+                for part in 1..grads.count() {
+                    sum.iter_mut()
+                        .zip(grads.tensor(part, t))
+                        .for_each(|(s, &g)| *s += g);
+                }
+                sum
+            })
+            .collect()
+    }
 
     #[test]
     fn parts_match_one_pass_and_ignore_thread_count() {
@@ -180,7 +180,7 @@ mod tests {
             let result = with_threads(threads, |par| runner.run(&net, &data, &rows, &params, par))
                 .unwrap()
                 .unwrap();
-            (result.loss_sum, result.weight_sum, runner.grads().to_vec())
+            (result.loss_sum, result.weight_sum, summed(&runner.grads()))
         };
         let reference = run(1);
         for threads in [2, 3] {

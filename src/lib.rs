@@ -6,6 +6,7 @@ pub mod activation;
 pub mod batch;
 pub mod data;
 pub mod error;
+pub mod exp;
 pub mod gemm;
 pub mod loss;
 pub mod network;

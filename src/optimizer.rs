@@ -70,7 +70,59 @@ impl GradScale {
 }
 
 /// Elements per chunk of an update (fixed: the chunking must not depend on threads).
-const UPDATE_CHUNK: usize = 1 << 14;
+const UPDATE_CHUNK: usize = 1 << 12;
+
+/// Updates of fewer parameters than this run on one thread: waking the others costs more
+/// than they would save.
+const MIN_PARALLEL_UPDATE: usize = 1 << 15;
+
+/// Elements whose part gradients are added up at a time, in a buffer on the stack.
+const SUM_BLOCK: usize = 256;
+
+/// The raw gradients of one batch, computed in parts (see `BatchRunner`) that the update
+/// adds up element by element in part order. A plain list of tensors is one part.
+pub trait GradientParts<T>: Sync {
+    /// Number of parts (at least one).
+    fn count(&self) -> usize;
+    /// Tensor `tensor` of part `part`, in the parameters' `2L` layout.
+    fn tensor(&self, part: usize, tensor: usize) -> &[T];
+}
+
+impl<T: Sync> GradientParts<T> for Vec<Vec<T>> {
+    fn count(&self) -> usize {
+        1
+    }
+
+    fn tensor(&self, _part: usize, tensor: usize) -> &[T] {
+        &self[tensor]
+    }
+}
+
+/// Reused between steps so that an update allocates nothing: the chunks' sums of squares
+/// and the tensors' addresses.
+pub struct StepScratch<T> {
+    partials: Vec<f64>,
+    tensors: Vec<TensorPtrs<T>>,
+}
+
+impl<T> Default for StepScratch<T> {
+    fn default() -> Self {
+        Self {
+            partials: Vec::new(),
+            tensors: Vec::new(),
+        }
+    }
+}
+
+/// Where one parameter tensor and its optimizer state live, and where its chunks start
+/// in the flat chunk numbering of a step.
+struct TensorPtrs<T> {
+    params: SendPtr<T>,
+    s1: SendPtr<T>,
+    s2: SendPtr<T>,
+    len: usize,
+    first_chunk: usize,
+}
 
 /// The per-element rule of one step, with its scalars converted to `T` once.
 #[derive(Clone, Copy)]
@@ -116,6 +168,27 @@ impl<T: Real> Rule<T> {
         }
     }
 
+    /// [`Rule::apply`] to raw gradients: `(g + alpha w) * scale` for coefficients,
+    /// `g * scale` for intercepts.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn apply_scaled(
+        self,
+        coef: bool,
+        alpha: T,
+        scale: T,
+        p: &mut [T],
+        g: &[T],
+        s1: &mut [T],
+        s2: &mut [T],
+    ) {
+        if coef {
+            self.apply(p, g, s1, s2, |g, w| (g + alpha * w) * scale);
+        } else {
+            self.apply(p, g, s1, s2, |g, _| g * scale);
+        }
+    }
+
     /// scikit-learn's update, element by element, in its operation order.
     #[inline(always)]
     fn apply(self, p: &mut [T], g: &[T], s1: &mut [T], s2: &mut [T], grad: impl Fn(T, T) -> T) {
@@ -147,29 +220,52 @@ impl<T: Real> Rule<T> {
 }
 
 multiversion! {
-    /// Updates one chunk; returns the sum of squares of the new values of a coefficient
-    /// chunk (0 for intercepts).
+    /// Updates elements `start..start + p.len()` of tensor `tensor`, with the gradient
+    /// summed over the parts in part order; returns the sum of squares of the new values
+    /// of a coefficient chunk (0 for intercepts).
     fn update_chunk<T: Real>(
         rule: Rule<T>,
         coef: bool,
         alpha: T,
         weight_sum: T,
         p: &mut [T],
-        g: &[T],
+        grads: &dyn GradientParts<T>,
+        tensor: usize,
+        start: usize,
         s1: &mut [T],
         s2: &mut [T],
     ) -> f64 {
         // A multiplication by the reciprocal: a vector division costs several times
         // more, for a difference in the last bit from scikit-learn's `/ n`.
         let scale = T::one() / weight_sum;
+        let len = p.len();
+        let part = |k: usize, lo: usize, hi: usize| &grads.tensor(k, tensor)[start + lo..start + hi];
+        if grads.count() == 1 {
+            rule.apply_scaled(coef, alpha, scale, p, part(0, 0, len), s1, s2);
+        } else {
+            let mut sum = [T::zero(); SUM_BLOCK];
+            for lo in (0..len).step_by(SUM_BLOCK) {
+                let hi = (lo + SUM_BLOCK).min(len);
+                let sum = &mut sum[..hi - lo];
+                sum.copy_from_slice(part(0, lo, hi));
+                for k in 1..grads.count() {
+                    add_into(sum, part(k, lo, hi));
+                }
+                let s2 = if s2.is_empty() { &mut [][..] } else { &mut s2[lo..hi] };
+                rule.apply_scaled(coef, alpha, scale, &mut p[lo..hi], sum, &mut s1[lo..hi], s2);
+            }
+        }
         if coef {
-            rule.apply(p, g, s1, s2, |g, w| (g + alpha * w) * scale);
             sum_of_squares(p)
         } else {
-            rule.apply(p, g, s1, s2, |g, _| g * scale);
             0.0
         }
     }
+}
+
+#[inline(always)]
+fn add_into<T: Real>(dst: &mut [T], src: &[T]) {
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
 }
 
 /// Sum of squares with independent lanes, so that it vectorises.
@@ -212,21 +308,36 @@ impl Solver {
     /// Applies one update and returns the sum of squares of the updated coefficient
     /// tensors (the next batch's L2 penalty, computed while the values are in cache).
     ///
-    /// `grads` are raw gradients, turned into the loss gradient on the fly by `scale`.
-    /// `state` holds `state_per_tensor() * params.len()` tensors: the velocities, or all
-    /// first moments followed by all second moments. Tensors are processed in chunks of
-    /// fixed size, so the returned sum does not depend on the number of threads.
+    /// `grads` are raw gradients, summed over their parts and turned into the loss
+    /// gradient on the fly by `scale`. `state` holds `state_per_tensor() * params.len()`
+    /// tensors: the velocities, or all first moments followed by all second moments.
+    /// All tensors are cut into chunks of fixed size and updated in one parallel pass;
+    /// the returned sum adds the chunks' sums in order, so it does not depend on the
+    /// number of threads.
     #[allow(clippy::too_many_arguments)] // one hot call site; a bundle struct adds nothing
-    pub fn step<T: Real>(
+    pub fn step<T: Real, G: GradientParts<T>>(
         &self,
         params: &mut [&mut [T]],
-        grads: &[Vec<T>],
+        grads: &G,
         state: &mut [&mut [T]],
         scalars: &mut Scalars,
         scale: GradScale,
-        partials: &mut Vec<f64>,
+        scratch: &mut StepScratch<T>,
         par: Par,
-    ) -> f64 {
+    ) -> Result<f64> {
+        let n = params.len();
+        let per_tensor = self.state_per_tensor();
+        let fits = grads.count() >= 1
+            && state.len() == per_tensor * n
+            && params.iter().enumerate().all(|(i, p)| {
+                (0..per_tensor).all(|s| state[s * n + i].len() == p.len())
+                    && (0..grads.count()).all(|k| grads.tensor(k, i).len() == p.len())
+            });
+        if !fits {
+            return Err(Error::Shape(
+                "optimizer step: parameters, gradients and state differ in shape".into(),
+            ));
+        }
         if let Solver::Adam { beta_1, beta_2, .. } = *self {
             scalars.step += 1;
             let t = scalars.step as f64;
@@ -234,47 +345,60 @@ impl Solver {
                 scalars.learning_rate_init * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
         }
         let rule = Rule::new(self, scalars);
-        let n = params.len();
-        let mut norm = 0.0;
+        let StepScratch { partials, tensors } = scratch;
+        tensors.clear();
+        let mut chunks = 0;
         for i in 0..n {
             let len = params[i].len();
-            let chunks = len.div_ceil(UPDATE_CHUNK);
-            partials.clear();
-            partials.resize(chunks, 0.0);
-            let coef = i < scale.n_coefs;
-            let alpha = T::from_f64(scale.alpha);
-            let weight_sum = T::from_f64(scale.weight_sum);
-            let p = SendPtr(params[i].as_mut_ptr());
-            let g = SendPtr(grads[i].as_ptr() as *mut T);
-            let s1 = SendPtr(state[i].as_mut_ptr());
-            let s2 = SendPtr(match rule {
-                Rule::Adam { .. } => state[n + i].as_mut_ptr(),
-                Rule::Sgd { .. } => std::ptr::null_mut(),
+            tensors.push(TensorPtrs {
+                params: SendPtr(params[i].as_mut_ptr()),
+                s1: SendPtr(state[i].as_mut_ptr()),
+                s2: SendPtr(if per_tensor == 2 {
+                    state[n + i].as_mut_ptr()
+                } else {
+                    std::ptr::null_mut()
+                }),
+                len,
+                first_chunk: chunks,
             });
-            let out = SendPtr(partials.as_mut_ptr());
-            par.for_each(chunks, |c| {
-                let start = c * UPDATE_CHUNK;
-                let m = UPDATE_CHUNK.min(len - start);
-                // SAFETY: chunk `c` covers `start..start + m`, inside every tensor of this
-                // index (they share the layout), and no two chunks overlap.
-                unsafe {
-                    let p = std::slice::from_raw_parts_mut(p.get().add(start), m);
-                    let g = std::slice::from_raw_parts(g.get().add(start), m);
-                    let s1 = std::slice::from_raw_parts_mut(s1.get().add(start), m);
-                    let s2 = if s2.get().is_null() {
-                        &mut [][..]
-                    } else {
-                        std::slice::from_raw_parts_mut(s2.get().add(start), m)
-                    };
-                    let norm = update_chunk(rule, coef, alpha, weight_sum, p, g, s1, s2);
-                    *out.get().add(c) = norm;
-                }
-            });
-            if coef {
-                norm += partials.iter().sum::<f64>();
-            }
+            chunks += len.div_ceil(UPDATE_CHUNK);
         }
-        norm
+        partials.clear();
+        partials.resize(chunks, 0.0);
+        let alpha = T::from_f64(scale.alpha);
+        let weight_sum = T::from_f64(scale.weight_sum);
+        let out = SendPtr(partials.as_mut_ptr());
+        let tensors = &tensors[..];
+        let total: usize = tensors.iter().map(|t| t.len).sum();
+        let par = if total < MIN_PARALLEL_UPDATE {
+            Par::Sequential
+        } else {
+            par
+        };
+        par.for_each(chunks, |c| {
+            // The tensor holding flat chunk `c`: the last one starting at or before it.
+            let i = tensors.partition_point(|t| t.first_chunk <= c) - 1;
+            let t = &tensors[i];
+            let start = (c - t.first_chunk) * UPDATE_CHUNK;
+            let m = UPDATE_CHUNK.min(t.len - start);
+            // SAFETY: chunk `c` covers `start..start + m` of tensor `i`, inside its
+            // parameter and state tensors (same lengths, checked above); no two chunks
+            // overlap and nothing else touches these tensors during the pass.
+            unsafe {
+                let p = std::slice::from_raw_parts_mut(t.params.get().add(start), m);
+                let s1 = std::slice::from_raw_parts_mut(t.s1.get().add(start), m);
+                let s2 = if t.s2.get().is_null() {
+                    &mut [][..]
+                } else {
+                    std::slice::from_raw_parts_mut(t.s2.get().add(start), m)
+                };
+                let coef = i < scale.n_coefs;
+                let norm = update_chunk(rule, coef, alpha, weight_sum, p, grads, i, start, s1, s2);
+                *out.get().add(c) = norm;
+            }
+        });
+        let coef_chunks = tensors.get(scale.n_coefs).map_or(chunks, |t| t.first_chunk);
+        Ok(partials[..coef_chunks].iter().sum())
     }
 
     /// End-of-epoch hook: `invscaling` recomputes the rate from the samples seen so far.
@@ -335,15 +459,17 @@ mod tests {
         let (mut p, mut v) = (vec![1.0_f64], vec![0.5_f64]);
         let grads = vec![vec![2.0]];
         let mut s = scalars(0.1);
-        sgd(0.9, false).step(
-            &mut [&mut p[..]],
-            &grads,
-            &mut [&mut v[..]],
-            &mut s,
-            GradScale::NONE,
-            &mut Vec::new(),
-            Par::Sequential,
-        );
+        sgd(0.9, false)
+            .step(
+                &mut [&mut p[..]],
+                &grads,
+                &mut [&mut v[..]],
+                &mut s,
+                GradScale::NONE,
+                &mut StepScratch::default(),
+                Par::Sequential,
+            )
+            .unwrap();
         // v = 0.9 * 0.5 - 0.1 * 2 = 0.25; p = 1 + 0.25
         assert!((v[0] - 0.25).abs() < 1e-15 && (p[0] - 1.25).abs() < 1e-15);
     }
@@ -353,15 +479,17 @@ mod tests {
         let (mut p, mut v) = (vec![1.0_f64], vec![0.5_f64]);
         let grads = vec![vec![2.0]];
         let mut s = scalars(0.1);
-        sgd(0.9, true).step(
-            &mut [&mut p[..]],
-            &grads,
-            &mut [&mut v[..]],
-            &mut s,
-            GradScale::NONE,
-            &mut Vec::new(),
-            Par::Sequential,
-        );
+        sgd(0.9, true)
+            .step(
+                &mut [&mut p[..]],
+                &grads,
+                &mut [&mut v[..]],
+                &mut s,
+                GradScale::NONE,
+                &mut StepScratch::default(),
+                Par::Sequential,
+            )
+            .unwrap();
         // v = 0.25; update = 0.9 * 0.25 - 0.2 = 0.025
         assert!((v[0] - 0.25).abs() < 1e-15 && (p[0] - 1.025).abs() < 1e-15);
     }
@@ -383,13 +511,101 @@ mod tests {
             &mut [&mut m[..], &mut v[..]],
             &mut s,
             GradScale::NONE,
-            &mut Vec::new(),
+            &mut StepScratch::default(),
             Par::Sequential,
-        );
+        )
+        .unwrap();
         // m = 0.1 g, v = 0.001 g^2, lr_t = 0.01 sqrt(0.001) / 0.1: update = -0.01 sign(g)
         assert_eq!(s.step, 1);
         assert!((m[0] - 0.3).abs() < 1e-15 && (v[1] - 0.00025).abs() < 1e-15);
         assert!((p[0] - 0.99).abs() < 1e-8 && (p[1] - 1.01).abs() < 1e-8);
+    }
+
+    /// Gradients held in several parts, as the batch runner keeps them.
+    struct Parts(Vec<Vec<Vec<f64>>>);
+
+    impl GradientParts<f64> for Parts {
+        fn count(&self) -> usize {
+            self.0.len()
+        }
+        fn tensor(&self, part: usize, tensor: usize) -> &[f64] {
+            &self.0[part][tensor]
+        }
+    }
+
+    /// One Nesterov step from `params` (velocities 0.1) with `threads` threads.
+    fn run_step<G: GradientParts<f64>>(
+        grads: &G,
+        params: &[Vec<f64>],
+        threads: usize,
+    ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, u64) {
+        let scale = GradScale {
+            alpha: 1e-3,
+            weight_sum: 96.0,
+            n_coefs: 2,
+        };
+        let mut p = params.to_vec();
+        let mut v: Vec<Vec<f64>> = params.iter().map(|t| vec![0.1; t.len()]).collect();
+        let norm = crate::parallel::with_threads(threads, |par| {
+            let mut pr: Vec<&mut [f64]> = p.iter_mut().map(|x| &mut x[..]).collect();
+            let mut vr: Vec<&mut [f64]> = v.iter_mut().map(|x| &mut x[..]).collect();
+            let mut s = scalars(0.1);
+            let mut scratch = StepScratch::default();
+            sgd(0.9, true).step(&mut pr, grads, &mut vr, &mut s, scale, &mut scratch, par)
+        })
+        .unwrap()
+        .unwrap();
+        (p, v, norm.to_bits())
+    }
+
+    /// Summing parts inside the update gives the bits of an update from the summed
+    /// gradient, whatever the number of threads (tensors large enough to run in parallel).
+    #[test]
+    fn parts_are_summed_in_order_whatever_the_threads() {
+        let lens = [40_000, 300, 7];
+        let mut rng = crate::network::SplitMix64(11);
+        let mut tensor = |n: usize| -> Vec<f64> { (0..n).map(|_| rng.next_f64() - 0.5).collect() };
+        let params: Vec<Vec<f64>> = lens.iter().map(|&n| tensor(n)).collect();
+        let parts = Parts(
+            (0..3)
+                .map(|_| lens.iter().map(|&n| tensor(n)).collect())
+                .collect(),
+        );
+        let summed: Vec<Vec<f64>> = (0..lens.len())
+            .map(|t| {
+                let mut s = parts.0[0][t].clone();
+                for p in &parts.0[1..] {
+                    s.iter_mut().zip(&p[t]).for_each(|(a, &b)| *a += b);
+                }
+                s
+            })
+            .collect();
+        let reference = run_step(&summed, &params, 1);
+        assert_ne!(reference.0, params);
+        for threads in [1, 2, 3] {
+            assert_eq!(
+                run_step(&parts, &params, threads),
+                reference,
+                "{threads} threads"
+            );
+        }
+    }
+
+    #[test]
+    fn mismatched_shapes_are_an_error() {
+        let (mut p, mut v) = (vec![1.0_f64; 3], vec![0.0_f64; 2]);
+        let grads = vec![vec![2.0; 3]];
+        let outcome = sgd(0.9, false).step(
+            &mut [&mut p[..]],
+            &grads,
+            &mut [&mut v[..]],
+            &mut scalars(0.1),
+            GradScale::NONE,
+            &mut StepScratch::default(),
+            Par::Sequential,
+        );
+        assert!(outcome.is_err());
+        assert_eq!(p, [1.0; 3]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::batch::{BatchResult, BatchRunner};
 use crate::data::{Rows, Targets};
 use crate::error::{ensure_shape, Error, Result};
 use crate::network::SplitMix64;
-use crate::optimizer::{GradScale, Plateau, Scalars, Solver};
+use crate::optimizer::{GradScale, Plateau, Scalars, Solver, StepScratch};
 use crate::parallel::Par;
 use crate::propagate::Net;
 use crate::real::Real;
@@ -270,7 +270,7 @@ pub fn train<T: Real>(
     // The L2 term needs sum ||W||^2 at each batch's start: the optimizer returns it for
     // the weights it leaves, so only the first batch computes it here.
     let mut norm = net.squared_norm(params);
-    let mut partials = Vec::new();
+    let mut scratch = StepScratch::default();
     progress.n_iter = 0;
     for _ in 0..cfg.max_iter {
         if cfg.shuffle {
@@ -304,13 +304,13 @@ pub fn train<T: Real>(
             };
             norm = cfg.solver.step(
                 params,
-                runner.grads(),
+                &runner.grads(),
                 optimizer_state,
                 scalars,
                 scale,
-                &mut partials,
+                &mut scratch,
                 par,
-            );
+            )?;
             accumulated += batch_loss * m as f64;
         }
 
