@@ -9,6 +9,7 @@ pub mod error;
 pub mod exp;
 pub mod gemm;
 pub mod loss;
+pub mod mt19937;
 pub mod network;
 pub mod objective;
 pub mod optimizer;

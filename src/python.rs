@@ -2,6 +2,7 @@
 //! already contiguous of the right dtype), releases the GIL while the engine runs, polls
 //! for Ctrl-C while training, and turns every engine error or panic into an exception.
 
+use crate::mt19937::Mt19937;
 use crate::{
     resolve_n_jobs, train, with_threads, Activation, Dataset, EpochReport, Error, Hooks, Layout,
     Loss, Model, Net, Plateau, Progress, Real, Rows, Scalars, Schedule, Score, Solver, StopReason,
@@ -10,7 +11,7 @@ use crate::{
 use numpy::ndarray::Array2;
 use numpy::{
     Element, IntoPyArray, PyArray1, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2,
-    PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
+    PyReadwriteArray1, PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -229,10 +230,21 @@ struct StateArg {
     step: u64,
 }
 
+/// How each epoch's order is drawn.
+enum Shuffler {
+    /// No shuffling.
+    Off,
+    /// A Python callable that returns the new order.
+    Python(Py<PyAny>),
+    /// NumPy's `RandomState` stream, continued in Rust: the same draws without returning
+    /// to Python (and to the GIL) every epoch.
+    Mt19937(Box<Mt19937>),
+}
+
 /// Python callables behind the engine's hooks. Errors they raise are kept and re-raised
 /// once the engine has returned; a KeyboardInterrupt becomes an interruption instead.
 struct PyHooks<'a> {
-    shuffle: Option<Py<PyAny>>,
+    shuffle: Shuffler,
     on_epoch: Option<Py<PyAny>>,
     on_plateau: Option<Py<PyAny>>,
     stop: &'a AtomicBool,
@@ -258,8 +270,15 @@ fn hook_failed(
 
 impl Hooks for PyHooks<'_> {
     fn shuffle(&mut self, order: &mut [usize]) -> Result<(), Error> {
-        let Some(f) = &self.shuffle else {
-            return Ok(());
+        let f = match &mut self.shuffle {
+            Shuffler::Off => return Ok(()),
+            Shuffler::Mt19937(rng) => {
+                // Swapping `order` itself equals scikit-learn's `order[shuffled arange]`:
+                // the swaps depend on positions only.
+                rng.shuffle(order);
+                return Ok(());
+            }
+            Shuffler::Python(f) => f,
         };
         Python::attach(|py| {
             let result = f.call0(py).and_then(|perm| {
@@ -332,8 +351,32 @@ type ValidationArg<'a, 'py> = (
     &'a Bound<'py, PyAny>,
     Option<&'a Bound<'py, PyAny>>,
 );
-/// The Python hooks: shuffle, on_epoch, on_plateau.
-type HookArgs = (Option<Py<PyAny>>, Option<Py<PyAny>>, Option<Py<PyAny>>);
+/// The Python hooks: shuffle, on_epoch, on_plateau; and the generator state to shuffle
+/// with in Rust instead of calling `shuffle`.
+type HookArgs<'py> = (
+    Option<Py<PyAny>>,
+    Option<Py<PyAny>>,
+    Option<Py<PyAny>>,
+    Option<PyReadwriteArray1<'py, u32>>,
+);
+
+/// Words of a `shuffle_state` array: MT19937's 624 key words, then the position.
+const SHUFFLE_STATE_WORDS: usize = 625;
+
+fn read_shuffle_state(state: &PyReadwriteArray1<'_, u32>) -> PyResult<Mt19937> {
+    let words = state.as_slice()?;
+    let parsed = match words {
+        [key @ .., pos] if words.len() == SHUFFLE_STATE_WORDS => {
+            Mt19937::from_state(key, *pos as usize)
+        }
+        _ => None,
+    };
+    parsed.ok_or_else(|| {
+        PyValueError::new_err(
+            "shuffle_state must hold RandomState's 624 MT19937 key words and its position",
+        )
+    })
+}
 /// `validation` as Python passes it.
 type OwnedValidationArg<'py> = (
     Bound<'py, PyAny>,
@@ -353,7 +396,7 @@ fn fit_typed<'py, T: Element + Real>(
     best: &Bound<'py, PyAny>,
     config: ConfigArg,
     state: StateArg,
-    hooks: HookArgs,
+    hooks: HookArgs<'py>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let net = config.net().map_err(to_py_err)?;
     let cfg = config.train_config().map_err(to_py_err)?;
@@ -406,9 +449,16 @@ fn fit_typed<'py, T: Element + Real>(
         best_loss: state.best_loss,
         best_validation_score: state.best_validation_score,
     };
+    let mut shuffle_state = hooks.3;
+    let shuffle = match (&shuffle_state, hooks.0) {
+        _ if !cfg.shuffle => Shuffler::Off,
+        (Some(state), _) => Shuffler::Mt19937(Box::new(read_shuffle_state(state)?)),
+        (None, Some(f)) => Shuffler::Python(f),
+        (None, None) => Shuffler::Off,
+    };
     let stop = AtomicBool::new(false);
     let mut py_hooks = PyHooks {
-        shuffle: hooks.0,
+        shuffle,
         on_epoch: hooks.1,
         on_plateau: hooks.2,
         stop: &stop,
@@ -473,6 +523,13 @@ fn fit_typed<'py, T: Element + Real>(
             worker.join()
         })
     });
+    // Whatever happened, the generator has advanced as far as the epochs that started.
+    if let (Some(array), Shuffler::Mt19937(rng)) = (&mut shuffle_state, &py_hooks.shuffle) {
+        let (key, pos) = rng.state();
+        let words = array.as_slice_mut()?;
+        words[..key.len()].copy_from_slice(key);
+        words[key.len()] = pos as u32;
+    }
     let outcome = match result {
         Ok(Ok(Ok(outcome))) => outcome,
         // A hook's own exception explains the failure better than the engine's error.
@@ -502,7 +559,7 @@ fn fit_typed<'py, T: Element + Real>(
 
 /// Runs SGD or Adam epochs, updating `params`, `optimizer_state` and `best` in place.
 #[pyfunction]
-#[pyo3(signature = (x, y, sample_weight, validation, params, optimizer_state, best, config, state, shuffle=None, on_epoch=None, on_plateau=None))]
+#[pyo3(signature = (x, y, sample_weight, validation, params, optimizer_state, best, config, state, shuffle=None, on_epoch=None, on_plateau=None, shuffle_state=None))]
 #[allow(clippy::too_many_arguments)]
 fn fit_stochastic<'py>(
     py: Python<'py>,
@@ -518,13 +575,14 @@ fn fit_stochastic<'py>(
     shuffle: Option<Py<PyAny>>,
     on_epoch: Option<Py<PyAny>>,
     on_plateau: Option<Py<PyAny>>,
+    shuffle_state: Option<PyReadwriteArray1<'py, u32>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let first = params
         .try_iter()?
         .next()
         .ok_or_else(|| PyValueError::new_err("no parameters"))??;
     let val = validation.as_ref().map(|(a, b, c)| (a, b, c.as_ref()));
-    let hooks = (shuffle, on_epoch, on_plateau);
+    let hooks = (shuffle, on_epoch, on_plateau, shuffle_state);
     if is_f32(&first)? {
         fit_typed::<f32>(
             py,

@@ -6,6 +6,7 @@ the same ``random_state`` both libraries must produce the same loss curve and
 the same weights up to rounding error.
 """
 
+import mlp_rs
 import numpy as np
 import pytest
 from conftest import (
@@ -322,6 +323,48 @@ def test_random_state_instance(solver):
     quiet_fit(ours, X, y)
     assert_same_fitted_model(sk, ours)
     assert rs_ours.randint(2**31) == rs_sk.randint(2**31)
+
+
+def _generator_state(rng):
+    kind, key, pos, has_gauss, cached = rng.get_state()
+    return kind, key.tolist(), pos, has_gauss, cached
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="sgd", max_iter=6),
+        dict(solver="adam", max_iter=3, early_stopping=True),
+        dict(solver="sgd", max_iter=50, tol=1e-1, n_iter_no_change=2),
+    ],
+    ids=["sgd", "adam-early-stopping", "sgd-stops-on-tol"],
+)
+def test_integer_seed_leaves_the_generator_as_scikit_learn(params):
+    """With an integer seed the engine continues the MT19937 stream in Rust: the
+    shuffles and the generator's final state are scikit-learn's."""
+    X, y = make_data("multiclass")
+    sk, ours = fit_both(
+        "MLPClassifier", X, y, hidden_layer_sizes=(6,), random_state=3, **params
+    )
+    assert_same_fitted_model(sk, ours)
+    assert _generator_state(ours._random_state) == _generator_state(sk._random_state)
+
+
+def test_rust_and_python_shuffles_agree_when_a_callback_stops():
+    """The Rust stream (integer seed) and the Python one (a RandomState instance)
+    give the same model and generator state, also when training stops early."""
+    X, y = make_data("multiclass")
+    stop_after_two = lambda epoch, *_: epoch >= 2  # noqa: E731
+    params = dict(hidden_layer_sizes=(6,), max_iter=5, callbacks=stop_after_two)
+    seeded = mlp_rs.MLPClassifier(random_state=7, **params)
+    shared = np.random.RandomState(7)
+    instance = mlp_rs.MLPClassifier(random_state=shared, **params)
+    quiet_fit(seeded, X, y)
+    quiet_fit(instance, X, y)
+    assert seeded.n_iter_ == instance.n_iter_ == 2
+    for a, b in zip(seeded.coefs_, instance.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert _generator_state(seeded._random_state) == _generator_state(shared)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 12345])

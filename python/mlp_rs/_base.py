@@ -457,6 +457,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         # RandomState each epoch; doing the same keeps the two batch for batch.
         order = [np.arange(n_samples, dtype=np.int64)]
         random_state = self._random_state
+        # A generator made from an integer seed belongs to this fit alone: the engine
+        # continues its MT19937 stream itself and hands the state back. A shared one
+        # (None: NumPy's global generator, or a RandomState passed in) is drawn from
+        # in Python, epoch by epoch, so that other users of it interleave as before.
+        shuffle_state = None
+        if self.shuffle and isinstance(self.random_state, Integral):
+            kind, key, pos, has_gauss, cached_gaussian = random_state.get_state()
+            shuffle_state = np.append(key, np.uint32(pos)).astype(np.uint32)
 
         def next_order():
             # sklearn.utils.shuffle(order, random_state=...) without its validation:
@@ -480,20 +488,35 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             "learning_rate": float(state["learning_rate"]),
             "step": int(state["step"]),
         }
-        result = _core.fit_stochastic(
-            _engine_input(X_train, dtype),
-            _engine_targets(y_train, dtype),
-            None if sw_train is None else np.ascontiguousarray(sw_train),
-            validation,
-            coefs + intercepts,
-            tensors,
-            best,
-            self._engine_config(batch_size=batch_size, incremental=bool(incremental)),
-            engine_state,
-            next_order if self.shuffle else None,
-            self._epoch_reporter(n_samples),
-            self._report_plateau,
-        )
+        try:
+            result = _core.fit_stochastic(
+                _engine_input(X_train, dtype),
+                _engine_targets(y_train, dtype),
+                None if sw_train is None else np.ascontiguousarray(sw_train),
+                validation,
+                coefs + intercepts,
+                tensors,
+                best,
+                self._engine_config(
+                    batch_size=batch_size, incremental=bool(incremental)
+                ),
+                engine_state,
+                next_order if self.shuffle and shuffle_state is None else None,
+                self._epoch_reporter(n_samples),
+                self._report_plateau,
+                shuffle_state=shuffle_state,
+            )
+        finally:
+            if shuffle_state is not None:
+                random_state.set_state(
+                    (
+                        kind,
+                        shuffle_state[:-1],
+                        int(shuffle_state[-1]),
+                        has_gauss,
+                        cached_gaussian,
+                    )
+                )
         self._optimizer_state = {
             **state,
             "tensors": tensors,

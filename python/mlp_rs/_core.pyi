@@ -46,6 +46,7 @@ def fit_stochastic(
     shuffle: Callable[[], NDArray[np.int64]] | None = None,
     on_epoch: Callable[[int, float, float | None], object] | None = None,
     on_plateau: Callable[[bool, str, float | None], object] | None = None,
+    shuffle_state: NDArray[np.uint32] | None = None,
 ) -> _FitResult: ...
 def loss_and_gradient(
     x: _Dense | _Csr,
