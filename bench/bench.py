@@ -3,7 +3,8 @@
 
 One run measures the machine's GEMM peak (numpy matmul), then trains
 scikit-learn's and mlp_rs's ``MLPClassifier`` side by side -- interleaved, the
-order alternating per repetition -- on these configurations:
+order alternating per repetition, each timed run after a short idle pause (see
+``COOL_DOWN_S``) -- on these configurations:
 
 =======  ==================================================================
 C1       Fashion-MNIST 784-100-10 relu, sgd momentum 0.9, batch 200,
@@ -71,9 +72,16 @@ ALPHA = 1e-4  # scikit-learn's default L2 penalty, used by every library
 MOMENTUM = 0.9
 SEED = 0
 
-DEFAULT_REPEATS = 3
+DEFAULT_REPEATS = 5
 DEFAULT_EPOCHS = {"fashion": 3, "digits": 20}
 QUICK_TRAIN_ROWS = 10_000
+# Idle time before each timed run. After a BLAS call OpenBLAS keeps its worker
+# threads spinning for about 0.1 s; on a 2-core machine they take a core from
+# whatever runs next (measured: a 2-thread predict_proba 1.74x slower right after
+# a numpy matmul, 1.05x after 0.1 s, unaffected after 0.2 s). Without the pause,
+# every run that follows a scikit-learn run (and its BLAS-based scoring) would be
+# timed against those spinning threads.
+COOL_DOWN_S = 0.3
 WARMUP_ROWS = 2_000
 GEMM_SIZE, GEMM_REPS = 4096, 5
 QUICK_GEMM_SIZE, QUICK_GEMM_REPS = 2048, 3
@@ -485,11 +493,13 @@ def spread(values: list[float]) -> dict:
 
 def interleave(libraries: list, repeats: int, measure: Callable, tag: str) -> dict:
     """Call ``measure(library)`` ``repeats`` times per library, alternating the
-    order every repetition; return each library's list of result dicts."""
+    order every repetition, each after a pause of ``COOL_DOWN_S``; return each
+    library's list of result dicts."""
     runs = {library.name: [] for library in libraries}
     for rep in range(repeats):
         order = libraries if rep % 2 == 0 else libraries[::-1]
         for library in order:
+            time.sleep(COOL_DOWN_S)
             result = measure(library)
             runs[library.name].append(result)
             log(
@@ -781,7 +791,8 @@ def render_header(report: dict) -> str:
         f"- load average (1/5/15 min): start {fmt_load(report['loadavg_start'])}, "
         f"end {fmt_load(report['loadavg_end'])}",
         f"- settings: {settings['repeats']} fit(s) per library and config, "
-        f"interleaved (order alternating); epochs per fit: "
+        f"interleaved (order alternating, {COOL_DOWN_S} s idle before each timed run); "
+        f"epochs per fit: "
         f"{settings['epochs']['fashion']} on Fashion-MNIST "
         f"({settings['fashion_train_rows']:,} training rows, 10,000 test rows), "
         f"{settings['epochs']['digits']} on digits; mlp_rs n_jobs=None (all cores)",
