@@ -1,4 +1,9 @@
-//! The one place that calls the GEMM crate: shape/stride adapters from ndarray views.
+//! The one place that calls the GEMM crates: shape/stride adapters from ndarray views.
+//!
+//! Two kernels, chosen by shape alone (measured in `bench/gemm_choice.md`): `gemm` for
+//! the large products, `nano-gemm` (no packing, masked microkernels) for small ones and
+//! for the narrow products of an output layer with a few units, where `gemm`'s packing
+//! and dispatch cost more than the arithmetic.
 //!
 //! Threads: `gemm` splits a product over output tiles and packs each operand once for all
 //! threads. Its k-blocking comes from the shapes and cache sizes only, never from the
@@ -13,6 +18,30 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 /// Products smaller than this many multiply-adds run on one thread: waking the others
 /// costs more than they would save.
 const MIN_PARALLEL_WORK: usize = 1 << 17;
+
+/// Products of at most this many multiply-adds go to `nano-gemm`...
+const SMALL_WORK: usize = 1 << 17;
+
+/// ...and so do those with a dimension this short, whatever their size (on one thread:
+/// they are too narrow to split well).
+const NARROW: usize = 16;
+
+/// `nano-gemm`'s plan constructor for each float type.
+pub trait SmallGemm: Sized {
+    fn small_plan(m: usize, n: usize, k: usize) -> nano_gemm::Plan<Self>;
+}
+
+impl SmallGemm for f32 {
+    fn small_plan(m: usize, n: usize, k: usize) -> nano_gemm::Plan<Self> {
+        nano_gemm::Plan::new_f32(m, n, k)
+    }
+}
+
+impl SmallGemm for f64 {
+    fn small_plan(m: usize, n: usize, k: usize) -> nano_gemm::Plan<Self> {
+        nano_gemm::Plan::new_f64(m, n, k)
+    }
+}
 
 /// `dst = a · b` (or `dst += a · b` with `accumulate`), any strides (transposed views are
 /// fine).
@@ -43,15 +72,44 @@ pub fn matmul<T: Real>(
         }
         return Ok(());
     }
-    let parallelism = match par {
-        Par::Rayon if m * n * k >= MIN_PARALLEL_WORK => {
-            gemm::Parallelism::Rayon(rayon::current_num_threads())
-        }
-        _ => gemm::Parallelism::None,
-    };
+    let work = m * n * k;
     let [drs, dcs] = [dst.strides()[0], dst.strides()[1]];
     let [ars, acs] = [a.strides()[0], a.strides()[1]];
     let [brs, bcs] = [b.strides()[0], b.strides()[1]];
+    // By shape alone, never by thread count, so that results stay bit-identical.
+    if work <= SMALL_WORK || m.min(n).min(k) <= NARROW {
+        // nano-gemm computes column-major products: the transposed problem
+        // dst^T = b^T a^T, whose operands are these very buffers.
+        let plan = T::small_plan(n, m, k);
+        let alpha = if accumulate { T::one() } else { T::zero() };
+        // SAFETY: as for `gemm` below; `alpha == 0` never reads `dst`.
+        unsafe {
+            plan.execute_unchecked(
+                n,
+                m,
+                k,
+                dst.as_mut_ptr(),
+                dcs,
+                drs,
+                b.as_ptr(),
+                bcs,
+                brs,
+                a.as_ptr(),
+                acs,
+                ars,
+                alpha,
+                T::one(),
+                false,
+                false,
+            );
+        }
+        return Ok(());
+    }
+    let parallelism = if par == Par::Rayon && work >= MIN_PARALLEL_WORK {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: the three views are valid for their shapes and strides, checked to fit
     // together above; `dst` is borrowed mutably and cannot alias `a` or `b`.
     unsafe {
@@ -107,6 +165,11 @@ mod tests {
             (40, 300, 90),
             (1, 1, 1),
             (257, 129, 33),
+            // nano-gemm: small, and narrow but large
+            (32, 64, 64),
+            (500, 10, 300),
+            (10, 500, 300),
+            (200, 300, 8),
         ] {
             let a = filled(m, k, 0.37);
             let b = filled(k, n, 0.11);
@@ -152,6 +215,18 @@ mod tests {
                 .unwrap();
                 assert_eq!(got, reference, "({m}, {n}, {k}) with {threads} threads");
             }
+        }
+    }
+
+    /// Overwriting never reads the old contents, so stale NaNs cannot leak in.
+    #[test]
+    fn overwrite_ignores_old_values() {
+        for &(m, n, k) in &[(8, 10, 8), (300, 200, 100)] {
+            let a = filled(m, k, 0.3);
+            let b = filled(k, n, 0.7);
+            let mut got = Array2::from_elem((m, n), f64::NAN);
+            matmul(got.view_mut(), a.view(), b.view(), false, Par::Sequential).unwrap();
+            assert!((&got - &naive(&a, &b)).iter().all(|d| d.abs() < 1e-9));
         }
     }
 

@@ -7,6 +7,7 @@ use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 /// GEMM kernels and NumPy both specialise on exactly those two.
 pub trait Real:
     num_traits::Float
+    + crate::gemm::SmallGemm
     + AddAssign
     + SubAssign
     + MulAssign
