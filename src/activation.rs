@@ -158,7 +158,10 @@ fn softmax<T: Real>(values: &mut [T], width: usize) {
             );
         row.iter_mut().for_each(|v| *v -= max);
     }
-    values.iter_mut().for_each(|v| *v = v.exp_vec());
+    let whole_rows = values.len() / width * width;
+    values[..whole_rows]
+        .iter_mut()
+        .for_each(|v| *v = v.exp_vec());
     for row in values.chunks_exact_mut(width) {
         let mut sum = T::zero();
         for &v in row.iter() {

@@ -124,6 +124,10 @@ impl<T: Real> GradientParts<T> for BatchGrads<'_, T> {
         self.0.len()
     }
 
+    fn tensors(&self) -> usize {
+        self.0.first().map_or(0, |part| part.grads.len())
+    }
+
     fn tensor(&self, part: usize, tensor: usize) -> &[T] {
         &self.0[part].grads[tensor]
     }

@@ -16,7 +16,8 @@ pub fn exp_f64(x: f64) -> f64 {
     const UNDERFLOW: f64 = -745.133_219_101_941_1; // ln of the smallest subnormal / 2
                                                    // 1.5 * 2^52: adding it rounds to an integer, which lands in the low mantissa bits.
     const SHIFT: f64 = 6_755_399_441_055_744.0;
-    // ln2 = LN2_HI + LN2_LO, LN2_HI with 32 trailing zero bits so that n * LN2_HI is exact.
+    // ln2 = LN2_HI + LN2_LO; the low 21 mantissa bits of LN2_HI are zero, so n * LN2_HI
+    // is exact for every n used here (|n| <= 1076).
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
     const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     // Taylor coefficients 1/k!, k = 13 down to 2: the remainder is below 0.05 ulp on
@@ -49,15 +50,16 @@ pub fn exp_f64(x: f64) -> f64 {
         p = p * r + c;
     }
     let p = (p * r + 1.0) * r + 1.0;
-    // n in [-1077, 1024]; two factors 2^a 2^b, a + b = n, each a normal number.
+    // n in [-1076, 1024]; two factors 2^a 2^b, a + b = n, each a normal number.
     let k = (shifted.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
     let a = (((k + 1100) as u64) >> 1) as i64 - 550;
     let scale = |e: i64| f64::from_bits(((e + 1023) as u64) << 52);
     let y = p * scale(a) * scale(k - a);
     let y = if x > OVERFLOW { f64::INFINITY } else { y };
     let y = if x < UNDERFLOW { 0.0 } else { y };
+    // `x + x`, as libm does, turns a signalling NaN into a quiet one.
     if x.is_nan() {
-        x
+        x + x
     } else {
         y
     }
@@ -100,8 +102,9 @@ pub fn exp_f32(x: f32) -> f32 {
     let y = p * scale(a) * scale(k - a);
     let y = if x > OVERFLOW { f32::INFINITY } else { y };
     let y = if x < UNDERFLOW { 0.0 } else { y };
+    // `x + x`, as libm does, turns a signalling NaN into a quiet one.
     if x.is_nan() {
-        x
+        x + x
     } else {
         y
     }

@@ -15,16 +15,16 @@ use crate::parallel::Par;
 use crate::real::Real;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-/// Products smaller than this many multiply-adds run on one thread: waking the others
-/// costs more than they would save.
-const MIN_PARALLEL_WORK: usize = 1 << 17;
-
-/// Products of at most this many multiply-adds go to `nano-gemm`...
+/// Products of at most this many multiply-adds go to `nano-gemm`, on one thread (waking
+/// other threads would cost more than they save)...
 const SMALL_WORK: usize = 1 << 17;
 
-/// ...and so do those with a dimension this short, whatever their size (on one thread:
-/// they are too narrow to split well).
+/// ...and so do those with a dimension this short...
 const NARROW: usize = 16;
+
+/// ...up to this many multiply-adds (an output layer of a few units over a block of rows);
+/// larger narrow products keep `gemm` and its threads.
+const NARROW_WORK: usize = 1 << 21;
 
 /// `nano-gemm`'s plan constructor for each float type.
 pub trait SmallGemm: Sized {
@@ -77,9 +77,9 @@ pub fn matmul<T: Real>(
     let [ars, acs] = [a.strides()[0], a.strides()[1]];
     let [brs, bcs] = [b.strides()[0], b.strides()[1]];
     // By shape alone, never by thread count, so that results stay bit-identical.
-    if work <= SMALL_WORK || m.min(n).min(k) <= NARROW {
-        // nano-gemm computes column-major products: the transposed problem
-        // dst^T = b^T a^T, whose operands are these very buffers.
+    if work <= SMALL_WORK || (m.min(n).min(k) <= NARROW && work <= NARROW_WORK) {
+        // nano-gemm's fast path wants unit row strides for dst and the left operand; for
+        // row-major buffers the transposed problem dst^T = b^T a^T has them.
         let plan = T::small_plan(n, m, k);
         let alpha = if accumulate { T::one() } else { T::zero() };
         // SAFETY: as for `gemm` below; `alpha == 0` never reads `dst`.
@@ -105,7 +105,8 @@ pub fn matmul<T: Real>(
         }
         return Ok(());
     }
-    let parallelism = if par == Par::Rayon && work >= MIN_PARALLEL_WORK {
+    // Everything that reaches here is large enough to split.
+    let parallelism = if par == Par::Rayon {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
         gemm::Parallelism::None
@@ -194,6 +195,7 @@ mod tests {
             (256, 512, 784),
             (37, 300, 1000),
             (1000, 3, 517),
+            (4000, 3, 517), // narrow but large: gemm with threads
         ] {
             let a = filled(m, k, 0.37).mapv(|v| v as f32);
             let b = filled(k, n, 0.11).mapv(|v| v as f32);

@@ -84,6 +84,8 @@ const SUM_BLOCK: usize = 256;
 pub trait GradientParts<T>: Sync {
     /// Number of parts (at least one).
     fn count(&self) -> usize;
+    /// Number of tensors in each part.
+    fn tensors(&self) -> usize;
     /// Tensor `tensor` of part `part`, in the parameters' `2L` layout.
     fn tensor(&self, part: usize, tensor: usize) -> &[T];
 }
@@ -91,6 +93,10 @@ pub trait GradientParts<T>: Sync {
 impl<T: Sync> GradientParts<T> for Vec<Vec<T>> {
     fn count(&self) -> usize {
         1
+    }
+
+    fn tensors(&self) -> usize {
+        self.len()
     }
 
     fn tensor(&self, _part: usize, tensor: usize) -> &[T] {
@@ -328,6 +334,7 @@ impl Solver {
         let n = params.len();
         let per_tensor = self.state_per_tensor();
         let fits = grads.count() >= 1
+            && grads.tensors() == n
             && state.len() == per_tensor * n
             && params.iter().enumerate().all(|(i, p)| {
                 (0..per_tensor).all(|s| state[s * n + i].len() == p.len())
@@ -528,6 +535,9 @@ mod tests {
         fn count(&self) -> usize {
             self.0.len()
         }
+        fn tensors(&self) -> usize {
+            self.0[0].len()
+        }
         fn tensor(&self, part: usize, tensor: usize) -> &[f64] {
             &self.0[part][tensor]
         }
@@ -606,6 +616,19 @@ mod tests {
         );
         assert!(outcome.is_err());
         assert_eq!(p, [1.0; 3]);
+
+        // fewer gradient tensors than parameter tensors
+        let mut v = [0.0_f64; 3];
+        let outcome = sgd(0.9, false).step(
+            &mut [&mut p[..], &mut [1.0][..]],
+            &grads,
+            &mut [&mut v[..], &mut [0.0][..]],
+            &mut scalars(0.1),
+            GradScale::NONE,
+            &mut StepScratch::default(),
+            Par::Sequential,
+        );
+        assert!(outcome.is_err());
     }
 
     #[test]

@@ -526,9 +526,18 @@ fn fit_typed<'py, T: Element + Real>(
     // Whatever happened, the generator has advanced as far as the epochs that started.
     if let (Some(array), Shuffler::Mt19937(rng)) = (&mut shuffle_state, &py_hooks.shuffle) {
         let (key, pos) = rng.state();
-        let words = array.as_slice_mut()?;
-        words[..key.len()].copy_from_slice(key);
-        words[key.len()] = pos as u32;
+        // Re-checked: Python code run by a hook could have resized the array.
+        match array.as_slice_mut()?.get_mut(..SHUFFLE_STATE_WORDS) {
+            Some([words @ .., last]) => {
+                words.copy_from_slice(key);
+                *last = pos as u32;
+            }
+            _ => {
+                return Err(PyValueError::new_err(
+                    "shuffle_state was resized during training",
+                ))
+            }
+        }
     }
     let outcome = match result {
         Ok(Ok(Ok(outcome))) => outcome,

@@ -267,7 +267,7 @@ def test_to_sklearn(kind, dtype, solver):
         assert sk.t_ == est.t_
         assert sk.loss_curve_ == est.loss_curve_
     _check_same_predictions(est, sk, X)
-    # R2 of predictions equal up to the dtype's rounding (accuracies exactly)
+    # R2 equal up to the dtype's rounding (accuracies: predict was compared exactly)
     assert sk.score(X, y) == pytest.approx(
         est.score(X, y), rel=_tolerance(dtype)["rtol"]
     )

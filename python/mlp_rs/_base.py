@@ -458,9 +458,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         order = [np.arange(n_samples, dtype=np.int64)]
         random_state = self._random_state
         # A generator made from an integer seed belongs to this fit alone: the engine
-        # continues its MT19937 stream itself and hands the state back. A shared one
-        # (None: NumPy's global generator, or a RandomState passed in) is drawn from
-        # in Python, epoch by epoch, so that other users of it interleave as before.
+        # continues its MT19937 stream itself and hands the state back at the end (a
+        # callback drawing from `_random_state` meanwhile would have its draws
+        # overwritten; nothing else can see it). A shared one (None: NumPy's global
+        # generator, or a RandomState passed in) is drawn from in Python, epoch by
+        # epoch, so that other users of it interleave as before.
         shuffle_state = None
         if self.shuffle and isinstance(self.random_state, Integral):
             kind, key, pos, has_gauss, cached_gaussian = random_state.get_state()
