@@ -461,44 +461,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn classical_momentum_by_hand() {
+    /// One SGD step from p = 1, v = 0.5 with gradient 2, lr 0.1, momentum 0.9.
+    fn sgd_step_by_hand(nesterov: bool) -> (f64, f64) {
         let (mut p, mut v) = (vec![1.0_f64], vec![0.5_f64]);
         let grads = vec![vec![2.0]];
-        let mut s = scalars(0.1);
-        sgd(0.9, false)
+        sgd(0.9, nesterov)
             .step(
                 &mut [&mut p[..]],
                 &grads,
                 &mut [&mut v[..]],
-                &mut s,
+                &mut scalars(0.1),
                 GradScale::NONE,
                 &mut StepScratch::default(),
                 Par::Sequential,
             )
             .unwrap();
+        (p[0], v[0])
+    }
+
+    #[test]
+    fn classical_momentum_by_hand() {
+        let (p, v) = sgd_step_by_hand(false);
         // v = 0.9 * 0.5 - 0.1 * 2 = 0.25; p = 1 + 0.25
-        assert!((v[0] - 0.25).abs() < 1e-15 && (p[0] - 1.25).abs() < 1e-15);
+        assert!((v - 0.25).abs() < 1e-15 && (p - 1.25).abs() < 1e-15);
     }
 
     #[test]
     fn nesterov_by_hand() {
-        let (mut p, mut v) = (vec![1.0_f64], vec![0.5_f64]);
-        let grads = vec![vec![2.0]];
-        let mut s = scalars(0.1);
-        sgd(0.9, true)
-            .step(
-                &mut [&mut p[..]],
-                &grads,
-                &mut [&mut v[..]],
-                &mut s,
-                GradScale::NONE,
-                &mut StepScratch::default(),
-                Par::Sequential,
-            )
-            .unwrap();
+        let (p, v) = sgd_step_by_hand(true);
         // v = 0.25; update = 0.9 * 0.25 - 0.2 = 0.025
-        assert!((v[0] - 0.25).abs() < 1e-15 && (p[0] - 1.025).abs() < 1e-15);
+        assert!((v - 0.25).abs() < 1e-15 && (p - 1.025).abs() < 1e-15);
     }
 
     #[test]
