@@ -49,6 +49,10 @@ FASHION_FILES = {
 IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 DEFAULT_EPOCHS = {"fashion-mnist": 10, "digits": 30}
+# Idle time before each timed fit: OpenBLAS's threads keep spinning ~0.1 s after a BLAS
+# call (scikit-learn's fit and score) and would slow whatever is timed next (see
+# README, "Threads").
+COOL_DOWN_S = 0.3
 
 
 class DatasetError(Exception):
@@ -329,6 +333,7 @@ def main(argv=None) -> int:
             ["scikit-learn", "mlp_rs"] if rep % 2 == 0 else ["mlp_rs", "scikit-learn"]
         )
         for lib in order:
+            time.sleep(COOL_DOWN_S)
             result = fit_and_score(makers[lib], X_train, y_train, X_test, y_test)
             runs[lib].append(result)
             print(
