@@ -1,7 +1,10 @@
 //! `gemm` against `nano-gemm` on the small and narrow products of the benchmark networks,
-//! one thread: `cargo run --release --example small_gemm`. The table in
-//! `bench/gemm_choice.md` comes from this program; `src/gemm.rs` routes by its result.
+//! one thread, through the engine's own call of each (`mlp_rs::gemm::matmul_with`):
+//! `cargo run --release --example small_gemm`. The table in `bench/gemm_choice.md` comes
+//! from this program; `Kernel::for_shape` routes by its result.
 
+use mlp_rs::gemm::{matmul_with, Kernel};
+use mlp_rs::{Par, Real};
 use ndarray::Array2;
 use std::time::Instant;
 
@@ -49,32 +52,6 @@ const SHAPES: [(&str, usize, usize, usize, bool, bool); 12] = [
     ),
 ];
 
-trait Float: Copy + Default + 'static {
-    const NAME: &'static str;
-    fn from(x: f64) -> Self;
-    fn plan(m: usize, n: usize, k: usize) -> nano_gemm::Plan<Self>;
-}
-
-impl Float for f32 {
-    const NAME: &'static str = "f32";
-    fn from(x: f64) -> Self {
-        x as f32
-    }
-    fn plan(m: usize, n: usize, k: usize) -> nano_gemm::Plan<Self> {
-        nano_gemm::Plan::new_f32(m, n, k)
-    }
-}
-
-impl Float for f64 {
-    const NAME: &'static str = "f64";
-    fn from(x: f64) -> Self {
-        x
-    }
-    fn plan(m: usize, n: usize, k: usize) -> nano_gemm::Plan<Self> {
-        nano_gemm::Plan::new_f64(m, n, k)
-    }
-}
-
 /// Best GFLOPS of 7 rounds of `calls` calls.
 fn best_gflops(flops: f64, calls: usize, mut f: impl FnMut()) -> f64 {
     (0..7)
@@ -88,10 +65,10 @@ fn best_gflops(flops: f64, calls: usize, mut f: impl FnMut()) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn compare<T: Float>((name, m, n, k, ta, tb): (&str, usize, usize, usize, bool, bool)) {
+fn compare<T: Real>((name, m, n, k, ta, tb): (&str, usize, usize, usize, bool, bool)) {
     let fill = |r: usize, c: usize| {
         Array2::from_shape_fn((r, c), |(i, j)| {
-            T::from(((i * 7 + j * 3) % 13) as f64 * 0.1)
+            T::from_f64(((i * 7 + j * 3) % 13) as f64 * 0.1)
         })
     };
     let a = if ta { fill(k, m) } else { fill(m, k) };
@@ -100,59 +77,22 @@ fn compare<T: Float>((name, m, n, k, ta, tb): (&str, usize, usize, usize, bool, 
         if ta { a.t() } else { a.view() },
         if tb { b.t() } else { b.view() },
     );
-    let mut dst = Array2::<T>::default((m, n));
-    let [ars, acs] = [a.strides()[0], a.strides()[1]];
-    let [brs, bcs] = [b.strides()[0], b.strides()[1]];
+    let mut dst = Array2::<T>::zeros((m, n));
     let flops = 2.0 * (m * n * k) as f64;
     let calls = (2e8 / flops).ceil() as usize;
-    let zero = T::from(0.0);
-    let one = T::from(1.0);
-    let gemm = best_gflops(flops, calls, || unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            acs,
-            ars,
-            b.as_ptr(),
-            bcs,
-            brs,
-            one,
-            one,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    });
-    let plan = T::plan(n, m, k);
-    let nano = best_gflops(flops, calls, || unsafe {
-        // the transposed problem, as src/gemm.rs calls it
-        plan.execute_unchecked(
-            n,
-            m,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            b.as_ptr(),
-            bcs,
-            brs,
-            a.as_ptr(),
-            acs,
-            ars,
-            zero,
-            one,
-            false,
-            false,
-        )
-    });
-    println!("| {name} | {} | {gemm:.1} | {nano:.1} |", T::NAME);
+    let mut run = |kernel| {
+        best_gflops(flops, calls, || {
+            matmul_with(kernel, dst.view_mut(), a, b, false, Par::Sequential).expect("shapes fit")
+        })
+    };
+    let gemm = run(Kernel::Gemm);
+    let nano = run(Kernel::Nano);
+    let precision = if std::mem::size_of::<T>() == 4 {
+        "f32"
+    } else {
+        "f64"
+    };
+    println!("| {name} | {precision} | {gemm:.1} | {nano:.1} |");
 }
 
 fn main() {

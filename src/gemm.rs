@@ -43,9 +43,44 @@ impl SmallGemm for f64 {
     }
 }
 
+/// The two matrix-product kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// The `gemm` crate: packed operands, threads when the call has them.
+    Gemm,
+    /// `nano-gemm`: no packing, one thread.
+    Nano,
+}
+
+impl Kernel {
+    /// The kernel for an `m x n x k` product: by shape alone, never by thread count, so
+    /// that results stay bit-identical.
+    pub fn for_shape(m: usize, n: usize, k: usize) -> Self {
+        let work = m * n * k;
+        if work <= SMALL_WORK || (m.min(n).min(k) <= NARROW && work <= NARROW_WORK) {
+            Kernel::Nano
+        } else {
+            Kernel::Gemm
+        }
+    }
+}
+
 /// `dst = a · b` (or `dst += a · b` with `accumulate`), any strides (transposed views are
-/// fine).
+/// fine), with the kernel [`Kernel::for_shape`] picks.
 pub fn matmul<T: Real>(
+    dst: ArrayViewMut2<'_, T>,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    accumulate: bool,
+    par: Par,
+) -> Result<()> {
+    let kernel = Kernel::for_shape(dst.nrows(), dst.ncols(), a.ncols());
+    matmul_with(kernel, dst, a, b, accumulate, par)
+}
+
+/// [`matmul`] with a given kernel (the benchmark of the choice calls it directly).
+pub fn matmul_with<T: Real>(
+    kernel: Kernel,
     mut dst: ArrayViewMut2<'_, T>,
     a: ArrayView2<'_, T>,
     b: ArrayView2<'_, T>,
@@ -72,69 +107,69 @@ pub fn matmul<T: Real>(
         }
         return Ok(());
     }
-    let work = m * n * k;
     let [drs, dcs] = [dst.strides()[0], dst.strides()[1]];
     let [ars, acs] = [a.strides()[0], a.strides()[1]];
     let [brs, bcs] = [b.strides()[0], b.strides()[1]];
-    // By shape alone, never by thread count, so that results stay bit-identical.
-    if work <= SMALL_WORK || (m.min(n).min(k) <= NARROW && work <= NARROW_WORK) {
-        // nano-gemm's fast path wants unit row strides for dst and the left operand; for
-        // row-major buffers the transposed problem dst^T = b^T a^T has them.
-        let plan = T::small_plan(n, m, k);
-        let alpha = if accumulate { T::one() } else { T::zero() };
-        // SAFETY: as for `gemm` below; `alpha == 0` never reads `dst`.
-        unsafe {
-            plan.execute_unchecked(
-                n,
-                m,
-                k,
-                dst.as_mut_ptr(),
-                dcs,
-                drs,
-                b.as_ptr(),
-                bcs,
-                brs,
-                a.as_ptr(),
-                acs,
-                ars,
-                alpha,
-                T::one(),
-                false,
-                false,
-            );
+    match kernel {
+        Kernel::Nano => {
+            // nano-gemm's fast path wants unit row strides for dst and the left operand;
+            // for row-major buffers the transposed problem dst^T = b^T a^T has them.
+            let plan = T::small_plan(n, m, k);
+            let alpha = if accumulate { T::one() } else { T::zero() };
+            // SAFETY: as for `gemm` below; `alpha == 0` never reads `dst`.
+            unsafe {
+                plan.execute_unchecked(
+                    n,
+                    m,
+                    k,
+                    dst.as_mut_ptr(),
+                    dcs,
+                    drs,
+                    b.as_ptr(),
+                    bcs,
+                    brs,
+                    a.as_ptr(),
+                    acs,
+                    ars,
+                    alpha,
+                    T::one(),
+                    false,
+                    false,
+                );
+            }
         }
-        return Ok(());
-    }
-    // Everything that reaches here is large enough to split.
-    let parallelism = if par == Par::Rayon {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the three views are valid for their shapes and strides, checked to fit
-    // together above; `dst` is borrowed mutably and cannot alias `a` or `b`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dcs,
-            drs,
-            accumulate,
-            a.as_ptr(),
-            acs,
-            ars,
-            b.as_ptr(),
-            bcs,
-            brs,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            parallelism,
-        );
+        Kernel::Gemm => {
+            let parallelism = if par == Par::Rayon {
+                gemm::Parallelism::Rayon(rayon::current_num_threads())
+            } else {
+                gemm::Parallelism::None
+            };
+            // SAFETY: the three views are valid for their shapes and strides, checked to
+            // fit together above; `dst` is borrowed mutably and cannot alias `a` or `b`.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    dst.as_mut_ptr(),
+                    dcs,
+                    drs,
+                    accumulate,
+                    a.as_ptr(),
+                    acs,
+                    ars,
+                    b.as_ptr(),
+                    bcs,
+                    brs,
+                    T::one(),
+                    T::one(),
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -178,6 +213,10 @@ mod tests {
             let at = a.t().to_owned();
             for par in [Par::Sequential, Par::Rayon] {
                 let mut got = Array2::zeros((m, n));
+                for kernel in [Kernel::Gemm, Kernel::Nano] {
+                    matmul_with(kernel, got.view_mut(), at.t(), b.view(), false, par).unwrap();
+                    assert!((&got - &want).iter().all(|d| d.abs() < 1e-9), "{kernel:?}");
+                }
                 matmul(got.view_mut(), at.t(), b.view(), false, par).unwrap();
                 assert!((&got - &want).iter().all(|d| d.abs() < 1e-9));
                 matmul(got.view_mut(), a.view(), b.view(), true, par).unwrap();

@@ -461,21 +461,34 @@ mod tests {
         }
     }
 
-    /// One SGD step from p = 1, v = 0.5 with gradient 2, lr 0.1, momentum 0.9.
+    /// One SGD step (lr 0.1, momentum 0.9, gradients used as they are).
+    fn sgd_step(
+        nesterov: bool,
+        params: &mut [&mut [f64]],
+        grads: &Vec<Vec<f64>>,
+        velocities: &mut [&mut [f64]],
+    ) -> Result<f64> {
+        sgd(0.9, nesterov).step(
+            params,
+            grads,
+            velocities,
+            &mut scalars(0.1),
+            GradScale::NONE,
+            &mut StepScratch::default(),
+            Par::Sequential,
+        )
+    }
+
+    /// One SGD step from p = 1, v = 0.5 with gradient 2.
     fn sgd_step_by_hand(nesterov: bool) -> (f64, f64) {
         let (mut p, mut v) = (vec![1.0_f64], vec![0.5_f64]);
-        let grads = vec![vec![2.0]];
-        sgd(0.9, nesterov)
-            .step(
-                &mut [&mut p[..]],
-                &grads,
-                &mut [&mut v[..]],
-                &mut scalars(0.1),
-                GradScale::NONE,
-                &mut StepScratch::default(),
-                Par::Sequential,
-            )
-            .unwrap();
+        sgd_step(
+            nesterov,
+            &mut [&mut p[..]],
+            &vec![vec![2.0]],
+            &mut [&mut v[..]],
+        )
+        .unwrap();
         (p[0], v[0])
     }
 
@@ -597,28 +610,17 @@ mod tests {
     fn mismatched_shapes_are_an_error() {
         let (mut p, mut v) = (vec![1.0_f64; 3], vec![0.0_f64; 2]);
         let grads = vec![vec![2.0; 3]];
-        let outcome = sgd(0.9, false).step(
-            &mut [&mut p[..]],
-            &grads,
-            &mut [&mut v[..]],
-            &mut scalars(0.1),
-            GradScale::NONE,
-            &mut StepScratch::default(),
-            Par::Sequential,
-        );
+        let outcome = sgd_step(false, &mut [&mut p[..]], &grads, &mut [&mut v[..]]);
         assert!(outcome.is_err());
         assert_eq!(p, [1.0; 3]);
 
         // fewer gradient tensors than parameter tensors
         let mut v = [0.0_f64; 3];
-        let outcome = sgd(0.9, false).step(
+        let outcome = sgd_step(
+            false,
             &mut [&mut p[..], &mut [1.0][..]],
             &grads,
             &mut [&mut v[..], &mut [0.0][..]],
-            &mut scalars(0.1),
-            GradScale::NONE,
-            &mut StepScratch::default(),
-            Par::Sequential,
         );
         assert!(outcome.is_err());
     }
