@@ -351,14 +351,14 @@ type ValidationArg<'a, 'py> = (
     &'a Bound<'py, PyAny>,
     Option<&'a Bound<'py, PyAny>>,
 );
-/// The Python hooks: shuffle, on_epoch, on_plateau; and the generator state to shuffle
-/// with in Rust instead of calling `shuffle`.
-type HookArgs<'py> = (
-    Option<Py<PyAny>>,
-    Option<Py<PyAny>>,
-    Option<Py<PyAny>>,
-    Option<PyReadwriteArray1<'py, u32>>,
-);
+/// The Python hooks as `fit_stochastic` receives them.
+struct HookArgs<'py> {
+    shuffle: Option<Py<PyAny>>,
+    on_epoch: Option<Py<PyAny>>,
+    on_plateau: Option<Py<PyAny>>,
+    /// The generator state to shuffle with in Rust instead of calling `shuffle`.
+    shuffle_state: Option<PyReadwriteArray1<'py, u32>>,
+}
 
 /// Words of a `shuffle_state` array: MT19937's 624 key words, then the position.
 const SHUFFLE_STATE_WORDS: usize = 625;
@@ -449,8 +449,8 @@ fn fit_typed<'py, T: Element + Real>(
         best_loss: state.best_loss,
         best_validation_score: state.best_validation_score,
     };
-    let mut shuffle_state = hooks.3;
-    let shuffle = match (&shuffle_state, hooks.0) {
+    let mut shuffle_state = hooks.shuffle_state;
+    let shuffle = match (&shuffle_state, hooks.shuffle) {
         _ if !cfg.shuffle => Shuffler::Off,
         (Some(state), _) => Shuffler::Mt19937(Box::new(read_shuffle_state(state)?)),
         (None, Some(f)) => Shuffler::Python(f),
@@ -459,8 +459,8 @@ fn fit_typed<'py, T: Element + Real>(
     let stop = AtomicBool::new(false);
     let mut py_hooks = PyHooks {
         shuffle,
-        on_epoch: hooks.1,
-        on_plateau: hooks.2,
+        on_epoch: hooks.on_epoch,
+        on_plateau: hooks.on_plateau,
         stop: &stop,
         error: None,
     };
@@ -591,7 +591,12 @@ fn fit_stochastic<'py>(
         .next()
         .ok_or_else(|| PyValueError::new_err("no parameters"))??;
     let val = validation.as_ref().map(|(a, b, c)| (a, b, c.as_ref()));
-    let hooks = (shuffle, on_epoch, on_plateau, shuffle_state);
+    let hooks = HookArgs {
+        shuffle,
+        on_epoch,
+        on_plateau,
+        shuffle_state,
+    };
     if is_f32(&first)? {
         fit_typed::<f32>(
             py,

@@ -455,26 +455,27 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
         # scikit-learn reshuffles the previous permutation with the estimator's
         # RandomState each epoch; doing the same keeps the two batch for batch.
-        order = [np.arange(n_samples, dtype=np.int64)]
-        random_state = self._random_state
         # A generator made from an integer seed belongs to this fit alone: the engine
         # continues its MT19937 stream itself and hands the state back at the end (a
         # callback drawing from `_random_state` meanwhile would have its draws
         # overwritten; nothing else can see it). A shared one (None: NumPy's global
         # generator, or a RandomState passed in) is drawn from in Python, epoch by
         # epoch, so that other users of it interleave as before.
-        shuffle_state = None
+        random_state = self._random_state
+        shuffle_state = next_order = None
         if self.shuffle and isinstance(self.random_state, Integral):
             kind, key, pos, has_gauss, cached_gaussian = random_state.get_state()
             shuffle_state = np.append(key, np.uint32(pos)).astype(np.uint32)
+        elif self.shuffle:
+            order = [np.arange(n_samples, dtype=np.int64)]
 
-        def next_order():
-            # sklearn.utils.shuffle(order, random_state=...) without its validation:
-            # the same draws (RandomState.shuffle of an arange), a tenth of the cost.
-            permutation = np.arange(n_samples)
-            random_state.shuffle(permutation)
-            order[0] = order[0][permutation]
-            return order[0]
+            def next_order():
+                # sklearn.utils.shuffle(order, random_state=...) without its
+                # validation: the same draws (RandomState.shuffle of an arange).
+                permutation = np.arange(n_samples)
+                random_state.shuffle(permutation)
+                order[0] = order[0][permutation]
+                return order[0]
 
         best = [np.array(b, dtype=dtype, order="C") for b in self._best_params()]
         engine_state = {
@@ -503,7 +504,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     batch_size=batch_size, incremental=bool(incremental)
                 ),
                 engine_state,
-                next_order if self.shuffle and shuffle_state is None else None,
+                next_order,
                 self._epoch_reporter(n_samples),
                 self._report_plateau,
                 shuffle_state=shuffle_state,
