@@ -1,28 +1,43 @@
-//! One mini-batch, computed in parts: a batch of `m` rows is cut into
-//! `ceil(m / PART_ROWS)` parts of near-equal size, each part runs its forward and
-//! backward pass on its own thread (one fork-join per batch instead of several per
-//! matrix product), and the optimizer's update adds the parts' gradients up in part order
-//! as it reads them. The cut depends on `m` alone, never on the number of threads, so
-//! results are bit-identical whatever `n_jobs` is.
+//! One mini-batch in two parallel passes. First the rows: a batch of `m` rows is cut into
+//! `ceil(m / PART_ROWS)` parts of near-equal size, and each part gathers its rows and runs
+//! its forward pass and the backward pass of its error signals on its own thread. Then
+//! the parameters: the optimizer updates them in chunks of weight rows, and each chunk's
+//! gradient, summed over the parts in part order, is computed just before it is applied
+//! ([`BatchGrads`]), so no per-part gradient is ever stored and each chunk is updated
+//! while it is in cache. Every cut depends on the shapes alone, never on the number of
+//! threads, so results are bit-identical whatever `n_jobs` is.
 
 use crate::error::{Error, Result};
 use crate::network::Layout;
-use crate::optimizer::GradientParts;
+use crate::optimizer::GradientSource;
 use crate::parallel::{Par, SendPtr};
 use crate::propagate::Net;
 use crate::real::Real;
 use crate::trainer::Dataset;
-use crate::workspace::Workspace;
-use std::sync::Mutex;
+use crate::workspace::{Passes, Workspace};
 
 /// Largest part of a batch, in rows. Large enough for efficient matrix products, small
 /// enough that scikit-learn's default batch of 200 splits in two.
 pub const PART_ROWS: usize = 128;
 
+/// A weight matrix is updated in at most this many chunks of rows (more would repeat
+/// the packing of the error signals in every chunk's product)...
+const MAX_CHUNKS: usize = 2;
+
+/// ...of at least this many rows.
+const MIN_CHUNK_ROWS: usize = 16;
+
+/// Parts of a batch of `m` rows: as few as keep them within [`PART_ROWS`]. (Cutting small
+/// batches further, so that two cores share them, was measured slower: see
+/// `bench/profile.md`.)
+fn part_count(m: usize) -> usize {
+    m.div_ceil(PART_ROWS).max(1)
+}
+
 pub struct BatchRunner<T> {
     parts: Vec<Workspace<T>>,
-    /// Parts used by the last batch.
-    count: usize,
+    /// Rows of each part of the last batch (as many entries as it had parts).
+    part_rows: Vec<usize>,
     losses: Vec<f64>,
     weight_sums: Vec<T>,
 }
@@ -36,25 +51,28 @@ pub struct BatchResult<T> {
 impl<T: Real> BatchRunner<T> {
     /// Buffers for batches of up to `batch` rows.
     pub fn new(layout: &Layout, batch: usize) -> Self {
-        let parts = batch.div_ceil(PART_ROWS).max(1);
+        let parts = part_count(batch);
         let capacity = batch.min(PART_ROWS);
         Self {
             parts: (0..parts)
-                .map(|_| Workspace::new(layout, capacity, true))
+                .map(|_| Workspace::new(layout, capacity, Passes::Deltas))
                 .collect(),
-            count: 0,
+            part_rows: Vec::with_capacity(parts),
             losses: vec![0.0; parts],
             weight_sums: vec![T::zero(); parts],
         }
     }
 
-    /// The raw gradients of the last batch, by part (valid after [`BatchRunner::run`]).
-    pub fn grads(&self) -> BatchGrads<'_, T> {
-        BatchGrads(&self.parts[..self.count.max(1)])
+    /// The raw gradient of the last batch (valid after [`BatchRunner::run`]).
+    pub fn grads<'a>(&'a self, net: &'a Net) -> BatchGrads<'a, T> {
+        BatchGrads {
+            net,
+            parts: &self.parts[..self.part_rows.len()],
+            part_rows: &self.part_rows,
+        }
     }
 
-    /// Forward and backward passes of the rows `rows` of `data`; leaves the raw
-    /// gradients (see [`Net::backward`]) of each part in [`BatchRunner::grads`].
+    /// Forward passes and error signals of the rows `rows` of `data`, part by part.
     pub fn run(
         &mut self,
         net: &Net,
@@ -64,47 +82,39 @@ impl<T: Real> BatchRunner<T> {
         par: Par,
     ) -> Result<BatchResult<T>> {
         let m = rows.len();
-        let count = m.div_ceil(PART_ROWS).max(1);
-        if count > self.parts.len() {
+        let count = part_count(m);
+        let cut = |i: usize| i * m / count;
+        if count > self.parts.len()
+            || (0..count).any(|i| cut(i + 1) - cut(i) > self.parts[i].capacity)
+        {
             return Err(Error::Shape(format!(
-                "batch of {m} rows exceeds the {} parts prepared",
-                self.parts.len()
+                "a batch of {m} rows does not fit the buffers prepared"
             )));
         }
+        self.part_rows.clear();
         // A lone part may still spread its matrix products over the threads.
         let inner = if count == 1 { par } else { Par::Sequential };
         let weighted = data.sample_weight.is_some();
-        let failure: Mutex<Option<Error>> = Mutex::new(None);
         let parts = SendPtr(self.parts.as_mut_ptr());
         let losses = SendPtr(self.losses.as_mut_ptr());
         let weight_sums = SendPtr(self.weight_sums.as_mut_ptr());
-        par.for_each(count, |i| {
-            let (lo, hi) = (i * m / count, (i + 1) * m / count);
+        par.try_for_each(count, |i| {
+            let (lo, hi) = (cut(i), cut(i + 1));
             // SAFETY: part `i` is touched by this call alone; `i < count <= len`.
             let ws = unsafe { &mut *parts.get().add(i) };
             let weight_sum = data.gather(&rows[lo..hi], ws);
-            let outcome = net.forward(params, ws, hi - lo, inner).and_then(|()| {
-                let loss = net.loss_sum(ws, hi - lo, weighted);
-                net.backward(params, ws, hi - lo, weighted, false, inner)?;
-                Ok(loss)
-            });
-            match outcome {
-                // SAFETY: slot `i` belongs to this call.
-                Ok(loss) => unsafe {
-                    *losses.get().add(i) = loss;
-                    *weight_sums.get().add(i) = weight_sum;
-                },
-                Err(e) => {
-                    if let Ok(mut slot) = failure.lock() {
-                        slot.get_or_insert(e);
-                    }
-                }
+            net.forward(params, ws, hi - lo, inner)?;
+            let loss = net.loss_sum(ws, hi - lo, weighted);
+            net.backward_deltas(params, ws, hi - lo, weighted, inner)?;
+            // SAFETY: slot `i` belongs to this call.
+            unsafe {
+                *losses.get().add(i) = loss;
+                *weight_sums.get().add(i) = weight_sum;
             }
-        });
-        if let Some(e) = failure.into_inner().ok().flatten() {
-            return Err(e);
-        }
-        self.count = count;
+            Ok::<(), Error>(())
+        })?;
+        self.part_rows
+            .extend((0..count).map(|i| cut(i + 1) - cut(i)));
         let mut weight_sum = T::zero();
         for &w in &self.weight_sums[..count] {
             weight_sum += w;
@@ -116,20 +126,72 @@ impl<T: Real> BatchRunner<T> {
     }
 }
 
-/// The gradients of a batch's parts, for [`crate::optimizer::Solver::step`] to add up.
-pub struct BatchGrads<'a, T>(&'a [Workspace<T>]);
+/// The raw gradient of a batch, computed chunk by chunk from its parts' error signals as
+/// the optimizer asks for it: weight rows `Y^T D` and intercepts `colsum(D)`, each summed
+/// over the parts in part order.
+pub struct BatchGrads<'a, T> {
+    net: &'a Net,
+    parts: &'a [Workspace<T>],
+    part_rows: &'a [usize],
+}
 
-impl<T: Real> GradientParts<T> for BatchGrads<'_, T> {
-    fn count(&self) -> usize {
-        self.0.len()
-    }
-
+impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
     fn tensors(&self) -> usize {
-        self.0.first().map_or(0, |part| part.grads.len())
+        2 * self.net.layout.n_layers()
     }
 
-    fn tensor(&self, part: usize, tensor: usize) -> &[T] {
-        &self.0[part].grads[tensor]
+    fn tensor_len(&self, tensor: usize) -> usize {
+        let (units, l) = self.layer(tensor);
+        let inputs = if tensor < self.net.layout.n_layers() {
+            units[l]
+        } else {
+            1
+        };
+        inputs * units[l + 1]
+    }
+
+    fn row_len(&self, tensor: usize) -> usize {
+        let (units, l) = self.layer(tensor);
+        units[l + 1]
+    }
+
+    fn chunk_rows(&self, tensor: usize) -> usize {
+        if tensor < self.net.layout.n_layers() {
+            let rows = self.net.layout.units[tensor];
+            let chunks = rows.div_ceil(MIN_CHUNK_ROWS).clamp(1, MAX_CHUNKS);
+            rows.div_ceil(chunks)
+        } else {
+            1
+        }
+    }
+
+    fn work_per_element(&self) -> usize {
+        self.part_rows.iter().sum()
+    }
+
+    fn chunk<'s>(&'s self, tensor: usize, start: usize, scratch: &'s mut [T]) -> Result<&'s [T]> {
+        let l_count = self.net.layout.n_layers();
+        if self.parts.is_empty() {
+            return Err(Error::Shape("no batch has run yet".into()));
+        }
+        for (k, (ws, &n)) in self.parts.iter().zip(self.part_rows).enumerate() {
+            if tensor < l_count {
+                let first = start / self.row_len(tensor);
+                self.net
+                    .weight_gradient(ws, n, tensor, first, scratch, k > 0, Par::Sequential)?;
+            } else {
+                self.net
+                    .intercept_gradient(ws, n, tensor - l_count, scratch, k > 0)?;
+            }
+        }
+        Ok(scratch)
+    }
+}
+
+impl<T> BatchGrads<'_, T> {
+    /// The units of the network and the layer that tensor `tensor` belongs to.
+    fn layer(&self, tensor: usize) -> (&[usize], usize) {
+        (&self.net.layout.units, tensor % self.net.layout.n_layers())
     }
 }
 
@@ -143,17 +205,17 @@ mod tests {
     use crate::parallel::with_threads;
     use ndarray::Array2;
 
-    /// The parts' gradients added up in part order, as the optimizer does.
-    fn summed(grads: &BatchGrads<'_, f64>) -> Vec<Vec<f64>> {
-        (0..grads.0[0].grads.len())
+    /// The whole gradient, chunk by chunk as the optimizer asks for it.
+    fn gradient(grads: &BatchGrads<'_, f64>) -> Vec<Vec<f64>> {
+        (0..grads.tensors())
             .map(|t| {
-                let mut sum = grads.tensor(0, t).to_vec();
-                for part in 1..grads.count() {
-                    sum.iter_mut()
-                        .zip(grads.tensor(part, t))
-                        .for_each(|(s, &g)| *s += g);
+                let mut out = vec![f64::NAN; grads.tensor_len(t)];
+                let size = grads.chunk_rows(t) * grads.row_len(t);
+                for (c, room) in out.chunks_mut(size).enumerate() {
+                    let got = grads.chunk(t, c * size, room).unwrap().to_vec();
+                    room.copy_from_slice(&got);
                 }
-                sum
+                out
             })
             .collect()
     }
@@ -184,7 +246,11 @@ mod tests {
             let result = with_threads(threads, |par| runner.run(&net, &data, &rows, &params, par))
                 .unwrap()
                 .unwrap();
-            (result.loss_sum, result.weight_sum, summed(&runner.grads()))
+            (
+                result.loss_sum,
+                result.weight_sum,
+                gradient(&runner.grads(&net)),
+            )
         };
         let reference = run(1);
         for threads in [2, 3] {
@@ -194,7 +260,7 @@ mod tests {
         }
 
         // the same gradient as one pass over the whole batch
-        let mut one = Workspace::new(&layout, n, true);
+        let mut one = Workspace::new(&layout, n, Passes::Gradients);
         data.gather(&rows, &mut one);
         net.forward(&params, &mut one, n, Par::Sequential).unwrap();
         net.backward(&params, &mut one, n, false, false, Par::Sequential)

@@ -7,7 +7,7 @@ use crate::parallel::Par;
 use crate::propagate::Net;
 use crate::real::Real;
 use crate::trainer::Dataset;
-use crate::workspace::Workspace;
+use crate::workspace::{Passes, Workspace};
 
 /// Rows per block: large enough for efficient GEMMs, small enough to bound memory.
 pub const BLOCK_ROWS: usize = 4096;
@@ -34,7 +34,7 @@ pub fn loss_and_gradient<T: Real>(
         return Err(Error::Value("no samples to compute a loss on".into()));
     }
     let weighted = data.sample_weight.is_some();
-    let mut ws = Workspace::new(&net.layout, n.min(BLOCK_ROWS), true);
+    let mut ws = Workspace::new(&net.layout, n.min(BLOCK_ROWS), Passes::Gradients);
     let mut loss_sum = 0.0;
     let mut weight_sum = T::zero();
     for (b, start) in (0..n).step_by(ws.capacity).enumerate() {

@@ -69,65 +69,98 @@ impl GradScale {
     };
 }
 
-/// Elements per chunk of an update (fixed: the chunking must not depend on threads).
+/// Elements per chunk when updating from stored gradients (fixed: the chunking must not
+/// depend on threads).
 const UPDATE_CHUNK: usize = 1 << 12;
 
-/// Updates of fewer parameters than this run on one thread: waking the others costs more
-/// than they would save.
-const MIN_PARALLEL_UPDATE: usize = 1 << 15;
+/// Updates of less work than this (gradient elements times the multiply-adds behind
+/// each) run on one thread: below it, moving the parameters and the batch's error
+/// signals between the cores' caches costs more than a second core saves (measured on
+/// the digits benchmark, 4,810 parameters x 32 rows, in `bench/profile.md`).
+const MIN_PARALLEL_UPDATE: usize = 1 << 20;
 
-/// Elements whose part gradients are added up at a time, in a buffer on the stack.
-const SUM_BLOCK: usize = 256;
-
-/// The raw gradients of one batch, computed in parts (see `BatchRunner`) that the update
-/// adds up element by element in part order. A plain list of tensors is one part.
-pub trait GradientParts<T>: Sync {
-    /// Number of parts (at least one).
-    fn count(&self) -> usize;
-    /// Number of tensors in each part.
+/// Where an update finds the raw gradient of a batch. Tensors are in the parameters'
+/// `2L` layout and are updated in chunks of whole rows (`row_len` elements each), so a
+/// source can compute the gradient of a chunk just before it is applied, while the
+/// chunk's parameters and state are in cache.
+pub trait GradientSource<T>: Sync {
+    /// Number of tensors.
     fn tensors(&self) -> usize;
-    /// Tensor `tensor` of part `part`, in the parameters' `2L` layout.
-    fn tensor(&self, part: usize, tensor: usize) -> &[T];
+    /// Elements in tensor `tensor`.
+    fn tensor_len(&self, tensor: usize) -> usize;
+    /// Elements per row of tensor `tensor`.
+    fn row_len(&self, tensor: usize) -> usize;
+    /// Rows per chunk of tensor `tensor` (from shapes alone: results must not depend on
+    /// the number of threads).
+    fn chunk_rows(&self, tensor: usize) -> usize;
+    /// Multiply-adds behind each gradient element (1 when it is stored).
+    fn work_per_element(&self) -> usize;
+    /// The raw gradient of elements `start..start + scratch.len()` of tensor `tensor`:
+    /// stored, or computed into `scratch`.
+    fn chunk<'s>(&'s self, tensor: usize, start: usize, scratch: &'s mut [T]) -> Result<&'s [T]>;
 }
 
-impl<T: Sync> GradientParts<T> for Vec<Vec<T>> {
-    fn count(&self) -> usize {
-        1
-    }
-
+/// Gradients already computed, one vector per tensor.
+impl<T: Sync> GradientSource<T> for Vec<Vec<T>> {
     fn tensors(&self) -> usize {
         self.len()
     }
 
-    fn tensor(&self, _part: usize, tensor: usize) -> &[T] {
-        &self[tensor]
+    fn tensor_len(&self, tensor: usize) -> usize {
+        self[tensor].len()
+    }
+
+    fn row_len(&self, _tensor: usize) -> usize {
+        1
+    }
+
+    fn chunk_rows(&self, _tensor: usize) -> usize {
+        UPDATE_CHUNK
+    }
+
+    fn work_per_element(&self) -> usize {
+        1
+    }
+
+    fn chunk<'s>(&'s self, tensor: usize, start: usize, scratch: &'s mut [T]) -> Result<&'s [T]> {
+        Ok(&self[tensor][start..start + scratch.len()])
     }
 }
 
-/// Reused between steps so that an update allocates nothing: the chunks' sums of squares
-/// and the tensors' addresses.
+/// Reused between steps so that an update allocates nothing: the chunks, their sums of
+/// squares, the tensors' addresses and room for computed gradients.
 pub struct StepScratch<T> {
+    chunks: Vec<Chunk>,
     partials: Vec<f64>,
     tensors: Vec<TensorPtrs<T>>,
+    grads: Vec<T>,
 }
 
 impl<T> Default for StepScratch<T> {
     fn default() -> Self {
         Self {
+            chunks: Vec::new(),
             partials: Vec::new(),
             tensors: Vec::new(),
+            grads: Vec::new(),
         }
     }
 }
 
-/// Where one parameter tensor and its optimizer state live, and where its chunks start
-/// in the flat chunk numbering of a step.
+/// Elements `start..start + len` of tensor `tensor`.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    tensor: usize,
+    start: usize,
+    len: usize,
+}
+
+/// Where one parameter tensor, its optimizer state and its gradient scratch live.
 struct TensorPtrs<T> {
     params: SendPtr<T>,
     s1: SendPtr<T>,
     s2: SendPtr<T>,
-    len: usize,
-    first_chunk: usize,
+    grads: SendPtr<T>,
 }
 
 /// The per-element rule of one step, with its scalars converted to `T` once.
@@ -226,52 +259,29 @@ impl<T: Real> Rule<T> {
 }
 
 multiversion! {
-    /// Updates elements `start..start + p.len()` of tensor `tensor`, with the gradient
-    /// summed over the parts in part order; returns the sum of squares of the new values
-    /// of a coefficient chunk (0 for intercepts).
+    /// Updates one chunk from its raw gradient `g`; returns the sum of squares of the new
+    /// values of a coefficient chunk (0 for intercepts).
+    #[allow(clippy::too_many_arguments)]
     fn update_chunk<T: Real>(
         rule: Rule<T>,
         coef: bool,
         alpha: T,
         weight_sum: T,
         p: &mut [T],
-        grads: &dyn GradientParts<T>,
-        tensor: usize,
-        start: usize,
+        g: &[T],
         s1: &mut [T],
         s2: &mut [T],
     ) -> f64 {
         // A multiplication by the reciprocal: a vector division costs several times
         // more, for a difference in the last bit from scikit-learn's `/ n`.
         let scale = T::one() / weight_sum;
-        let len = p.len();
-        let part = |k: usize, lo: usize, hi: usize| &grads.tensor(k, tensor)[start + lo..start + hi];
-        if grads.count() == 1 {
-            rule.apply_scaled(coef, alpha, scale, p, part(0, 0, len), s1, s2);
-        } else {
-            let mut sum = [T::zero(); SUM_BLOCK];
-            for lo in (0..len).step_by(SUM_BLOCK) {
-                let hi = (lo + SUM_BLOCK).min(len);
-                let sum = &mut sum[..hi - lo];
-                sum.copy_from_slice(part(0, lo, hi));
-                for k in 1..grads.count() {
-                    add_into(sum, part(k, lo, hi));
-                }
-                let s2 = if s2.is_empty() { &mut [][..] } else { &mut s2[lo..hi] };
-                rule.apply_scaled(coef, alpha, scale, &mut p[lo..hi], sum, &mut s1[lo..hi], s2);
-            }
-        }
+        rule.apply_scaled(coef, alpha, scale, p, g, s1, s2);
         if coef {
             sum_of_squares(p)
         } else {
             0.0
         }
     }
-}
-
-#[inline(always)]
-fn add_into<T: Real>(dst: &mut [T], src: &[T]) {
-    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
 }
 
 /// Sum of squares with independent lanes, so that it vectorises.
@@ -314,14 +324,14 @@ impl Solver {
     /// Applies one update and returns the sum of squares of the updated coefficient
     /// tensors (the next batch's L2 penalty, computed while the values are in cache).
     ///
-    /// `grads` are raw gradients, summed over their parts and turned into the loss
-    /// gradient on the fly by `scale`. `state` holds `state_per_tensor() * params.len()`
-    /// tensors: the velocities, or all first moments followed by all second moments.
-    /// All tensors are cut into chunks of fixed size and updated in one parallel pass;
-    /// the returned sum adds the chunks' sums in order, so it does not depend on the
-    /// number of threads.
+    /// `grads` gives raw gradients, turned into the loss gradient on the fly by `scale`.
+    /// `state` holds `state_per_tensor() * params.len()` tensors: the velocities, or all
+    /// first moments followed by all second moments. The tensors are cut into the chunks
+    /// `grads` asks for and updated in one parallel pass, each chunk right after its
+    /// gradient is ready; the returned sum adds the chunks' sums in a fixed order, so it
+    /// does not depend on the number of threads.
     #[allow(clippy::too_many_arguments)] // one hot call site; a bundle struct adds nothing
-    pub fn step<T: Real, G: GradientParts<T>>(
+    pub fn step<T: Real, G: GradientSource<T>>(
         &self,
         params: &mut [&mut [T]],
         grads: &G,
@@ -333,12 +343,15 @@ impl Solver {
     ) -> Result<f64> {
         let n = params.len();
         let per_tensor = self.state_per_tensor();
-        let fits = grads.count() >= 1
-            && grads.tensors() == n
+        let fits = grads.tensors() == n
             && state.len() == per_tensor * n
             && params.iter().enumerate().all(|(i, p)| {
+                let row = grads.row_len(i);
                 (0..per_tensor).all(|s| state[s * n + i].len() == p.len())
-                    && (0..grads.count()).all(|k| grads.tensor(k, i).len() == p.len())
+                    && grads.tensor_len(i) == p.len()
+                    && row > 0
+                    && p.len() % row == 0
+                    && grads.chunk_rows(i) > 0
             });
         if !fits {
             return Err(Error::Shape(
@@ -352,11 +365,17 @@ impl Solver {
                 scalars.learning_rate_init * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
         }
         let rule = Rule::new(self, scalars);
-        let StepScratch { partials, tensors } = scratch;
+        let StepScratch {
+            chunks,
+            partials,
+            tensors,
+            grads: room,
+        } = scratch;
+        let total: usize = params.iter().map(|p| p.len()).sum();
+        room.resize(total, T::zero());
         tensors.clear();
-        let mut chunks = 0;
+        let mut offset = 0;
         for i in 0..n {
-            let len = params[i].len();
             tensors.push(TensorPtrs {
                 params: SendPtr(params[i].as_mut_ptr()),
                 s1: SendPtr(state[i].as_mut_ptr()),
@@ -365,47 +384,65 @@ impl Solver {
                 } else {
                     std::ptr::null_mut()
                 }),
-                len,
-                first_chunk: chunks,
+                grads: SendPtr(room[offset..].as_mut_ptr()),
             });
-            chunks += len.div_ceil(UPDATE_CHUNK);
+            offset += params[i].len();
+        }
+        // A small update runs on one thread and in whole tensors (fewer, larger
+        // products); the choice depends on the shapes alone.
+        let parallel = total.saturating_mul(grads.work_per_element()) >= MIN_PARALLEL_UPDATE;
+        // Chunk j of every tensor before chunk j + 1 of any: the expensive chunks of the
+        // weight matrices spread evenly over the halves a parallel pass splits into.
+        chunks.clear();
+        for j in 0.. {
+            let before = chunks.len();
+            for (i, p) in params.iter().enumerate() {
+                let size = if parallel {
+                    grads.chunk_rows(i) * grads.row_len(i)
+                } else {
+                    p.len()
+                };
+                if j * size < p.len() {
+                    chunks.push(Chunk {
+                        tensor: i,
+                        start: j * size,
+                        len: size.min(p.len() - j * size),
+                    });
+                }
+            }
+            if chunks.len() == before {
+                break;
+            }
         }
         partials.clear();
-        partials.resize(chunks, 0.0);
+        partials.resize(chunks.len(), 0.0);
         let alpha = T::from_f64(scale.alpha);
         let weight_sum = T::from_f64(scale.weight_sum);
         let out = SendPtr(partials.as_mut_ptr());
-        let tensors = &tensors[..];
-        let total: usize = tensors.iter().map(|t| t.len).sum();
-        let par = if total < MIN_PARALLEL_UPDATE {
-            Par::Sequential
-        } else {
-            par
-        };
-        par.for_each(chunks, |c| {
-            // The tensor holding flat chunk `c`: the last one starting at or before it.
-            let i = tensors.partition_point(|t| t.first_chunk <= c) - 1;
-            let t = &tensors[i];
-            let start = (c - t.first_chunk) * UPDATE_CHUNK;
-            let m = UPDATE_CHUNK.min(t.len - start);
-            // SAFETY: chunk `c` covers `start..start + m` of tensor `i`, inside its
-            // parameter and state tensors (same lengths, checked above); no two chunks
-            // overlap and nothing else touches these tensors during the pass.
+        let (tensors, chunks) = (&tensors[..], &chunks[..]);
+        let par = if parallel { par } else { Par::Sequential };
+        par.try_for_each(chunks.len(), |c| {
+            let Chunk { tensor, start, len } = chunks[c];
+            let t = &tensors[tensor];
+            // SAFETY: chunk `c` covers `start..start + len` of tensor `tensor`, inside its
+            // parameter, state and scratch tensors (same lengths, checked above); no two
+            // chunks overlap and nothing else touches these tensors during the pass.
             unsafe {
-                let p = std::slice::from_raw_parts_mut(t.params.get().add(start), m);
-                let s1 = std::slice::from_raw_parts_mut(t.s1.get().add(start), m);
+                let p = std::slice::from_raw_parts_mut(t.params.get().add(start), len);
+                let s1 = std::slice::from_raw_parts_mut(t.s1.get().add(start), len);
                 let s2 = if t.s2.get().is_null() {
                     &mut [][..]
                 } else {
-                    std::slice::from_raw_parts_mut(t.s2.get().add(start), m)
+                    std::slice::from_raw_parts_mut(t.s2.get().add(start), len)
                 };
-                let coef = i < scale.n_coefs;
-                let norm = update_chunk(rule, coef, alpha, weight_sum, p, grads, i, start, s1, s2);
-                *out.get().add(c) = norm;
+                let room = std::slice::from_raw_parts_mut(t.grads.get().add(start), len);
+                let g = grads.chunk(tensor, start, room)?;
+                let coef = tensor < scale.n_coefs;
+                *out.get().add(c) = update_chunk(rule, coef, alpha, weight_sum, p, g, s1, s2);
             }
-        });
-        let coef_chunks = tensors.get(scale.n_coefs).map_or(chunks, |t| t.first_chunk);
-        Ok(partials[..coef_chunks].iter().sum())
+            Ok(())
+        })?;
+        Ok(partials.iter().sum())
     }
 
     /// End-of-epoch hook: `invscaling` recomputes the rate from the samples seen so far.
@@ -533,27 +570,59 @@ mod tests {
         assert!((p[0] - 0.99).abs() < 1e-8 && (p[1] - 1.01).abs() < 1e-8);
     }
 
-    /// Gradients held in several parts, as the batch runner keeps them.
-    struct Parts(Vec<Vec<Vec<f64>>>);
+    /// A gradient computed chunk by chunk (each element from its index), as the batch
+    /// runner's is, with enough work per element for a parallel update.
+    struct Computed {
+        lens: Vec<usize>,
+        row_len: usize,
+    }
 
-    impl GradientParts<f64> for Parts {
-        fn count(&self) -> usize {
-            self.0.len()
+    impl Computed {
+        fn value(tensor: usize, index: usize) -> f64 {
+            ((tensor * 7919 + index) as f64 * 0.37).sin()
         }
+
+        fn stored(&self) -> Vec<Vec<f64>> {
+            let tensor = |t: usize| (0..self.lens[t]).map(|i| Self::value(t, i)).collect();
+            (0..self.lens.len()).map(tensor).collect()
+        }
+    }
+
+    impl GradientSource<f64> for Computed {
         fn tensors(&self) -> usize {
-            self.0[0].len()
+            self.lens.len()
         }
-        fn tensor(&self, part: usize, tensor: usize) -> &[f64] {
-            &self.0[part][tensor]
+        fn tensor_len(&self, tensor: usize) -> usize {
+            self.lens[tensor]
+        }
+        fn row_len(&self, _tensor: usize) -> usize {
+            self.row_len
+        }
+        fn chunk_rows(&self, _tensor: usize) -> usize {
+            100
+        }
+        fn work_per_element(&self) -> usize {
+            64
+        }
+        fn chunk<'s>(
+            &'s self,
+            tensor: usize,
+            start: usize,
+            scratch: &'s mut [f64],
+        ) -> Result<&'s [f64]> {
+            for (i, g) in scratch.iter_mut().enumerate() {
+                *g = Self::value(tensor, start + i);
+            }
+            Ok(scratch)
         }
     }
 
     /// One Nesterov step from `params` (velocities 0.1) with `threads` threads.
-    fn run_step<G: GradientParts<f64>>(
+    fn run_step<G: GradientSource<f64>>(
         grads: &G,
         params: &[Vec<f64>],
         threads: usize,
-    ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, u64) {
+    ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, f64) {
         let scale = GradScale {
             alpha: 1e-3,
             weight_sum: 96.0,
@@ -570,40 +639,40 @@ mod tests {
         })
         .unwrap()
         .unwrap();
-        (p, v, norm.to_bits())
+        (p, v, norm)
     }
 
-    /// Summing parts inside the update gives the bits of an update from the summed
-    /// gradient, whatever the number of threads (tensors large enough to run in parallel).
+    /// A gradient computed in chunks updates every element exactly as the same gradient
+    /// stored whole does, and the result has the same bits whatever the number of
+    /// threads (the chunks' sums of squares add up in a fixed order).
     #[test]
-    fn parts_are_summed_in_order_whatever_the_threads() {
-        let lens = [40_000, 300, 7];
+    fn chunked_updates_ignore_thread_count() {
+        let computed = Computed {
+            lens: vec![40_000, 300, 50, 50],
+            row_len: 50,
+        };
         let mut rng = crate::network::SplitMix64(11);
-        let mut tensor = |n: usize| -> Vec<f64> { (0..n).map(|_| rng.next_f64() - 0.5).collect() };
-        let params: Vec<Vec<f64>> = lens.iter().map(|&n| tensor(n)).collect();
-        let parts = Parts(
-            (0..3)
-                .map(|_| lens.iter().map(|&n| tensor(n)).collect())
-                .collect(),
-        );
-        let summed: Vec<Vec<f64>> = (0..lens.len())
-            .map(|t| {
-                let mut s = parts.0[0][t].clone();
-                for p in &parts.0[1..] {
-                    s.iter_mut().zip(&p[t]).for_each(|(a, &b)| *a += b);
-                }
-                s
-            })
+        let params: Vec<Vec<f64>> = computed
+            .lens
+            .iter()
+            .map(|&n| (0..n).map(|_| rng.next_f64() - 0.5).collect())
             .collect();
-        let reference = run_step(&summed, &params, 1);
+        let reference = run_step(&computed, &params, 1);
         assert_ne!(reference.0, params);
-        for threads in [1, 2, 3] {
+        for threads in [2, 3] {
+            let other = run_step(&computed, &params, threads);
+            assert_eq!(other.0, reference.0, "{threads} threads");
+            assert_eq!(other.1, reference.1, "{threads} threads");
             assert_eq!(
-                run_step(&parts, &params, threads),
-                reference,
+                other.2.to_bits(),
+                reference.2.to_bits(),
                 "{threads} threads"
             );
         }
+        let whole = run_step(&computed.stored(), &params, 2);
+        assert_eq!((&whole.0, &whole.1), (&reference.0, &reference.1));
+        let norm: f64 = whole.0[..2].iter().flatten().map(|w| w * w).sum();
+        assert!((reference.2 - norm).abs() <= 1e-12 * norm);
     }
 
     #[test]

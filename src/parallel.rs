@@ -22,6 +22,19 @@ impl Par {
             _ => (0..n).for_each(f),
         }
     }
+
+    /// Runs `f(i)` for every chunk index `i < n`, stopping at an error (which one is
+    /// returned when several chunks fail is unspecified).
+    pub fn try_for_each<E: Send>(
+        self,
+        n: usize,
+        f: impl Fn(usize) -> std::result::Result<(), E> + Send + Sync,
+    ) -> std::result::Result<(), E> {
+        match self {
+            Par::Rayon if n > 1 => (0..n).into_par_iter().try_for_each(f),
+            _ => (0..n).try_for_each(f),
+        }
+    }
 }
 
 /// Number of threads that `n_jobs` asks for: None or -1 mean every core, -2 all but one

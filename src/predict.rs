@@ -7,7 +7,7 @@ use crate::error::{ensure_shape, Error, Result};
 use crate::parallel::{Par, SendPtr};
 use crate::propagate::Net;
 use crate::real::Real;
-use crate::workspace::Workspace;
+use crate::workspace::{Passes, Workspace};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -65,11 +65,12 @@ pub fn predict<T: Real>(
         }
     };
     match par {
-        Par::Rayon if count > 1 => (0..count)
-            .into_par_iter()
-            .for_each_init(|| Workspace::new(&net.layout, block, false), run_block),
+        Par::Rayon if count > 1 => (0..count).into_par_iter().for_each_init(
+            || Workspace::new(&net.layout, block, Passes::Forward),
+            run_block,
+        ),
         _ => {
-            let mut ws = Workspace::new(&net.layout, block, false);
+            let mut ws = Workspace::new(&net.layout, block, Passes::Forward);
             (0..count).for_each(|b| run_block(&mut ws, b));
         }
     }

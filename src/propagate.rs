@@ -129,8 +129,9 @@ impl Net {
         0.5 * alpha * self.squared_norm(params)
     }
 
-    /// Backward pass after [`Net::forward`]: writes (or, with `accumulate`, adds) the raw
-    /// gradients `Y^T D` and `colsum(D)` into `ws.grads`, without the L2 term or scaling.
+    /// Backward pass after [`Net::forward`]: the error signals of every layer, then
+    /// (or, with `accumulate`, adds) the raw gradients `Y^T D` and `colsum(D)` into
+    /// `ws.grads`, without the L2 term or scaling.
     pub fn backward<T: Real>(
         &self,
         params: &[impl AsRef<[T]>],
@@ -140,10 +141,37 @@ impl Net {
         accumulate: bool,
         par: Par,
     ) -> Result<()> {
-        self.check_pass(params, ws, n)?;
-        if ws.deltas.len() != self.layout.n_layers() || ws.grads.len() != 2 * ws.deltas.len() {
+        let l_count = self.layout.n_layers();
+        if ws.grads.len() != 2 * l_count {
             return Err(Error::Shape(
                 "backward needs a workspace with gradients".into(),
+            ));
+        }
+        self.backward_deltas(params, ws, n, weighted, par)?;
+        let mut grads = std::mem::take(&mut ws.grads);
+        let (coef_grads, intercept_grads) = grads.split_at_mut(l_count);
+        let outcome = (0..l_count).try_for_each(|l| {
+            self.weight_gradient(ws, n, l, 0, &mut coef_grads[l], accumulate, par)?;
+            self.intercept_gradient(ws, n, l, &mut intercept_grads[l], accumulate)
+        });
+        ws.grads = grads;
+        outcome
+    }
+
+    /// The error signals of the last forward pass of `n` rows: `ws.deltas[l]` holds the
+    /// loss's derivative with respect to layer `l + 1`'s pre-activations (unscaled).
+    pub fn backward_deltas<T: Real>(
+        &self,
+        params: &[impl AsRef<[T]>],
+        ws: &mut Workspace<T>,
+        n: usize,
+        weighted: bool,
+        par: Par,
+    ) -> Result<()> {
+        self.check_pass(params, ws, n)?;
+        if ws.deltas.len() != self.layout.n_layers() {
+            return Err(Error::Shape(
+                "backward needs a workspace with error signals".into(),
             ));
         }
         let u = &self.layout.units;
@@ -160,40 +188,84 @@ impl Net {
                 &mut ws.deltas[last][..n * k],
             );
         }
-        for l in (0..l_count).rev() {
-            let input = if l == 0 {
-                &ws.x[..]
-            } else {
-                &ws.acts[l - 1][..]
-            };
-            let delta = &ws.deltas[l][..n * u[l + 1]];
-            let (coef_grads, intercept_grads) = ws.grads.split_at_mut(l_count);
+        for l in (1..l_count).rev() {
+            let (lower, upper) = ws.deltas.split_at_mut(l);
+            let below = &mut lower[l - 1];
             matmul(
-                view_mut(&mut coef_grads[l], u[l], u[l + 1])?,
-                view(input, n, u[l])?.t(),
-                view(delta, n, u[l + 1])?,
-                accumulate,
+                view_mut(below, n, u[l])?,
+                view(&upper[0], n, u[l + 1])?,
+                view(params[l].as_ref(), u[l], u[l + 1])?.t(),
+                false,
                 par,
             )?;
-            let gb = &mut intercept_grads[l];
-            if !accumulate {
-                gb.fill(T::zero());
-            }
-            add_column_sums(gb, delta);
-            if l > 0 {
-                let (lower, upper) = ws.deltas.split_at_mut(l);
-                let below = &mut lower[l - 1];
-                matmul(
-                    view_mut(below, n, u[l])?,
-                    view(&upper[0], n, u[l + 1])?,
-                    view(params[l].as_ref(), u[l], u[l + 1])?.t(),
-                    false,
-                    par,
-                )?;
-                self.hidden
-                    .scale_by_derivative(&ws.acts[l - 1][..n * u[l]], &mut below[..n * u[l]]);
-            }
+            self.hidden
+                .scale_by_derivative(&ws.acts[l - 1][..n * u[l]], &mut below[..n * u[l]]);
         }
+        Ok(())
+    }
+
+    /// Rows `first..first + dst.len() / units[l + 1]` of layer `l`'s raw weight gradient
+    /// `Y^T D` over the `n` rows of the last backward pass, written into (or, with
+    /// `accumulate`, added to) the row-major `dst`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn weight_gradient<T: Real>(
+        &self,
+        ws: &Workspace<T>,
+        n: usize,
+        l: usize,
+        first: usize,
+        dst: &mut [T],
+        accumulate: bool,
+        par: Par,
+    ) -> Result<()> {
+        let u = &self.layout.units;
+        let cols = if l < ws.deltas.len().min(self.layout.n_layers()) {
+            u[l + 1]
+        } else {
+            0
+        };
+        let rows = dst.len().checked_div(cols).unwrap_or(0);
+        if cols == 0 || rows * cols != dst.len() || first + rows > u[l] {
+            return Err(Error::Shape(format!(
+                "no rows {first}..{} in layer {l}'s weight gradient",
+                first + rows
+            )));
+        }
+        let input = if l == 0 {
+            &ws.x[..]
+        } else {
+            &ws.acts[l - 1][..]
+        };
+        let input = view(input, n, u[l])?;
+        matmul(
+            view_mut(dst, rows, u[l + 1])?,
+            input.slice(ndarray::s![.., first..first + rows]).t(),
+            view(&ws.deltas[l], n, u[l + 1])?,
+            accumulate,
+            par,
+        )
+    }
+
+    /// Layer `l`'s raw intercept gradient `colsum(D)` over the `n` rows of the last
+    /// backward pass, written into (or, with `accumulate`, added to) `dst`.
+    pub fn intercept_gradient<T: Real>(
+        &self,
+        ws: &Workspace<T>,
+        n: usize,
+        l: usize,
+        dst: &mut [T],
+        accumulate: bool,
+    ) -> Result<()> {
+        let deltas = ws
+            .deltas
+            .get(l)
+            .and_then(|d| d.get(..n * dst.len()))
+            .filter(|_| dst.len() == self.layout.units[l + 1])
+            .ok_or_else(|| too_small(n, dst.len()))?;
+        if !accumulate {
+            dst.fill(T::zero());
+        }
+        add_column_sums(dst, deltas);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use crate::parallel::Par;
 use crate::propagate::Net;
 use crate::real::Real;
 use crate::score::{Score, ScoreAccumulator};
-use crate::workspace::Workspace;
+use crate::workspace::{Passes, Workspace};
 
 /// Rows per block when scoring the validation set.
 const VALIDATION_ROWS: usize = 1024;
@@ -258,8 +258,13 @@ pub fn train<T: Real>(
 
     let batch = cfg.batch_size.min(n);
     let mut runner = BatchRunner::new(&net.layout, batch);
-    let mut validation_ws = early_stopping
-        .map(|v| Workspace::new(&net.layout, v.n_samples().min(VALIDATION_ROWS), false));
+    let mut validation_ws = early_stopping.map(|v| {
+        Workspace::new(
+            &net.layout,
+            v.n_samples().min(VALIDATION_ROWS),
+            Passes::Forward,
+        )
+    });
     let mut order: Vec<usize> = (0..n).collect();
     let mut outcome = Outcome {
         loss_curve: Vec::new(),
@@ -304,7 +309,7 @@ pub fn train<T: Real>(
             };
             norm = cfg.solver.step(
                 params,
-                &runner.grads(),
+                &runner.grads(net),
                 optimizer_state,
                 scalars,
                 scale,

@@ -3,6 +3,17 @@
 use crate::network::Layout;
 use crate::real::Real;
 
+/// Which passes a workspace has buffers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passes {
+    /// Forward passes only (prediction, scoring).
+    Forward,
+    /// Forward passes and error signals (the batch parts of training).
+    Deltas,
+    /// Forward passes, error signals and full gradients.
+    Gradients,
+}
+
 pub struct Workspace<T> {
     /// Rows per batch the buffers can hold.
     pub capacity: usize,
@@ -24,7 +35,7 @@ pub struct Workspace<T> {
 }
 
 impl<T: Real> Workspace<T> {
-    pub fn new(layout: &Layout, capacity: usize, with_gradients: bool) -> Self {
+    pub fn new(layout: &Layout, capacity: usize, passes: Passes) -> Self {
         let capacity = capacity.max(1);
         let per_layer = |u: &usize| vec![T::zero(); capacity * u];
         Self {
@@ -35,12 +46,12 @@ impl<T: Real> Workspace<T> {
             w: vec![T::zero(); capacity],
             rows: Vec::with_capacity(capacity),
             acts: layout.units[1..].iter().map(per_layer).collect(),
-            deltas: if with_gradients {
+            deltas: if passes != Passes::Forward {
                 layout.units[1..].iter().map(per_layer).collect()
             } else {
                 Vec::new()
             },
-            grads: if with_gradients {
+            grads: if passes == Passes::Gradients {
                 layout
                     .tensor_lens()
                     .into_iter()
