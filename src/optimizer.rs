@@ -326,10 +326,11 @@ impl Solver {
     ///
     /// `grads` gives raw gradients, turned into the loss gradient on the fly by `scale`.
     /// `state` holds `state_per_tensor() * params.len()` tensors: the velocities, or all
-    /// first moments followed by all second moments. The tensors are cut into the chunks
-    /// `grads` asks for and updated in one parallel pass, each chunk right after its
-    /// gradient is ready; the returned sum adds the chunks' sums in a fixed order, so it
-    /// does not depend on the number of threads.
+    /// first moments followed by all second moments. A large update cuts the tensors into
+    /// the chunks `grads` asks for and runs them in one parallel pass, a small one takes
+    /// whole tensors on the calling thread (by size alone); each chunk is updated right
+    /// after its gradient is ready. The returned sum adds the chunks' sums in a fixed
+    /// order, so it does not depend on the number of threads.
     #[allow(clippy::too_many_arguments)] // one hot call site; a bundle struct adds nothing
     pub fn step<T: Real, G: GradientSource<T>>(
         &self,
