@@ -137,7 +137,12 @@ pub struct BatchGrads<'a, T> {
 
 impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
     fn tensors(&self) -> usize {
-        2 * self.net.layout.n_layers()
+        // none before a batch has run, so that a step fails its checks, updating nothing
+        if self.parts.is_empty() {
+            0
+        } else {
+            2 * self.net.layout.n_layers()
+        }
     }
 
     fn tensor_len(&self, tensor: usize) -> usize {
@@ -171,12 +176,17 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
 
     fn chunk<'s>(&'s self, tensor: usize, start: usize, scratch: &'s mut [T]) -> Result<&'s [T]> {
         let l_count = self.net.layout.n_layers();
-        if self.parts.is_empty() {
-            return Err(Error::Shape("no batch has run yet".into()));
+        let row = self.row_len(tensor);
+        let whole_rows = start % row == 0 && scratch.len() % row == 0;
+        if self.parts.is_empty() || !whole_rows || (tensor >= l_count && start != 0) {
+            return Err(Error::Shape(format!(
+                "no gradient chunk at {start} of tensor {tensor} ({} elements)",
+                scratch.len()
+            )));
         }
         for (k, (ws, &n)) in self.parts.iter().zip(self.part_rows).enumerate() {
             if tensor < l_count {
-                let first = start / self.row_len(tensor);
+                let first = start / row;
                 self.net
                     .weight_gradient(ws, n, tensor, first, scratch, k > 0, Par::Sequential)?;
             } else {
@@ -269,5 +279,83 @@ mod tests {
         for (a, b) in reference.2.iter().flatten().zip(one.grads.iter().flatten()) {
             assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
         }
+    }
+
+    #[test]
+    fn misplaced_chunks_and_early_steps_are_errors() {
+        use crate::optimizer::{GradScale, Scalars, Schedule, Solver, StepScratch};
+        let layout = Layout::new(vec![3, 20, 2]).unwrap();
+        let net = Net {
+            layout: layout.clone(),
+            hidden: Activation::Relu,
+            loss: Loss::LogLoss,
+        };
+        let mut params = layout.glorot::<f64>(Activation::Relu, 1);
+        let before = params.clone();
+        let mut state: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+        let mut runner = BatchRunner::<f64>::new(&layout, 8);
+        let solver = Solver::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            schedule: Schedule::Constant,
+            power_t: 0.5,
+        };
+        let step =
+            |runner: &BatchRunner<f64>, params: &mut Vec<Vec<f64>>, state: &mut Vec<Vec<f64>>| {
+                let mut p: Vec<&mut [f64]> = params.iter_mut().map(|v| &mut v[..]).collect();
+                let mut s: Vec<&mut [f64]> = state.iter_mut().map(|v| &mut v[..]).collect();
+                let mut scalars = Scalars {
+                    learning_rate_init: 0.1,
+                    learning_rate: 0.1,
+                    step: 0,
+                };
+                let scale = GradScale {
+                    alpha: 0.0,
+                    weight_sum: 8.0,
+                    n_coefs: 2,
+                };
+                let mut scratch = StepScratch::default();
+                solver.step(
+                    &mut p,
+                    &runner.grads(&net),
+                    &mut s,
+                    &mut scalars,
+                    scale,
+                    &mut scratch,
+                    Par::Sequential,
+                )
+            };
+        // before any batch: an error, and nothing updated
+        assert!(step(&runner, &mut params, &mut state).is_err());
+        assert_eq!(params, before);
+
+        let x = Array2::from_shape_fn((8, 3), |(i, j)| (i + j) as f64 * 0.1);
+        let labels: Vec<i64> = (0..8).map(|i| i % 2).collect();
+        let data = Dataset {
+            x: Rows::Dense(x.view()),
+            y: Targets::Classes(&labels),
+            sample_weight: None,
+        };
+        let rows: Vec<usize> = (0..8).collect();
+        let views: Vec<&mut [f64]> = params.iter_mut().map(|p| &mut p[..]).collect();
+        runner
+            .run(&net, &data, &rows, &views, Par::Sequential)
+            .unwrap();
+        let grads = runner.grads(&net);
+        let mut room = vec![0.0; 20];
+        assert!(grads.chunk(0, 20, &mut room).is_ok());
+        assert!(grads.chunk(0, 1, &mut room).is_err(), "not at a row start");
+        assert!(grads.chunk(0, 0, &mut room[..7]).is_err(), "not whole rows");
+        assert!(grads.chunk(0, 60, &mut room).is_err(), "past the last row");
+        assert!(
+            grads.chunk(2, 0, &mut room).is_ok(),
+            "the hidden intercepts"
+        );
+        assert!(
+            grads.chunk(3, 1, &mut room[..1]).is_err(),
+            "part of the intercepts"
+        );
+        assert!(step(&runner, &mut params, &mut state).is_ok());
+        assert_ne!(params, before);
     }
 }

@@ -60,6 +60,7 @@ pub struct GradScale {
     pub n_coefs: usize,
 }
 
+#[cfg(test)]
 impl GradScale {
     /// Gradients used as they are.
     pub const NONE: GradScale = GradScale {
@@ -68,10 +69,6 @@ impl GradScale {
         n_coefs: 0,
     };
 }
-
-/// Elements per chunk when updating from stored gradients (fixed: the chunking must not
-/// depend on threads).
-const UPDATE_CHUNK: usize = 1 << 12;
 
 /// Updates of less work than this (gradient elements times the multiply-adds behind
 /// each) run on one thread: below it, moving the parameters and the batch's error
@@ -98,33 +95,6 @@ pub trait GradientSource<T>: Sync {
     /// The raw gradient of elements `start..start + scratch.len()` of tensor `tensor`:
     /// stored, or computed into `scratch`.
     fn chunk<'s>(&'s self, tensor: usize, start: usize, scratch: &'s mut [T]) -> Result<&'s [T]>;
-}
-
-/// Gradients already computed, one vector per tensor.
-impl<T: Sync> GradientSource<T> for Vec<Vec<T>> {
-    fn tensors(&self) -> usize {
-        self.len()
-    }
-
-    fn tensor_len(&self, tensor: usize) -> usize {
-        self[tensor].len()
-    }
-
-    fn row_len(&self, _tensor: usize) -> usize {
-        1
-    }
-
-    fn chunk_rows(&self, _tensor: usize) -> usize {
-        UPDATE_CHUNK
-    }
-
-    fn work_per_element(&self) -> usize {
-        1
-    }
-
-    fn chunk<'s>(&'s self, tensor: usize, start: usize, scratch: &'s mut [T]) -> Result<&'s [T]> {
-        Ok(&self[tensor][start..start + scratch.len()])
-    }
 }
 
 /// Reused between steps so that an update allocates nothing: the chunks, their sums of
@@ -374,6 +344,9 @@ impl Solver {
         } = scratch;
         let total: usize = params.iter().map(|p| p.len()).sum();
         room.resize(total, T::zero());
+        // One raw pointer for the whole buffer: re-borrowing it per tensor would
+        // invalidate the pointers taken for the earlier ones.
+        let room = room.as_mut_ptr();
         tensors.clear();
         let mut offset = 0;
         for i in 0..n {
@@ -385,7 +358,8 @@ impl Solver {
                 } else {
                     std::ptr::null_mut()
                 }),
-                grads: SendPtr(room[offset..].as_mut_ptr()),
+                // SAFETY: `offset` stays within the `total` elements of the buffer.
+                grads: SendPtr(unsafe { room.add(offset) }),
             });
             offset += params[i].len();
         }
@@ -481,6 +455,44 @@ impl Solver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Chunk size of the stored gradients below.
+    const UPDATE_CHUNK: usize = 1 << 12;
+
+    /// Gradients already computed, one vector per tensor: the update rule's tests feed
+    /// them directly.
+    impl<T: Sync> GradientSource<T> for Vec<Vec<T>> {
+        fn tensors(&self) -> usize {
+            self.len()
+        }
+
+        fn tensor_len(&self, tensor: usize) -> usize {
+            self[tensor].len()
+        }
+
+        fn row_len(&self, _tensor: usize) -> usize {
+            1
+        }
+
+        fn chunk_rows(&self, _tensor: usize) -> usize {
+            UPDATE_CHUNK
+        }
+
+        fn work_per_element(&self) -> usize {
+            1
+        }
+
+        fn chunk<'s>(
+            &'s self,
+            tensor: usize,
+            start: usize,
+            scratch: &'s mut [T],
+        ) -> Result<&'s [T]> {
+            self.get(tensor)
+                .and_then(|t| t.get(start..start + scratch.len()))
+                .ok_or_else(|| Error::Shape("no such gradient chunk".into()))
+        }
+    }
 
     fn scalars(lr: f64) -> Scalars {
         Scalars {

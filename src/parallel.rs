@@ -15,14 +15,6 @@ pub enum Par {
 }
 
 impl Par {
-    /// Runs `f(i)` for every chunk index `i < n`.
-    pub fn for_each(self, n: usize, f: impl Fn(usize) + Send + Sync) {
-        match self {
-            Par::Rayon if n > 1 => (0..n).into_par_iter().for_each(f),
-            _ => (0..n).for_each(f),
-        }
-    }
-
     /// Runs `f(i)` for every chunk index `i < n`, stopping at an error (which one is
     /// returned when several chunks fail is unspecified).
     pub fn try_for_each<E: Send>(

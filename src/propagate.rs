@@ -225,21 +225,23 @@ impl Net {
             0
         };
         let rows = dst.len().checked_div(cols).unwrap_or(0);
-        if cols == 0 || rows * cols != dst.len() || first + rows > u[l] {
+        let input = if l == 0 {
+            Some(&ws.x[..])
+        } else {
+            ws.acts.get(l - 1).map(|a| &a[..])
+        };
+        let (Some(input), Some(end)) = (input, first.checked_add(rows)) else {
+            return Err(too_small(n, cols));
+        };
+        if cols == 0 || rows * cols != dst.len() || end > u[l] {
             return Err(Error::Shape(format!(
-                "no rows {first}..{} in layer {l}'s weight gradient",
-                first + rows
+                "no rows {first}..{end} in layer {l}'s weight gradient"
             )));
         }
-        let input = if l == 0 {
-            &ws.x[..]
-        } else {
-            &ws.acts[l - 1][..]
-        };
         let input = view(input, n, u[l])?;
         matmul(
             view_mut(dst, rows, u[l + 1])?,
-            input.slice(ndarray::s![.., first..first + rows]).t(),
+            input.slice(ndarray::s![.., first..end]).t(),
             view(&ws.deltas[l], n, u[l + 1])?,
             accumulate,
             par,
@@ -260,7 +262,7 @@ impl Net {
             .deltas
             .get(l)
             .and_then(|d| d.get(..n * dst.len()))
-            .filter(|_| dst.len() == self.layout.units[l + 1])
+            .filter(|_| self.layout.units.get(l + 1) == Some(&dst.len()))
             .ok_or_else(|| too_small(n, dst.len()))?;
         if !accumulate {
             dst.fill(T::zero());
