@@ -40,6 +40,8 @@ pub struct BatchRunner<T> {
     part_rows: Vec<usize>,
     losses: Vec<f64>,
     weight_sums: Vec<T>,
+    /// The threads of the last batch.
+    par: Par,
 }
 
 /// What one batch gave: the weighted data-loss sum and the sum of the weights.
@@ -60,6 +62,7 @@ impl<T: Real> BatchRunner<T> {
             part_rows: Vec::with_capacity(parts),
             losses: vec![0.0; parts],
             weight_sums: vec![T::zero(); parts],
+            par: Par::Sequential,
         }
     }
 
@@ -69,6 +72,7 @@ impl<T: Real> BatchRunner<T> {
             net,
             parts: &self.parts[..self.part_rows.len()],
             part_rows: &self.part_rows,
+            par: self.par,
         }
     }
 
@@ -92,6 +96,7 @@ impl<T: Real> BatchRunner<T> {
             )));
         }
         self.part_rows.clear();
+        self.par = par;
         // A lone part may still spread its matrix products over the threads.
         let inner = if count == 1 { par } else { Par::Sequential };
         let weighted = data.sample_weight.is_some();
@@ -133,6 +138,8 @@ pub struct BatchGrads<'a, T> {
     net: &'a Net,
     parts: &'a [Workspace<T>],
     part_rows: &'a [usize],
+    /// The threads the batch ran on: a chunk's products may spread over idle ones.
+    par: Par,
 }
 
 impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
@@ -188,7 +195,7 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
             if tensor < l_count {
                 let first = start / row;
                 self.net
-                    .weight_gradient(ws, n, tensor, first, scratch, k > 0, Par::Sequential)?;
+                    .weight_gradient(ws, n, tensor, first, scratch, k > 0, self.par)?;
             } else {
                 self.net
                     .intercept_gradient(ws, n, tensor - l_count, scratch, k > 0)?;
