@@ -153,18 +153,13 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
     }
 
     fn tensor_len(&self, tensor: usize) -> usize {
-        let (units, l) = self.layer(tensor);
-        let inputs = if tensor < self.net.layout.n_layers() {
-            units[l]
-        } else {
-            1
-        };
-        inputs * units[l + 1]
+        self.net.layout.tensor_len(tensor)
     }
 
     fn row_len(&self, tensor: usize) -> usize {
-        let (units, l) = self.layer(tensor);
-        units[l + 1]
+        // a weight matrix's rows, or the intercept vector as a single row
+        let layout = &self.net.layout;
+        layout.units[tensor % layout.n_layers() + 1]
     }
 
     fn chunk_rows(&self, tensor: usize) -> usize {
@@ -202,13 +197,6 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
             }
         }
         Ok(scratch)
-    }
-}
-
-impl<T> BatchGrads<'_, T> {
-    /// The units of the network and the layer that tensor `tensor` belongs to.
-    fn layer(&self, tensor: usize) -> (&[usize], usize) {
-        (&self.net.layout.units, tensor % self.net.layout.n_layers())
     }
 }
 

@@ -69,7 +69,7 @@ impl Layout {
     }
 
     /// Length of tensor `i` of the `2L` layout (without allocating, for hot paths).
-    fn tensor_len(&self, i: usize) -> usize {
+    pub fn tensor_len(&self, i: usize) -> usize {
         let l = self.n_layers();
         if i < l {
             self.units[i] * self.units[i + 1]

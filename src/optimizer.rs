@@ -177,27 +177,6 @@ impl<T: Real> Rule<T> {
         }
     }
 
-    /// [`Rule::apply`] to raw gradients: `(g + alpha w) * scale` for coefficients,
-    /// `g * scale` for intercepts.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn apply_scaled(
-        self,
-        coef: bool,
-        alpha: T,
-        scale: T,
-        p: &mut [T],
-        g: &[T],
-        s1: &mut [T],
-        s2: &mut [T],
-    ) {
-        if coef {
-            self.apply(p, g, s1, s2, |g, w| (g + alpha * w) * scale);
-        } else {
-            self.apply(p, g, s1, s2, |g, _| g * scale);
-        }
-    }
-
     /// scikit-learn's update, element by element, in its operation order.
     #[inline(always)]
     fn apply(self, p: &mut [T], g: &[T], s1: &mut [T], s2: &mut [T], grad: impl Fn(T, T) -> T) {
@@ -245,7 +224,11 @@ multiversion! {
         // A multiplication by the reciprocal: a vector division costs several times
         // more, for a difference in the last bit from scikit-learn's `/ n`.
         let scale = T::one() / weight_sum;
-        rule.apply_scaled(coef, alpha, scale, p, g, s1, s2);
+        if coef {
+            rule.apply(p, g, s1, s2, |g, w| (g + alpha * w) * scale);
+        } else {
+            rule.apply(p, g, s1, s2, |g, _| g * scale);
+        }
         if coef {
             sum_of_squares(p)
         } else {
