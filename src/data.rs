@@ -77,11 +77,20 @@ impl<'a, T: Real> Rows<'a, T> {
 
     /// Copies the rows `which` (all `< n_rows`, checked by the caller) into `out`, row-major.
     pub fn gather(&self, which: &[usize], out: &mut [T]) {
+        self.gather_rows(which.iter().copied(), out)
+    }
+
+    /// Copies the contiguous rows `start..start + len` into `out`, row-major.
+    pub fn gather_range(&self, start: usize, len: usize, out: &mut [T]) {
+        self.gather_rows(start..start + len, out)
+    }
+
+    pub(crate) fn gather_rows(&self, which: impl ExactSizeIterator<Item = usize>, out: &mut [T]) {
         let width = self.n_cols();
         let out = &mut out[..which.len() * width];
         match self {
             Rows::Dense(x) => {
-                for (dst, &r) in out.chunks_exact_mut(width).zip(which) {
+                for (dst, r) in out.chunks_exact_mut(width).zip(which) {
                     let row = x.row(r);
                     match row.as_slice() {
                         Some(s) => dst.copy_from_slice(s),
@@ -96,7 +105,7 @@ impl<'a, T: Real> Rows<'a, T> {
                 ..
             } => {
                 out.fill(T::zero());
-                for (dst, &r) in out.chunks_exact_mut(width).zip(which) {
+                for (dst, r) in out.chunks_exact_mut(width).zip(which) {
                     let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
                     for (&j, &v) in indices[lo..hi].iter().zip(&data[lo..hi]) {
                         // Duplicate entries add up, as in scipy's own products.
@@ -141,12 +150,21 @@ impl<T: Real> Targets<'_, T> {
 
     /// Writes the target rows `which` (row-major, `width` values each) into `out`.
     pub fn gather(&self, which: &[usize], width: usize, out: &mut [T]) {
+        self.gather_rows(which.iter().copied(), width, out)
+    }
+
+    pub(crate) fn gather_rows(
+        &self,
+        which: impl ExactSizeIterator<Item = usize>,
+        width: usize,
+        out: &mut [T],
+    ) {
         match self {
-            Targets::Dense(y) => Rows::Dense(*y).gather(which, out),
+            Targets::Dense(y) => Rows::Dense(*y).gather_rows(which, out),
             Targets::Classes(c) => {
                 let out = &mut out[..which.len() * width];
                 out.fill(T::zero());
-                for (row, &r) in out.chunks_exact_mut(width).zip(which) {
+                for (row, r) in out.chunks_exact_mut(width).zip(which) {
                     row[c[r] as usize] = T::one();
                 }
             }

@@ -45,11 +45,7 @@ pub fn predict<T: Real>(
     let run_block = |ws: &mut Workspace<T>, b: usize| {
         let start = b * block;
         let m = block.min(n - start);
-        let mut rows = std::mem::take(&mut ws.rows);
-        rows.clear();
-        rows.extend(start..start + m);
-        x.gather(&rows, &mut ws.x);
-        ws.rows = rows;
+        x.gather_range(start, m, &mut ws.x);
         match net.forward(params, ws, m, Par::Sequential) {
             Ok(()) => {
                 // SAFETY: block `b` owns rows `start..start + m` of `out`.

@@ -52,8 +52,7 @@ impl<T: Real> Dataset<'_, T> {
     /// Gathers rows `which` of X, y and the weights into the workspace; returns the sum of
     /// their weights (their count when unweighted).
     pub(crate) fn gather(&self, which: &[usize], ws: &mut Workspace<T>) -> T {
-        self.x.gather(which, &mut ws.x);
-        self.gather_labels(which, ws)
+        self.gather_rows(which.iter().copied(), true, ws)
     }
 
     /// Gathers the contiguous rows `start..start + len`; with `with_x` false only their
@@ -65,31 +64,30 @@ impl<T: Real> Dataset<'_, T> {
         with_x: bool,
         ws: &mut Workspace<T>,
     ) -> T {
-        let mut rows = std::mem::take(&mut ws.rows);
-        rows.clear();
-        rows.extend(start..start + len);
-        let weight_sum = if with_x {
-            self.gather(&rows, ws)
-        } else {
-            self.gather_labels(&rows, ws)
-        };
-        ws.rows = rows;
-        weight_sum
+        self.gather_rows(start..start + len, with_x, ws)
     }
 
-    /// Targets and weights of rows `which`; returns the weights' sum.
-    fn gather_labels(&self, which: &[usize], ws: &mut Workspace<T>) -> T {
-        self.y.gather(which, ws.n_outputs, &mut ws.y);
+    fn gather_rows(
+        &self,
+        which: impl ExactSizeIterator<Item = usize> + Clone,
+        with_x: bool,
+        ws: &mut Workspace<T>,
+    ) -> T {
+        if with_x {
+            self.x.gather_rows(which.clone(), &mut ws.x);
+        }
+        let count = which.len();
+        self.y.gather_rows(which.clone(), ws.n_outputs, &mut ws.y);
         match self.sample_weight {
             Some(w) => {
                 let mut sum = T::zero();
-                for (dst, &r) in ws.w.iter_mut().zip(which) {
+                for (dst, r) in ws.w.iter_mut().zip(which) {
                     *dst = w[r];
                     sum += w[r];
                 }
                 sum
             }
-            None => T::from_f64(which.len() as f64),
+            None => T::from_f64(count as f64),
         }
     }
 }

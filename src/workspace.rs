@@ -24,8 +24,6 @@ pub struct Workspace<T> {
     pub n_outputs: usize,
     /// The gathered sample weights.
     pub w: Vec<T>,
-    /// Row indices of the current batch.
-    pub rows: Vec<usize>,
     /// Outputs of layers `1..=L` (`capacity x units[l]`).
     pub acts: Vec<Vec<T>>,
     /// Error signals with respect to the pre-activations of layers `1..=L`.
@@ -44,7 +42,6 @@ impl<T: Real> Workspace<T> {
             y: vec![T::zero(); capacity * layout.n_outputs()],
             n_outputs: layout.n_outputs(),
             w: vec![T::zero(); capacity],
-            rows: Vec::with_capacity(capacity),
             acts: layout.units[1..].iter().map(per_layer).collect(),
             deltas: if passes != Passes::Forward {
                 layout.units[1..].iter().map(per_layer).collect()
