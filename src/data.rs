@@ -85,6 +85,14 @@ impl<'a, T: Real> Rows<'a, T> {
         self.gather_rows(start..start + len, out)
     }
 
+    /// The rows `start..start + len` as one row-major slice, when X holds them so.
+    pub fn contiguous(&self, start: usize, len: usize) -> Option<&'a [T]> {
+        match self {
+            Rows::Dense(x) => x.slice_move(ndarray::s![start..start + len, ..]).to_slice(),
+            Rows::Csr { .. } => None,
+        }
+    }
+
     pub(crate) fn gather_rows(&self, which: impl ExactSizeIterator<Item = usize>, out: &mut [T]) {
         let width = self.n_cols();
         let out = &mut out[..which.len() * width];

@@ -68,17 +68,27 @@ impl Net {
         n: usize,
         par: Par,
     ) -> Result<()> {
+        self.forward_rows(params, None, ws, n, par)
+    }
+
+    /// [`Net::forward`] of the `n` row-major rows `x` instead of `ws.x`, so that rows
+    /// already contiguous in X are read where they lie rather than copied first.
+    pub fn forward_rows<T: Real>(
+        &self,
+        params: &[impl AsRef<[T]>],
+        x: Option<&[T]>,
+        ws: &mut Workspace<T>,
+        n: usize,
+        par: Par,
+    ) -> Result<()> {
         self.check_pass(params, ws, n)?;
         let u = &self.layout.units;
         let l_count = self.layout.n_layers();
         let output = self.loss.output_activation();
+        let x = x.unwrap_or(&ws.x);
         for l in 0..l_count {
             let (before, after) = ws.acts.split_at_mut(l);
-            let input = if l == 0 {
-                &ws.x[..]
-            } else {
-                &before[l - 1][..]
-            };
+            let input = if l == 0 { x } else { &before[l - 1][..] };
             let z = &mut after[0];
             matmul(
                 view_mut(z, n, u[l + 1])?,

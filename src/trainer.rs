@@ -396,8 +396,9 @@ fn validation_score<T: Real>(
     let n = v.n_samples();
     for start in (0..n).step_by(ws.capacity) {
         let m = ws.capacity.min(n - start);
-        v.gather_range(start, m, true, ws);
-        net.forward(params, ws, m, par)?;
+        let rows = v.x.contiguous(start, m);
+        v.gather_range(start, m, rows.is_none(), ws);
+        net.forward_rows(params, rows, ws, m, par)?;
         let w = v.sample_weight.is_some().then(|| &ws.w[..m]);
         acc.add(net.outputs(ws, m), &ws.y[..m * k], w);
     }
