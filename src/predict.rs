@@ -3,13 +3,12 @@
 //! does not depend on the number of threads.
 
 use crate::data::Rows;
-use crate::error::{ensure_shape, Error, Result};
+use crate::error::{ensure_shape, Result};
 use crate::parallel::{Par, SendPtr};
 use crate::propagate::Net;
 use crate::real::Real;
 use crate::workspace::{Passes, Workspace};
 use rayon::prelude::*;
-use std::sync::Mutex;
 
 /// Rows per block: enough for efficient products, small enough to spread over threads.
 const BLOCK_ROWS: usize = 512;
@@ -40,7 +39,6 @@ pub fn predict<T: Real>(
     }
     let block = n.min(BLOCK_ROWS);
     let count = n.div_ceil(block);
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
     let dst = SendPtr(out.as_mut_ptr());
     let run_block = |ws: &mut Workspace<T>, b: usize| {
         let start = b * block;
@@ -49,33 +47,21 @@ pub fn predict<T: Real>(
         if rows.is_none() {
             x.gather_range(start, m, &mut ws.x);
         }
-        match net.forward_rows(params, rows, ws, m, Par::Sequential) {
-            Ok(()) => {
-                // SAFETY: block `b` owns rows `start..start + m` of `out`.
-                let target =
-                    unsafe { std::slice::from_raw_parts_mut(dst.get().add(start * k), m * k) };
-                target.copy_from_slice(net.outputs(ws, m));
-            }
-            Err(e) => {
-                if let Ok(mut slot) = failure.lock() {
-                    slot.get_or_insert(e);
-                }
-            }
-        }
+        net.forward_rows(params, rows, ws, m, Par::Sequential)?;
+        // SAFETY: block `b` owns rows `start..start + m` of `out`.
+        let target = unsafe { std::slice::from_raw_parts_mut(dst.get().add(start * k), m * k) };
+        target.copy_from_slice(net.outputs(ws, m));
+        Ok(())
     };
     match par {
-        Par::Rayon if count > 1 => (0..count).into_par_iter().for_each_init(
+        Par::Rayon if count > 1 => (0..count).into_par_iter().try_for_each_init(
             || Workspace::new(&net.layout, block, Passes::Forward),
             run_block,
         ),
         _ => {
             let mut ws = Workspace::new(&net.layout, block, Passes::Forward);
-            (0..count).for_each(|b| run_block(&mut ws, b));
+            (0..count).try_for_each(|b| run_block(&mut ws, b))
         }
-    }
-    match failure.into_inner().ok().flatten() {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }
 
