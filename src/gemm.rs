@@ -26,22 +26,48 @@ const NARROW: usize = 16;
 /// larger narrow products keep `gemm` and its threads.
 const NARROW_WORK: usize = 1 << 21;
 
-/// `nano-gemm`'s plan constructor for each float type.
+/// Largest operand, in values, that [`matmul`] copies for `nano-gemm` itself.
+const OPERAND_COPY: usize = 1 << 14;
+
+/// `nano-gemm`'s plan constructor for each float type, and a reusable per-thread buffer.
 pub trait SmallGemm: Sized {
-    fn small_plan(m: usize, n: usize, k: usize) -> nano_gemm::Plan<Self>;
+    /// With `unit_rows`, the plan assumes unit row strides for dst and the left operand
+    /// and skips its checks for them.
+    fn small_plan(m: usize, n: usize, k: usize, unit_rows: bool) -> nano_gemm::Plan<Self>;
+
+    /// Runs `f` on this thread's buffer of `len` values (allocated at first use only).
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
 }
 
-impl SmallGemm for f32 {
-    fn small_plan(m: usize, n: usize, k: usize) -> nano_gemm::Plan<Self> {
-        nano_gemm::Plan::new_f32(m, n, k)
-    }
+macro_rules! small_gemm {
+    ($t:ty, $plan:ident, $unit_rows_plan:ident) => {
+        impl SmallGemm for $t {
+            fn small_plan(m: usize, n: usize, k: usize, unit_rows: bool) -> nano_gemm::Plan<Self> {
+                if unit_rows {
+                    nano_gemm::Plan::$unit_rows_plan(m, n, k)
+                } else {
+                    nano_gemm::Plan::$plan(m, n, k)
+                }
+            }
+
+            fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+                thread_local! {
+                    static SCRATCH: std::cell::RefCell<Vec<$t>> =
+                        const { std::cell::RefCell::new(Vec::new()) };
+                }
+                SCRATCH.with_borrow_mut(|buf| {
+                    if buf.len() < len {
+                        buf.resize(len, 0.0);
+                    }
+                    f(&mut buf[..len])
+                })
+            }
+        }
+    };
 }
 
-impl SmallGemm for f64 {
-    fn small_plan(m: usize, n: usize, k: usize) -> nano_gemm::Plan<Self> {
-        nano_gemm::Plan::new_f64(m, n, k)
-    }
-}
+small_gemm!(f32, new_f32, new_colmajor_lhs_and_dst_f32);
+small_gemm!(f64, new_f64, new_colmajor_lhs_and_dst_f64);
 
 /// The two matrix-product kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,8 +140,46 @@ pub fn matmul_with<T: Real>(
         Kernel::Nano => {
             // nano-gemm's fast path wants unit row strides for dst and the left operand;
             // for row-major buffers the transposed problem dst^T = b^T a^T has them.
-            let plan = T::small_plan(n, m, k);
             let alpha = if accumulate { T::one() } else { T::zero() };
+            let bt = b.t();
+            let transposed = bt.as_slice().filter(|_| bcs != 1 && dcs == 1);
+            if let Some(bt) = transposed.filter(|_| k * n <= OPERAND_COPY) {
+                let plan = T::small_plan(n, m, k, true);
+                // `b` is a transposed row-major matrix (a layer's weights in the error
+                // pass): nano-gemm would copy it value by value into a 32 KB stack tile
+                // that evicts the rest of the L1 cache; transposing it into a reused buffer
+                // costs far less.
+                return T::with_scratch(k * n, |copy| {
+                    // contiguous writes, strided reads: strided stores stall far more
+                    for (kk, row) in copy.chunks_exact_mut(n).enumerate() {
+                        let column = bt[kk..].iter().step_by(k);
+                        row.iter_mut().zip(column).for_each(|(d, &v)| *d = v);
+                    }
+                    // SAFETY: as below, with `copy` a row-major `k x n` matrix.
+                    unsafe {
+                        plan.execute_unchecked(
+                            n,
+                            m,
+                            k,
+                            dst.as_mut_ptr(),
+                            1,
+                            drs,
+                            copy.as_ptr(),
+                            1,
+                            n as isize,
+                            a.as_ptr(),
+                            acs,
+                            ars,
+                            alpha,
+                            T::one(),
+                            false,
+                            false,
+                        );
+                    }
+                    Ok(())
+                });
+            }
+            let plan = T::small_plan(n, m, k, dcs == 1 && bcs == 1);
             // SAFETY: as for `gemm` below; `alpha == 0` never reads `dst`.
             unsafe {
                 plan.execute_unchecked(
@@ -221,6 +285,14 @@ mod tests {
                 assert!((&got - &want).iter().all(|d| d.abs() < 1e-9));
                 matmul(got.view_mut(), a.view(), b.view(), true, par).unwrap();
                 assert!((&got - &(2.0 * &want)).iter().all(|d| d.abs() < 1e-9));
+                // `b` as a transposed row-major matrix (copied for nano-gemm)
+                let bt = b.t().to_owned();
+                for kernel in [Kernel::Gemm, Kernel::Nano] {
+                    matmul_with(kernel, got.view_mut(), a.view(), bt.t(), false, par).unwrap();
+                    assert!((&got - &want).iter().all(|d| d.abs() < 1e-9), "{kernel:?}");
+                    matmul_with(kernel, got.view_mut(), a.view(), bt.t(), true, par).unwrap();
+                    assert!((&got - &(2.0 * &want)).iter().all(|d| d.abs() < 1e-9));
+                }
             }
         }
     }

@@ -2,7 +2,9 @@
 
 use crate::activation::OutputActivation;
 use crate::error::{Error, Result};
+use crate::exp::ln_f64_lanes;
 use crate::real::Real;
+use crate::simd::multiversion;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loss {
@@ -47,49 +49,124 @@ impl Loss {
         weights: Option<&[T]>,
         width: usize,
     ) -> f64 {
-        let eps = T::epsilon();
-        let clip = |p: T| {
-            if p < eps {
-                eps
-            } else if p > T::one() - eps {
-                T::one() - eps
-            } else {
-                p
-            }
-        };
+        weighted_sum(self, outputs, targets, weights, width)
+    }
+
+    /// [`Loss::weighted_sum`] of the log-loss when the targets are one-hot rows, given by
+    /// the class of each row: only the true class's term is not zero. (With other targets
+    /// a row holding NaN gives NaN; softmax rows are NaN entirely or not at all, so the
+    /// true class's term does the same.)
+    pub fn log_loss_of_classes<T: Real>(
+        outputs: &[T],
+        classes: &[usize],
+        weights: Option<&[T]>,
+        width: usize,
+    ) -> f64 {
+        log_loss_of_classes(outputs, classes, weights, width)
+    }
+
+    /// Writes the output-layer error `(Y - T) * w` into `delta` (in place over `outputs`'s
+    /// shape). The same formula holds for every canonical output/loss pair.
+    pub fn output_delta<T: Real>(
+        outputs: &[T],
+        targets: &[T],
+        weights: Option<&[T]>,
+        width: usize,
+        delta: &mut [T],
+    ) {
+        output_delta(outputs, targets, weights, width, delta)
+    }
+}
+
+multiversion! {
+    fn weighted_sum<T: Real>(
+        loss: Loss,
+        outputs: &[T],
+        targets: &[T],
+        weights: Option<&[T]>,
+        width: usize,
+    ) -> f64 {
         let mut total = 0.0;
         let rows = outputs.chunks_exact(width).zip(targets.chunks_exact(width));
         for (i, (p_row, y_row)) in rows.enumerate() {
             let mut row = 0.0;
-            for (&p, &y) in p_row.iter().zip(y_row) {
-                row += match self {
-                    Self::SquaredError => {
-                        let d = (y - p).to_f64();
-                        d * d
+            let pairs = p_row.iter().zip(y_row);
+            match loss {
+                Loss::SquaredError => pairs.for_each(|(&p, &y)| {
+                    let d = (y - p).to_f64();
+                    row += d * d;
+                }),
+                Loss::Poisson => pairs.for_each(|(&p, &y)| {
+                    row += xlogy(y.to_f64(), (y / p).to_f64()) - y.to_f64() + p.to_f64();
+                }),
+                // Most targets are 0 (one-hot rows), whose terms are 0 unless p is NaN:
+                // skipped, rather than clipped and tested one by one.
+                Loss::LogLoss => pairs.for_each(|(&p, &y)| {
+                    if y != T::zero() || p.is_nan() {
+                        row += -xlogy(y.to_f64(), clip(p).to_f64());
                     }
-                    Self::Poisson => xlogy(y.to_f64(), (y / p).to_f64()) - y.to_f64() + p.to_f64(),
-                    Self::LogLoss => -xlogy(y.to_f64(), clip(p).to_f64()),
-                    Self::BinaryLogLoss => {
-                        let p = clip(p);
-                        -(xlogy(y.to_f64(), p.to_f64())
-                            + xlogy((T::one() - y).to_f64(), (T::one() - p).to_f64()))
-                    }
-                };
+                }),
+                Loss::BinaryLogLoss => pairs.for_each(|(&p, &y)| {
+                    let p = clip(p);
+                    row += -(xlogy(y.to_f64(), p.to_f64())
+                        + xlogy((T::one() - y).to_f64(), (T::one() - p).to_f64()));
+                }),
             }
             total += match weights {
                 Some(w) => w[i].to_f64() * row,
                 None => row,
             };
         }
-        match self {
-            Self::SquaredError => 0.5 * total / width as f64,
+        match loss {
+            Loss::SquaredError => 0.5 * total / width as f64,
             _ => total,
         }
     }
+}
 
-    /// Writes the output-layer error `(Y - T) * w` into `delta` (in place over `outputs`'s
-    /// shape). The same formula holds for every canonical output/loss pair.
-    pub fn output_delta<T: Real>(
+/// `p` clipped to `[eps, 1 - eps]`, as scikit-learn's log-losses do.
+#[inline(always)]
+fn clip<T: Real>(p: T) -> T {
+    let eps = T::epsilon();
+    if p < eps {
+        eps
+    } else if p > T::one() - eps {
+        T::one() - eps
+    } else {
+        p
+    }
+}
+
+multiversion! {
+    fn log_loss_of_classes<T: Real>(
+        outputs: &[T],
+        classes: &[usize],
+        weights: Option<&[T]>,
+        width: usize,
+    ) -> f64 {
+        // the logarithms a block of rows at a time, in vector lanes
+        const BLOCK: usize = 32;
+        let mut total = 0.0;
+        let blocks = classes.chunks(BLOCK).zip(outputs.chunks(BLOCK * width));
+        for (b, (block, rows)) in blocks.enumerate() {
+            let mut picked = [1.0; BLOCK];
+            for ((p, &c), row) in picked.iter_mut().zip(block).zip(rows.chunks_exact(width)) {
+                *p = clip(row[c]).to_f64();
+            }
+            let logs = ln_f64_lanes(picked);
+            for (i, &ln) in logs[..block.len()].iter().enumerate() {
+                total += match weights {
+                    Some(w) => w[b * BLOCK + i].to_f64() * -ln,
+                    None => -ln,
+                };
+            }
+        }
+        total
+    }
+}
+
+multiversion! {
+    fn output_delta<T: Real>(
         outputs: &[T],
         targets: &[T],
         weights: Option<&[T]>,
@@ -120,6 +197,39 @@ fn xlogy(x: f64, y: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows whose classes sit anywhere, over several blocks of the class path.
+    fn softmax_rows(n: usize, k: usize) -> (Vec<f64>, Vec<usize>, Vec<f64>) {
+        let mut p = vec![0.0; n * k];
+        for (i, row) in p.chunks_exact_mut(k).enumerate() {
+            row.iter_mut()
+                .enumerate()
+                .for_each(|(j, v)| *v = 1.0 + ((i * 7 + j * 3) % 11) as f64);
+            let sum: f64 = row.iter().sum();
+            row.iter_mut().for_each(|v| *v /= sum);
+        }
+        let classes: Vec<usize> = (0..n).map(|i| (i * 5) % k).collect();
+        let mut one_hot = vec![0.0; n * k];
+        for (i, &c) in classes.iter().enumerate() {
+            one_hot[i * k + c] = 1.0;
+        }
+        (p, classes, one_hot)
+    }
+
+    #[test]
+    fn log_loss_of_classes_matches_one_hot_targets() {
+        let (n, k) = (70, 10);
+        let (mut p, classes, one_hot) = softmax_rows(n, k);
+        p[5 * k + classes[5]] = 0.0; // clipped to eps
+        let w: Vec<f64> = (0..n).map(|i| 0.5 + i as f64 / 10.0).collect();
+        for weights in [None, Some(&w[..])] {
+            let want = Loss::LogLoss.weighted_sum(&p, &one_hot, weights, k);
+            let got = Loss::log_loss_of_classes(&p, &classes, weights, k);
+            assert!((got - want).abs() <= 1e-13 * want.abs(), "{got} vs {want}");
+        }
+        p[33 * k..34 * k].fill(f64::NAN);
+        assert!(Loss::log_loss_of_classes(&p, &classes, None, k).is_nan());
+    }
 
     #[test]
     fn squared_error_averages_outputs() {

@@ -225,35 +225,85 @@ multiversion! {
         // more, for a difference in the last bit from scikit-learn's `/ n`.
         let scale = T::one() / weight_sum;
         if coef {
-            rule.apply(p, g, s1, s2, |g, w| (g + alpha * w) * scale);
+            update_and_square(rule, p, g, s1, s2, |g, w| (g + alpha * w) * scale)
         } else {
             rule.apply(p, g, s1, s2, |g, _| g * scale);
-        }
-        if coef {
-            sum_of_squares(p)
-        } else {
             0.0
         }
     }
 }
 
+/// Independent accumulators of [`sum_of_squares`], so that it vectorises.
+const SQUARE_LANES: usize = 16;
+
 /// Sum of squares with independent lanes, so that it vectorises.
 #[inline(always)]
 pub fn sum_of_squares<T: Real>(values: &[T]) -> f64 {
-    const LANES: usize = 16;
-    let mut acc = [T::zero(); LANES];
-    let mut chunks = values.chunks_exact(LANES);
+    let mut acc = [T::zero(); SQUARE_LANES];
+    let mut chunks = values.chunks_exact(SQUARE_LANES);
     for chunk in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += v * v;
-        }
+        add_squares(&mut acc, chunk);
     }
-    let tail: f64 = chunks
-        .remainder()
-        .iter()
-        .map(|&v| Real::to_f64(v * v))
-        .sum();
+    total_of_squares(&acc, chunks.remainder())
+}
+
+#[inline(always)]
+fn add_squares<T: Real>(acc: &mut [T; SQUARE_LANES], values: &[T]) {
+    for (a, &v) in acc.iter_mut().zip(values) {
+        *a += v * v;
+    }
+}
+
+#[inline(always)]
+fn total_of_squares<T: Real>(acc: &[T; SQUARE_LANES], tail: &[T]) -> f64 {
+    let tail: f64 = tail.iter().map(|&v| Real::to_f64(v * v)).sum();
     acc.iter().map(|&a| Real::to_f64(a)).sum::<f64>() + tail
+}
+
+/// `s[r]`, or `s` itself when empty (the second state of rules that have one state).
+#[inline(always)]
+fn part<T>(s: &mut [T], r: std::ops::Range<usize>) -> &mut [T] {
+    if s.is_empty() {
+        s
+    } else {
+        &mut s[r]
+    }
+}
+
+/// The update of a coefficient chunk fused with [`sum_of_squares`] of its new values,
+/// block by block while each is in registers, which spares a second pass over the chunk
+/// (same lanes and order, so the same sum).
+#[inline(always)]
+fn update_and_square<T: Real>(
+    rule: Rule<T>,
+    p: &mut [T],
+    g: &[T],
+    s1: &mut [T],
+    s2: &mut [T],
+    grad: impl Fn(T, T) -> T + Copy,
+) -> f64 {
+    let mut acc = [T::zero(); SQUARE_LANES];
+    let whole = p.len() / SQUARE_LANES * SQUARE_LANES;
+    for start in (0..whole).step_by(SQUARE_LANES) {
+        let r = start..start + SQUARE_LANES;
+        // updated in a local copy, which stays in registers: read back from memory, the
+        // new values stalled on store forwarding
+        let mut block = [T::zero(); SQUARE_LANES];
+        block.copy_from_slice(&p[r.clone()]);
+        rule.apply(
+            &mut block,
+            &g[r.clone()],
+            &mut s1[r.clone()],
+            part(s2, r.clone()),
+            grad,
+        );
+        add_squares(&mut acc, &block);
+        p[r].copy_from_slice(&block);
+    }
+    let r = whole..p.len();
+    let tail = &mut p[r.clone()];
+    rule.apply(tail, &g[r.clone()], &mut s1[r.clone()], part(s2, r), grad);
+    total_of_squares(&acc, tail)
 }
 
 /// What an optimizer decides when training stops improving.

@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
+use std::sync::OnceLock;
 
 /// How the current call may run its chunks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,13 +33,19 @@ impl Par {
 /// Number of threads that `n_jobs` asks for: None or -1 mean every core, -2 all but one
 /// (joblib's convention), k > 0 exactly k.
 pub fn resolve_n_jobs(n_jobs: Option<i64>) -> Result<usize> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     match n_jobs {
-        None | Some(-1) => Ok(cores),
+        None | Some(-1) => Ok(cores()),
         Some(0) => Err(Error::Value("n_jobs == 0 has no meaning".into())),
         Some(k) if k > 0 => Ok(k as usize),
-        Some(k) => Ok((cores as i64 + 1 + k).max(1) as usize),
+        Some(k) => Ok((cores() as i64 + 1 + k).max(1) as usize),
     }
+}
+
+/// The cores this process may use, read once: the standard library reads cgroup files
+/// for it, ~0.1 ms per call here, which a small fit would pay every time.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Runs `f` with `threads` threads: directly when one is enough, else inside a pool built

@@ -119,6 +119,9 @@ impl Net {
     pub fn loss_sum<T: Real>(&self, ws: &Workspace<T>, n: usize, weighted: bool) -> f64 {
         let k = self.layout.n_outputs();
         let w = weighted.then(|| &ws.w[..n]);
+        if self.loss == Loss::LogLoss && ws.one_hot {
+            return Loss::log_loss_of_classes(self.outputs(ws, n), &ws.classes[..n], w, k);
+        }
         self.loss
             .weighted_sum(self.outputs(ws, n), &ws.y[..n * k], w, k)
     }

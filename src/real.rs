@@ -25,6 +25,28 @@ pub trait Real:
     /// `e^self` within 1 ulp, inlined so that loops calling it vectorise
     /// (see [`crate::exp`]).
     fn exp_vec(self) -> Self;
+    /// [`Real::exp_vec`] of every value, in blocks of four vectors' worth of values that
+    /// run in lockstep (see [`crate::exp::exp_f64_lanes`]): about twice as fast on long
+    /// slices as calling it value by value.
+    fn exp_in_place(values: &mut [Self]);
+}
+
+/// Values per block of [`Real::exp_in_place`]: four 512-bit vectors.
+const EXP_BLOCK_BYTES: usize = 256;
+
+macro_rules! exp_in_place {
+    ($t:ty, $values:expr, $lanes:path, $one:path) => {{
+        const BLOCK: usize = EXP_BLOCK_BYTES / std::mem::size_of::<$t>();
+        let mut blocks = $values.chunks_exact_mut(BLOCK);
+        for block in &mut blocks {
+            let x: [$t; BLOCK] = std::array::from_fn(|i| block[i]);
+            block.copy_from_slice(&$lanes(x));
+        }
+        blocks
+            .into_remainder()
+            .iter_mut()
+            .for_each(|v| *v = $one(*v));
+    }};
 }
 
 impl Real for f32 {
@@ -40,6 +62,10 @@ impl Real for f32 {
     fn exp_vec(self) -> Self {
         crate::exp::exp_f32(self)
     }
+    #[inline(always)]
+    fn exp_in_place(values: &mut [Self]) {
+        exp_in_place!(f32, values, crate::exp::exp_f32_lanes, crate::exp::exp_f32)
+    }
 }
 
 impl Real for f64 {
@@ -54,5 +80,9 @@ impl Real for f64 {
     #[inline(always)]
     fn exp_vec(self) -> Self {
         crate::exp::exp_f64(self)
+    }
+    #[inline(always)]
+    fn exp_in_place(values: &mut [Self]) {
+        exp_in_place!(f64, values, crate::exp::exp_f64_lanes, crate::exp::exp_f64)
     }
 }

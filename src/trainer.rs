@@ -78,6 +78,15 @@ impl<T: Real> Dataset<'_, T> {
         }
         let count = which.len();
         self.y.gather_rows(which.clone(), ws.n_outputs, &mut ws.y);
+        ws.one_hot = match self.y {
+            Targets::Classes(c) => {
+                for (dst, r) in ws.classes.iter_mut().zip(which.clone()) {
+                    *dst = c[r] as usize;
+                }
+                true
+            }
+            Targets::Dense(_) => false,
+        };
         match self.sample_weight {
             Some(w) => {
                 let mut sum = T::zero();

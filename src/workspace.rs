@@ -22,6 +22,11 @@ pub struct Workspace<T> {
     /// The gathered targets (`capacity x n_outputs`).
     pub y: Vec<T>,
     pub n_outputs: usize,
+    /// Whether the targets gathered last are one-hot rows, with their classes in
+    /// `classes`.
+    pub one_hot: bool,
+    /// The class of each gathered row, when `one_hot`.
+    pub classes: Vec<usize>,
     /// The gathered sample weights.
     pub w: Vec<T>,
     /// Outputs of layers `1..=L` (`capacity x units[l]`).
@@ -41,6 +46,8 @@ impl<T: Real> Workspace<T> {
             x: vec![T::zero(); capacity * layout.n_inputs()],
             y: vec![T::zero(); capacity * layout.n_outputs()],
             n_outputs: layout.n_outputs(),
+            one_hot: false,
+            classes: vec![0; capacity],
             w: vec![T::zero(); capacity],
             acts: layout.units[1..].iter().map(per_layer).collect(),
             deltas: if passes != Passes::Forward {

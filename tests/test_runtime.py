@@ -24,11 +24,15 @@ def big_problem():
     reason="signals are delivered to the main thread",
 )
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
-def test_ctrl_c_stops_training_and_keeps_a_usable_model(big_problem, solver):
+# one thread trains on the calling thread and polls for signals itself; more train in a
+# pool while the calling thread polls
+@pytest.mark.parametrize("n_jobs", [1, None])
+def test_ctrl_c_stops_training_and_keeps_a_usable_model(big_problem, solver, n_jobs):
     X, y = big_problem
     clf = MLPClassifier(
         hidden_layer_sizes=(128,),
         solver=solver,
+        n_jobs=n_jobs,
         max_iter=100000,
         tol=0.0,
         n_iter_no_change=10**9,
@@ -48,10 +52,12 @@ def test_ctrl_c_stops_training_and_keeps_a_usable_model(big_problem, solver):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_fit_releases_the_gil(big_problem):
+@pytest.mark.parametrize("n_jobs", [1, None])
+def test_fit_releases_the_gil(big_problem, n_jobs):
     X, y = big_problem
     clf = MLPClassifier(
         hidden_layer_sizes=(128,),
+        n_jobs=n_jobs,
         max_iter=30,
         tol=0.0,
         n_iter_no_change=1000,
