@@ -179,7 +179,7 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
     fn chunk<'s>(&'s self, tensor: usize, start: usize, scratch: &'s mut [T]) -> Result<&'s [T]> {
         let l_count = self.net.layout.n_layers();
         let row = self.row_len(tensor);
-        let whole_rows = start % row == 0 && scratch.len() % row == 0;
+        let whole_rows = start.is_multiple_of(row) && scratch.len().is_multiple_of(row);
         if self.parts.is_empty() || !whole_rows || (tensor >= l_count && start != 0) {
             return Err(Error::Shape(format!(
                 "no gradient chunk at {start} of tensor {tensor} ({} elements)",

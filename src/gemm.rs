@@ -11,6 +11,7 @@
 //! number of threads: results are bit-identical (checked by the tests below).
 
 use crate::error::{ensure_shape, Result};
+use crate::narrow;
 use crate::parallel::Par;
 use crate::real::Real;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -37,11 +38,88 @@ pub trait SmallGemm: Sized {
 
     /// Runs `f` on this thread's buffer of `len` values (allocated at first use only).
     fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+
+    /// Runs the product on [`crate::narrow`]'s kernel when it applies to this type, CPU
+    /// and width; returns whether it did.
+    ///
+    /// # Safety
+    /// As [`crate::narrow::matmul`], except for its CPU and width conditions.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn narrow_matmul(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: *mut Self,
+        drs: isize,
+        a: *const Self,
+        ars: isize,
+        acs: isize,
+        b: *const Self,
+        brs: isize,
+        accumulate: bool,
+    ) -> bool;
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn f64_narrow(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f64,
+    drs: isize,
+    a: *const f64,
+    ars: isize,
+    acs: isize,
+    b: *const f64,
+    brs: isize,
+    accumulate: bool,
+) -> bool {
+    if !(1..=narrow::MAX_COLUMNS).contains(&n) || !narrow::available() {
+        return false;
+    }
+    // SAFETY: the caller's contract, and the conditions just checked.
+    unsafe { narrow::matmul(m, n, k, dst, drs, a, ars, acs, b, brs, accumulate) };
+    true
+}
+
+/// f32 gains nothing: ten f32 columns fill a 512-bit register well enough.
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_narrow(
+    _: usize,
+    _: usize,
+    _: usize,
+    _: *mut f32,
+    _: isize,
+    _: *const f32,
+    _: isize,
+    _: isize,
+    _: *const f32,
+    _: isize,
+    _: bool,
+) -> bool {
+    false
 }
 
 macro_rules! small_gemm {
-    ($t:ty, $plan:ident, $unit_rows_plan:ident) => {
+    ($t:ty, $plan:ident, $unit_rows_plan:ident, $narrow:ident) => {
         impl SmallGemm for $t {
+            unsafe fn narrow_matmul(
+                m: usize,
+                n: usize,
+                k: usize,
+                dst: *mut Self,
+                drs: isize,
+                a: *const Self,
+                ars: isize,
+                acs: isize,
+                b: *const Self,
+                brs: isize,
+                accumulate: bool,
+            ) -> bool {
+                // SAFETY: the caller's contract.
+                unsafe { $narrow(m, n, k, dst, drs, a, ars, acs, b, brs, accumulate) }
+            }
+
             fn small_plan(m: usize, n: usize, k: usize, unit_rows: bool) -> nano_gemm::Plan<Self> {
                 if unit_rows {
                     nano_gemm::Plan::$unit_rows_plan(m, n, k)
@@ -66,8 +144,8 @@ macro_rules! small_gemm {
     };
 }
 
-small_gemm!(f32, new_f32, new_colmajor_lhs_and_dst_f32);
-small_gemm!(f64, new_f64, new_colmajor_lhs_and_dst_f64);
+small_gemm!(f32, new_f32, new_colmajor_lhs_and_dst_f32, f32_narrow);
+small_gemm!(f64, new_f64, new_colmajor_lhs_and_dst_f64, f64_narrow);
 
 /// The two matrix-product kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +218,28 @@ pub fn matmul_with<T: Real>(
         Kernel::Nano => {
             // nano-gemm's fast path wants unit row strides for dst and the left operand;
             // for row-major buffers the transposed problem dst^T = b^T a^T has them.
+            if dcs == 1 && bcs == 1 {
+                // SAFETY: the views are valid for their shapes and strides, checked to fit
+                // together above; `dst` is borrowed mutably and cannot alias `a` or `b`.
+                let done = unsafe {
+                    T::narrow_matmul(
+                        m,
+                        n,
+                        k,
+                        dst.as_mut_ptr(),
+                        drs,
+                        a.as_ptr(),
+                        ars,
+                        acs,
+                        b.as_ptr(),
+                        brs,
+                        accumulate,
+                    )
+                };
+                if done {
+                    return Ok(());
+                }
+            }
             let alpha = if accumulate { T::one() } else { T::zero() };
             let bt = b.t();
             let transposed = bt.as_slice().filter(|_| bcs != 1 && dcs == 1);

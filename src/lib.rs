@@ -10,6 +10,7 @@ pub mod exp;
 pub mod gemm;
 pub mod loss;
 pub mod mt19937;
+pub mod narrow;
 pub mod network;
 pub mod objective;
 pub mod optimizer;

@@ -1,0 +1,306 @@
+//! Matrix products with few output columns in f64 (an output layer of up to 16 units: a
+//! classifier's classes), for AVX-512 CPUs.
+//!
+//! `nano-gemm` runs its vectors along those columns in whole 512-bit registers: 10 columns
+//! take two registers, 16 lanes computed for 10 used. Here the columns past the first
+//! eight go in a register just wide enough for them (128 bits for 10 columns). A 512-bit
+//! multiply-add costs two 256-bit ones on AMD's Zen 4 and the narrower ones proportionally
+//! less, so the 10-column products of a layer's forward pass and weight gradient take
+//! about a quarter less time. Each value sums the same products in the same order as
+//! `nano-gemm` (`k` ascending, fused multiply-adds from zero, then one addition to `dst`
+//! when accumulating), so the results are the same bits.
+
+/// Widest product handled: two vector parts of up to eight columns.
+pub const MAX_COLUMNS: usize = 16;
+
+/// Whether [`matmul`] runs on this CPU.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `dst = a · b` (or `dst += a · b` with `accumulate`) for `n <= MAX_COLUMNS` columns:
+/// `dst` (`m x n`) and `b` (`k x n`) with unit column strides and row strides `drs`,
+/// `brs`; `a` (`m x k`) with any strides.
+///
+/// # Safety
+/// [`available`] must be true, `1 <= n <= MAX_COLUMNS`, and the three pointers must be
+/// valid for the shapes and strides given, `dst` not overlapping `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f64,
+    drs: isize,
+    a: *const f64,
+    ars: isize,
+    acs: isize,
+    b: *const f64,
+    brs: isize,
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let p = x86::Problem {
+            m,
+            n,
+            k,
+            dst,
+            drs,
+            a,
+            ars,
+            acs,
+            b,
+            brs,
+            accumulate,
+        };
+        // SAFETY: the caller's contract.
+        unsafe {
+            match n - if n > 8 { 8 } else { 0 } {
+                1..=2 => x86::run_xmm_tail(&p),
+                3..=4 => x86::run_ymm_tail(&p),
+                _ => x86::run_zmm_tail(&p),
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (m, n, k, dst, drs, a, ars, acs, b, brs, accumulate);
+        unreachable!("narrow::matmul without narrow::available()");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    pub struct Problem {
+        pub m: usize,
+        pub n: usize,
+        pub k: usize,
+        pub dst: *mut f64,
+        pub drs: isize,
+        pub a: *const f64,
+        pub ars: isize,
+        pub acs: isize,
+        pub b: *const f64,
+        pub brs: isize,
+        pub accumulate: bool,
+    }
+
+    /// Rows of `dst` computed together, sharing each row of `b` loaded.
+    const ROWS: usize = 4;
+
+    /// One kernel per register width of the tail columns (those past the first eight,
+    /// or all of them when there are at most eight): `$v` the vector type, `$zero`,
+    /// `$set1`, `$fmadd`, `$add` its operations, `$load` / `$store` masked by a lane mask.
+    macro_rules! kernel {
+        ($name:ident, $v:ty, $zero:ident, $set1:ident, $fmadd:ident, $add:ident,
+         $load:ident, $store:ident) => {
+            /// # Safety
+            /// As for [`super::matmul`].
+            #[target_feature(enable = "avx512f,avx512vl,fma")]
+            pub unsafe fn $name(p: &Problem) {
+                /// `R` rows of `dst` from row `i`; `HEAD`: a full 512-bit part for
+                /// columns 0..8 before the tail (compile-time, so that the inner loop
+                /// has no branches and the accumulators stay in registers).
+                #[inline(always)]
+                unsafe fn rows<const R: usize, const HEAD: bool>(p: &Problem, i: usize, mask: u8) {
+                    let first = if HEAD { 8 } else { 0 };
+                    let mut acc_head = [_mm512_setzero_pd(); R];
+                    let mut acc_tail = [$zero(); R];
+                    let a = p.a.offset(i as isize * p.ars);
+                    for kk in 0..p.k as isize {
+                        let b = p.b.offset(kk * p.brs);
+                        let b_tail: $v = $load(mask, b.add(first));
+                        if HEAD {
+                            let b_head = _mm512_loadu_pd(b);
+                            for r in 0..R {
+                                let x = *a.offset(r as isize * p.ars + kk * p.acs);
+                                acc_head[r] =
+                                    _mm512_fmadd_pd(b_head, _mm512_set1_pd(x), acc_head[r]);
+                                acc_tail[r] = $fmadd(b_tail, $set1(x), acc_tail[r]);
+                            }
+                        } else {
+                            for r in 0..R {
+                                let x = *a.offset(r as isize * p.ars + kk * p.acs);
+                                acc_tail[r] = $fmadd(b_tail, $set1(x), acc_tail[r]);
+                            }
+                        }
+                    }
+                    for r in 0..R {
+                        let d = p.dst.offset((i + r) as isize * p.drs);
+                        if HEAD {
+                            let mut v = acc_head[r];
+                            if p.accumulate {
+                                v = _mm512_add_pd(_mm512_loadu_pd(d), v);
+                            }
+                            _mm512_storeu_pd(d, v);
+                        }
+                        let mut v = acc_tail[r];
+                        if p.accumulate {
+                            v = $add($load(mask, d.add(first)), v);
+                        }
+                        $store(d.add(first), mask, v);
+                    }
+                }
+
+                #[inline(always)]
+                unsafe fn all_rows<const HEAD: bool>(p: &Problem, mask: u8) {
+                    let full = p.m / ROWS * ROWS;
+                    for i in (0..full).step_by(ROWS) {
+                        rows::<ROWS, HEAD>(p, i, mask);
+                    }
+                    for i in full..p.m {
+                        rows::<1, HEAD>(p, i, mask);
+                    }
+                }
+
+                if p.n > 8 {
+                    all_rows::<true>(p, ((1u16 << (p.n - 8)) - 1) as u8);
+                } else {
+                    all_rows::<false>(p, ((1u16 << p.n) - 1) as u8);
+                }
+            }
+        };
+    }
+
+    kernel!(
+        run_xmm_tail,
+        __m128d,
+        _mm_setzero_pd,
+        _mm_set1_pd,
+        _mm_fmadd_pd,
+        _mm_add_pd,
+        _mm_maskz_loadu_pd,
+        _mm_mask_storeu_pd
+    );
+    kernel!(
+        run_ymm_tail,
+        __m256d,
+        _mm256_setzero_pd,
+        _mm256_set1_pd,
+        _mm256_fmadd_pd,
+        _mm256_add_pd,
+        _mm256_maskz_loadu_pd,
+        _mm256_mask_storeu_pd
+    );
+    kernel!(
+        run_zmm_tail,
+        __m512d,
+        _mm512_setzero_pd,
+        _mm512_set1_pd,
+        _mm512_fmadd_pd,
+        _mm512_add_pd,
+        _mm512_maskz_loadu_pd,
+        _mm512_mask_storeu_pd
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, ArrayView2};
+
+    fn filled(r: usize, c: usize, seed: f64) -> Array2<f64> {
+        Array2::from_shape_fn((r, c), |(i, j)| ((i * 31 + j * 17) as f64 * seed).sin())
+    }
+
+    /// `dst (+)= a b` summed as the module promises: `k` ascending, fused multiply-adds
+    /// from zero, then one addition.
+    fn reference(a: ArrayView2<f64>, b: ArrayView2<f64>, dst: &mut Array2<f64>, accumulate: bool) {
+        for ((i, j), d) in dst.indexed_iter_mut() {
+            let mut acc = 0.0_f64;
+            for kk in 0..a.ncols() {
+                acc = a[[i, kk]].mul_add(b[[kk, j]], acc);
+            }
+            *d = if accumulate { *d + acc } else { acc };
+        }
+    }
+
+    #[test]
+    fn sums_in_order_for_every_tail_width() {
+        if !available() {
+            return;
+        }
+        for n in 1..=MAX_COLUMNS {
+            for &(m, k) in &[(1, 1), (3, 7), (5, 64), (32, 64), (64, 32), (37, 10)] {
+                let a = filled(m, k, 0.37);
+                let at = a.t().to_owned(); // `a` as a transposed view: strided rows
+                let b = filled(k, n, 0.11);
+                for accumulate in [false, true] {
+                    for a_view in [a.view(), at.t()] {
+                        let mut want = filled(m, n, 0.05);
+                        let mut got = want.clone();
+                        reference(a_view, b.view(), &mut want, accumulate);
+                        let (ars, acs) = (a_view.strides()[0], a_view.strides()[1]);
+                        // SAFETY: shapes and strides of live arrays; the CPU was checked.
+                        unsafe {
+                            matmul(
+                                m,
+                                n,
+                                k,
+                                got.as_mut_ptr(),
+                                n as isize,
+                                a_view.as_ptr(),
+                                ars,
+                                acs,
+                                b.as_ptr(),
+                                n as isize,
+                                accumulate,
+                            );
+                        }
+                        assert_eq!(got, want, "m {m} n {n} k {k} accumulate {accumulate}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// nano-gemm sums in the same order, so products do not change bits between the two.
+    #[test]
+    fn nano_gemm_sums_in_the_same_order() {
+        for &(m, n, k) in &[(32, 10, 64), (64, 10, 32), (37, 17, 10), (5, 20, 64)] {
+            let a = filled(m, k, 0.37);
+            let b = filled(k, n, 0.11);
+            let mut want = Array2::zeros((m, n));
+            reference(a.view(), b.view(), &mut want, false);
+            let mut got = Array2::zeros((m, n));
+            let plan = nano_gemm::Plan::new_f64(n, m, k);
+            // SAFETY: the transposed problem of row-major arrays, as `gemm::matmul` runs it.
+            unsafe {
+                plan.execute_unchecked(
+                    n,
+                    m,
+                    k,
+                    got.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    b.as_ptr(),
+                    1,
+                    n as isize,
+                    a.as_ptr(),
+                    1,
+                    k as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                );
+            }
+            assert_eq!(got, want, "m {m} n {n} k {k}");
+        }
+    }
+}
