@@ -1,4 +1,5 @@
-//! Engine-only epoch timing (no Python): `cargo run --release --example epoch -- C1 f32 2`.
+//! Engine-only epoch timing (no Python): `cargo run --release --example epoch -- C1 f32 2`
+//! (C1, C2, C3 = C1 with Adam, C4; f32 or f64; threads; epochs).
 //! Synthetic data of Fashion-MNIST's (C1, C2) or digits' (C4) shape; prints seconds per epoch and GFLOPS, for
 //! profiling the engine (e.g. under `perf record`).
 
@@ -14,6 +15,7 @@ fn run<T: Real>(
     shape: (usize, usize, usize),
     hidden: &[usize],
     batch: usize,
+    solver: Solver,
     threads: usize,
     epochs: usize,
 ) {
@@ -32,20 +34,14 @@ fn run<T: Real>(
         loss: Loss::LogLoss,
     };
     let mut params = layout.glorot::<T>(Activation::Relu, 3);
-    let mut state: Vec<Vec<T>> = layout
-        .tensor_lens()
-        .into_iter()
+    let mut state: Vec<Vec<T>> = (0..solver.state_per_tensor())
+        .flat_map(|_| layout.tensor_lens())
         .map(|n| vec![T::zero(); n])
         .collect();
     let cfg = TrainConfig {
         alpha: 1e-4,
         batch_size: batch,
-        solver: Solver::Sgd {
-            momentum: 0.9,
-            nesterov: true,
-            schedule: Schedule::Constant,
-            power_t: 0.5,
-        },
+        solver,
         max_iter: epochs,
         tol: 0.0,
         n_iter_no_change: f64::INFINITY,
@@ -109,6 +105,20 @@ fn main() {
     let threads: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
     let epochs: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3);
     let fashion = (60_000, 784, 10);
+    let sgd = Solver::Sgd {
+        momentum: 0.9,
+        nesterov: true,
+        schedule: Schedule::Constant,
+        power_t: 0.5,
+    };
+    let solver = match config {
+        "C3" => Solver::Adam {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+        },
+        _ => sgd,
+    };
     let (shape, hidden, batch): (_, &[usize], usize) = match config {
         "C2" => (fashion, &[512, 256], 256),
         // scikit-learn's digits, 75 % for training: per-batch overhead
@@ -116,8 +126,8 @@ fn main() {
         _ => (fashion, &[100], 200),
     };
     if f64_mode {
-        run::<f64>(shape, hidden, batch, threads, epochs)
+        run::<f64>(shape, hidden, batch, solver, threads, epochs)
     } else {
-        run::<f32>(shape, hidden, batch, threads, epochs)
+        run::<f32>(shape, hidden, batch, solver, threads, epochs)
     }
 }
