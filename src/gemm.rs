@@ -15,6 +15,7 @@ use crate::narrow;
 use crate::parallel::Par;
 use crate::real::Real;
 use ndarray::{ArrayView2, ArrayViewMut2};
+use std::any::TypeId;
 
 /// Products of at most this many multiply-adds go to `nano-gemm`, on one thread (waking
 /// other threads would cost more than they save)...
@@ -38,88 +39,11 @@ pub trait SmallGemm: Sized {
 
     /// Runs `f` on this thread's buffer of `len` values (allocated at first use only).
     fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
-
-    /// Runs the product on [`crate::narrow`]'s kernel when it applies to this type, CPU
-    /// and width; returns whether it did.
-    ///
-    /// # Safety
-    /// As [`crate::narrow::matmul`], except for its CPU and width conditions.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn narrow_matmul(
-        m: usize,
-        n: usize,
-        k: usize,
-        dst: *mut Self,
-        drs: isize,
-        a: *const Self,
-        ars: isize,
-        acs: isize,
-        b: *const Self,
-        brs: isize,
-        accumulate: bool,
-    ) -> bool;
-}
-
-#[allow(clippy::too_many_arguments)]
-unsafe fn f64_narrow(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f64,
-    drs: isize,
-    a: *const f64,
-    ars: isize,
-    acs: isize,
-    b: *const f64,
-    brs: isize,
-    accumulate: bool,
-) -> bool {
-    if !(1..=narrow::MAX_COLUMNS).contains(&n) || !narrow::available() {
-        return false;
-    }
-    // SAFETY: the caller's contract, and the conditions just checked.
-    unsafe { narrow::matmul(m, n, k, dst, drs, a, ars, acs, b, brs, accumulate) };
-    true
-}
-
-/// f32 gains nothing: ten f32 columns fill a 512-bit register well enough.
-#[allow(clippy::too_many_arguments)]
-unsafe fn f32_narrow(
-    _: usize,
-    _: usize,
-    _: usize,
-    _: *mut f32,
-    _: isize,
-    _: *const f32,
-    _: isize,
-    _: isize,
-    _: *const f32,
-    _: isize,
-    _: bool,
-) -> bool {
-    false
 }
 
 macro_rules! small_gemm {
-    ($t:ty, $plan:ident, $unit_rows_plan:ident, $narrow:ident) => {
+    ($t:ty, $plan:ident, $unit_rows_plan:ident) => {
         impl SmallGemm for $t {
-            unsafe fn narrow_matmul(
-                m: usize,
-                n: usize,
-                k: usize,
-                dst: *mut Self,
-                drs: isize,
-                a: *const Self,
-                ars: isize,
-                acs: isize,
-                b: *const Self,
-                brs: isize,
-                accumulate: bool,
-            ) -> bool {
-                // SAFETY: the caller's contract.
-                unsafe { $narrow(m, n, k, dst, drs, a, ars, acs, b, brs, accumulate) }
-            }
-
             fn small_plan(m: usize, n: usize, k: usize, unit_rows: bool) -> nano_gemm::Plan<Self> {
                 if unit_rows {
                     nano_gemm::Plan::$unit_rows_plan(m, n, k)
@@ -144,8 +68,8 @@ macro_rules! small_gemm {
     };
 }
 
-small_gemm!(f32, new_f32, new_colmajor_lhs_and_dst_f32, f32_narrow);
-small_gemm!(f64, new_f64, new_colmajor_lhs_and_dst_f64, f64_narrow);
+small_gemm!(f32, new_f32, new_colmajor_lhs_and_dst_f32);
+small_gemm!(f64, new_f64, new_colmajor_lhs_and_dst_f64);
 
 /// The two matrix-product kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,88 +142,73 @@ pub fn matmul_with<T: Real>(
         Kernel::Nano => {
             // nano-gemm's fast path wants unit row strides for dst and the left operand;
             // for row-major buffers the transposed problem dst^T = b^T a^T has them.
-            if dcs == 1 && bcs == 1 {
-                // SAFETY: the views are valid for their shapes and strides, checked to fit
-                // together above; `dst` is borrowed mutably and cannot alias `a` or `b`.
-                let done = unsafe {
-                    T::narrow_matmul(
-                        m,
-                        n,
-                        k,
-                        dst.as_mut_ptr(),
-                        drs,
-                        a.as_ptr(),
-                        ars,
-                        acs,
-                        b.as_ptr(),
-                        brs,
-                        accumulate,
-                    )
+            // f64 only: ten f32 columns already fill a 512-bit register well enough.
+            let is_f64 = TypeId::of::<T>() == TypeId::of::<f64>();
+            if is_f64 && dcs == 1 && bcs == 1 && narrow::applies(n) {
+                let product = narrow::Product {
+                    m,
+                    n,
+                    k,
+                    dst: dst.as_mut_ptr().cast(),
+                    drs,
+                    a: a.as_ptr().cast(),
+                    ars,
+                    acs,
+                    b: b.as_ptr().cast(),
+                    brs,
+                    accumulate,
                 };
-                if done {
-                    return Ok(());
-                }
+                // SAFETY: `T` is f64; the views are valid for their shapes and strides,
+                // checked to fit together above, with unit column strides for `dst` and
+                // `b`; `dst` is borrowed mutably and cannot alias `a` or `b`.
+                unsafe { narrow::matmul(&product) };
+                return Ok(());
             }
             let alpha = if accumulate { T::one() } else { T::zero() };
+            let dst = dst.as_mut_ptr();
+            // The transposed problem's left operand is `b^T`, given by its row and column
+            // strides.
+            let run = |lhs: *const T, lhs_rs: isize, lhs_cs: isize| {
+                let plan = T::small_plan(n, m, k, dcs == 1 && lhs_rs == 1);
+                // SAFETY: as for `gemm` below (`lhs` is `b` or a copy of it with the
+                // strides given); `alpha == 0` never reads `dst`.
+                unsafe {
+                    plan.execute_unchecked(
+                        n,
+                        m,
+                        k,
+                        dst,
+                        dcs,
+                        drs,
+                        lhs,
+                        lhs_rs,
+                        lhs_cs,
+                        a.as_ptr(),
+                        acs,
+                        ars,
+                        alpha,
+                        T::one(),
+                        false,
+                        false,
+                    );
+                }
+            };
             let bt = b.t();
             let transposed = bt.as_slice().filter(|_| bcs != 1 && dcs == 1);
-            if let Some(bt) = transposed.filter(|_| k * n <= OPERAND_COPY) {
-                let plan = T::small_plan(n, m, k, true);
+            match transposed.filter(|_| k * n <= OPERAND_COPY) {
                 // `b` is a transposed row-major matrix (a layer's weights in the error
                 // pass): nano-gemm would copy it value by value into a 32 KB stack tile
                 // that evicts the rest of the L1 cache; transposing it into a reused buffer
                 // costs far less.
-                return T::with_scratch(k * n, |copy| {
+                Some(bt) => T::with_scratch(k * n, |copy| {
                     // contiguous writes, strided reads: strided stores stall far more
                     for (kk, row) in copy.chunks_exact_mut(n).enumerate() {
                         let column = bt[kk..].iter().step_by(k);
                         row.iter_mut().zip(column).for_each(|(d, &v)| *d = v);
                     }
-                    // SAFETY: as below, with `copy` a row-major `k x n` matrix.
-                    unsafe {
-                        plan.execute_unchecked(
-                            n,
-                            m,
-                            k,
-                            dst.as_mut_ptr(),
-                            1,
-                            drs,
-                            copy.as_ptr(),
-                            1,
-                            n as isize,
-                            a.as_ptr(),
-                            acs,
-                            ars,
-                            alpha,
-                            T::one(),
-                            false,
-                            false,
-                        );
-                    }
-                    Ok(())
-                });
-            }
-            let plan = T::small_plan(n, m, k, dcs == 1 && bcs == 1);
-            // SAFETY: as for `gemm` below; `alpha == 0` never reads `dst`.
-            unsafe {
-                plan.execute_unchecked(
-                    n,
-                    m,
-                    k,
-                    dst.as_mut_ptr(),
-                    dcs,
-                    drs,
-                    b.as_ptr(),
-                    bcs,
-                    brs,
-                    a.as_ptr(),
-                    acs,
-                    ars,
-                    alpha,
-                    T::one(),
-                    false,
-                    false,
-                );
+                    run(copy.as_ptr(), 1, n as isize);
+                }),
+                None => run(b.as_ptr(), bcs, brs),
             }
         }
         Kernel::Gemm => {

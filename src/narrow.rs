@@ -13,8 +13,12 @@
 /// Widest product handled: two vector parts of up to eight columns.
 pub const MAX_COLUMNS: usize = 16;
 
-/// Whether [`matmul`] runs on this CPU.
-pub fn available() -> bool {
+/// Whether [`matmul`] runs on this CPU for `n` columns.
+pub fn applies(n: usize) -> bool {
+    (1..=MAX_COLUMNS).contains(&n) && cpu_has_kernels()
+}
+
+fn cpu_has_kernels() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -30,75 +34,48 @@ pub fn available() -> bool {
     }
 }
 
-/// `dst = a · b` (or `dst += a · b` with `accumulate`) for `n <= MAX_COLUMNS` columns:
-/// `dst` (`m x n`) and `b` (`k x n`) with unit column strides and row strides `drs`,
-/// `brs`; `a` (`m x k`) with any strides.
+/// `dst = a · b` (or `dst += a · b` with `accumulate`): `dst` (`m x n`) and `b` (`k x n`)
+/// with unit column strides and row strides `drs`, `brs`; `a` (`m x k`) with any strides.
+pub struct Product {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub dst: *mut f64,
+    pub drs: isize,
+    pub a: *const f64,
+    pub ars: isize,
+    pub acs: isize,
+    pub b: *const f64,
+    pub brs: isize,
+    pub accumulate: bool,
+}
+
+/// Computes `p`.
 ///
 /// # Safety
-/// [`available`] must be true, `1 <= n <= MAX_COLUMNS`, and the three pointers must be
-/// valid for the shapes and strides given, `dst` not overlapping `a` or `b`.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f64,
-    drs: isize,
-    a: *const f64,
-    ars: isize,
-    acs: isize,
-    b: *const f64,
-    brs: isize,
-    accumulate: bool,
-) {
+/// [`applies`]`(p.n)` must hold, and the three pointers must be valid for the shapes and
+/// strides given, `dst` not overlapping `a` or `b`.
+pub unsafe fn matmul(p: &Product) {
     #[cfg(target_arch = "x86_64")]
-    {
-        let p = x86::Problem {
-            m,
-            n,
-            k,
-            dst,
-            drs,
-            a,
-            ars,
-            acs,
-            b,
-            brs,
-            accumulate,
-        };
-        // SAFETY: the caller's contract.
-        unsafe {
-            match n - if n > 8 { 8 } else { 0 } {
-                1..=2 => x86::run_xmm_tail(&p),
-                3..=4 => x86::run_ymm_tail(&p),
-                _ => x86::run_zmm_tail(&p),
-            }
+    // SAFETY: the caller's contract.
+    unsafe {
+        match p.n - if p.n > 8 { 8 } else { 0 } {
+            1..=2 => x86::run_xmm_tail(p),
+            3..=4 => x86::run_ymm_tail(p),
+            _ => x86::run_zmm_tail(p),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (m, n, k, dst, drs, a, ars, acs, b, brs, accumulate);
-        unreachable!("narrow::matmul without narrow::available()");
+        let _ = p;
+        unreachable!("narrow::matmul where narrow::applies is false");
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::Product;
     use std::arch::x86_64::*;
-
-    pub struct Problem {
-        pub m: usize,
-        pub n: usize,
-        pub k: usize,
-        pub dst: *mut f64,
-        pub drs: isize,
-        pub a: *const f64,
-        pub ars: isize,
-        pub acs: isize,
-        pub b: *const f64,
-        pub brs: isize,
-        pub accumulate: bool,
-    }
 
     /// Rows of `dst` computed together, sharing each row of `b` loaded.
     const ROWS: usize = 4;
@@ -112,12 +89,12 @@ mod x86 {
             /// # Safety
             /// As for [`super::matmul`].
             #[target_feature(enable = "avx512f,avx512vl,fma")]
-            pub unsafe fn $name(p: &Problem) {
+            pub unsafe fn $name(p: &Product) {
                 /// `R` rows of `dst` from row `i`; `HEAD`: a full 512-bit part for
                 /// columns 0..8 before the tail (compile-time, so that the inner loop
                 /// has no branches and the accumulators stay in registers).
                 #[inline(always)]
-                unsafe fn rows<const R: usize, const HEAD: bool>(p: &Problem, i: usize, mask: u8) {
+                unsafe fn rows<const R: usize, const HEAD: bool>(p: &Product, i: usize, mask: u8) {
                     let first = if HEAD { 8 } else { 0 };
                     let mut acc_head = [_mm512_setzero_pd(); R];
                     let mut acc_tail = [$zero(); R];
@@ -158,7 +135,7 @@ mod x86 {
                 }
 
                 #[inline(always)]
-                unsafe fn all_rows<const HEAD: bool>(p: &Problem, mask: u8) {
+                unsafe fn all_rows<const HEAD: bool>(p: &Product, mask: u8) {
                     let full = p.m / ROWS * ROWS;
                     for i in (0..full).step_by(ROWS) {
                         rows::<ROWS, HEAD>(p, i, mask);
@@ -232,7 +209,7 @@ mod tests {
 
     #[test]
     fn sums_in_order_for_every_tail_width() {
-        if !available() {
+        if !cpu_has_kernels() {
             return;
         }
         for n in 1..=MAX_COLUMNS {
@@ -246,22 +223,21 @@ mod tests {
                         let mut got = want.clone();
                         reference(a_view, b.view(), &mut want, accumulate);
                         let (ars, acs) = (a_view.strides()[0], a_view.strides()[1]);
+                        let product = Product {
+                            m,
+                            n,
+                            k,
+                            dst: got.as_mut_ptr(),
+                            drs: n as isize,
+                            a: a_view.as_ptr(),
+                            ars,
+                            acs,
+                            b: b.as_ptr(),
+                            brs: n as isize,
+                            accumulate,
+                        };
                         // SAFETY: shapes and strides of live arrays; the CPU was checked.
-                        unsafe {
-                            matmul(
-                                m,
-                                n,
-                                k,
-                                got.as_mut_ptr(),
-                                n as isize,
-                                a_view.as_ptr(),
-                                ars,
-                                acs,
-                                b.as_ptr(),
-                                n as isize,
-                                accumulate,
-                            );
-                        }
+                        unsafe { matmul(&product) };
                         assert_eq!(got, want, "m {m} n {n} k {k} accumulate {accumulate}");
                     }
                 }
