@@ -52,6 +52,42 @@ def test_ctrl_c_stops_training_and_keeps_a_usable_model(big_problem, solver, n_j
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread()
+    or not hasattr(signal, "setitimer"),
+    reason="signals are delivered to the main thread; setitimer is POSIX",
+)
+@pytest.mark.parametrize("n_jobs", [1, None])
+def test_exception_from_a_signal_handler_aborts_the_fit(big_problem, n_jobs):
+    """A signal handler that raises (here on SIGALRM) stops training and its exception
+    reaches the caller, whichever thread trains; the estimator is left as it was."""
+    X, y = big_problem
+
+    class Alarm(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Alarm("time is up")
+
+    clf = MLPClassifier(
+        hidden_layer_sizes=(128,),
+        max_iter=100000,
+        tol=0.0,
+        n_iter_no_change=10**9,
+        random_state=0,
+        n_jobs=n_jobs,
+    )
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(Alarm, match="time is up"):
+            clf.fit(X, y)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not hasattr(clf, "coefs_")
+
+
 @pytest.mark.parametrize("n_jobs", [1, None])
 def test_fit_releases_the_gil(big_problem, n_jobs):
     X, y = big_problem
