@@ -26,8 +26,8 @@ pub trait Real:
     /// (see [`crate::exp`]).
     fn exp_vec(self) -> Self;
     /// [`Real::exp_vec`] of every value, in blocks of four vectors' worth of values that
-    /// run in lockstep (see [`crate::exp::exp_f64_lanes`]): about twice as fast on long
-    /// slices as calling it value by value.
+    /// run in lockstep (see [`crate::exp::exp_f64_lanes`]): 10-20 % faster than calling
+    /// it value by value (measured on 320 f64 values).
     fn exp_in_place(values: &mut [Self]);
 }
 
