@@ -56,6 +56,7 @@ pub struct Product {
 /// [`applies`]`(p.n)` must hold, and the three pointers must be valid for the shapes and
 /// strides given, `dst` not overlapping `a` or `b`.
 pub unsafe fn matmul(p: &Product) {
+    debug_assert!(applies(p.n));
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the caller's contract.
     unsafe {

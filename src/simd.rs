@@ -1,9 +1,11 @@
 //! Runtime selection of vector instructions for the elementwise kernels.
 //!
 //! Wheels are built for the baseline x86-64 (SSE2). [`multiversion!`] compiles a kernel
-//! three times (AVX-512, AVX2, baseline) and picks the widest the CPU supports. The
-//! results are bit-identical on every path: Rust never contracts `a * b + c` into a fused
-//! multiply-add by itself, so only the vector width changes.
+//! three times (AVX-512, AVX2, baseline) and picks the widest the CPU supports, checking
+//! every feature that build enables. The results are bit-identical on every path: Rust
+//! never contracts `a * b + c` into a fused multiply-add by itself, and the explicit
+//! `mul_add`s (in `exp`) are exactly rounded everywhere: FMA instructions on the vector
+//! paths, libm's `fma` on the baseline one (slower there, and not vectorised).
 
 /// Defines `fn name<T: Real>(args) -> ret` whose body is compiled per instruction set.
 macro_rules! multiversion {
@@ -35,11 +37,18 @@ macro_rules! multiversion {
 
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx512f") {
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
                     // SAFETY: the CPU has the instructions `avx512` is compiled for.
                     return unsafe { avx512($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
                     // SAFETY: as above, for `avx2`.
                     return unsafe { avx2($($arg),*) };
                 }
