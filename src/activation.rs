@@ -117,8 +117,8 @@ multiversion! {
 multiversion! {
     /// Adds the column sums of the row-major block `block` (rows of `sums.len()`), a
     /// block of [`SUM_COLUMNS`] columns at a time, whose running sums stay in registers
-    /// over all the rows (kept in `sums`, each row's additions waited on the previous
-    /// row's stores). Rows are added in order, as numpy does.
+    /// over all the rows (summed in `sums` itself, each row's additions waited for the
+    /// previous row's stores). Rows are added in order, as numpy does.
     pub fn add_column_sums<T: Real>(sums: &mut [T], block: &[T]) {
         let width = sums.len();
         if width == 0 {
