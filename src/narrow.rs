@@ -18,20 +18,9 @@ pub fn applies(n: usize) -> bool {
     (1..=MAX_COLUMNS).contains(&n) && cpu_has_kernels()
 }
 
+/// The kernels need AVX-512 F and VL with FMA: the engine's AVX-512 level.
 fn cpu_has_kernels() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *DETECTED.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-                && std::arch::is_x86_feature_detected!("fma")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::simd::level() == crate::simd::Level::Avx512
 }
 
 /// `dst = a · b` (or `dst += a · b` with `accumulate`): `dst` (`m x n`) and `b` (`k x n`)
