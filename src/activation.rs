@@ -33,25 +33,6 @@ impl Activation {
             _ => Err(Error::Value(format!("unknown activation {name:?}"))),
         }
     }
-
-    /// Multiplies `delta` by phi'(z), expressed through the outputs `y = phi(z)`.
-    pub fn scale_by_derivative<T: Real>(self, outputs: &[T], delta: &mut [T]) {
-        scale_by_derivative(self, outputs, delta)
-    }
-
-    #[inline(always)]
-    fn scale_by_derivative_inline<T: Real>(self, outputs: &[T], delta: &mut [T]) {
-        let pairs = delta.iter_mut().zip(outputs);
-        match self {
-            Self::Identity => {}
-            Self::Logistic => pairs.for_each(|(d, &y)| *d = *d * y * (T::one() - y)),
-            Self::Tanh => pairs.for_each(|(d, &y)| *d *= T::one() - y * y),
-            // A select, not a conditional store, so that it vectorises.
-            Self::Relu => {
-                pairs.for_each(|(d, &y)| *d = if y == T::zero() { T::zero() } else { *d })
-            }
-        }
-    }
 }
 
 impl OutputActivation {
@@ -83,8 +64,78 @@ multiversion! {
 }
 
 multiversion! {
-    fn scale_by_derivative<T: Real>(activation: Activation, outputs: &[T], delta: &mut [T]) {
-        activation.scale_by_derivative_inline(outputs, delta)
+    /// Multiplies each error signal in `delta` by phi'(z), written through the outputs
+    /// `y = phi(z)` (as scikit-learn does), and the column sums of the results into
+    /// `sums`, in the same pass (a row-major block with rows of `sums.len()`).
+    pub fn scale_by_derivative_and_sum<T: Real>(
+        activation: Activation,
+        outputs: &[T],
+        delta: &mut [T],
+        sums: &mut [T],
+    ) {
+        match activation {
+            Activation::Identity => scale_and_sum(outputs, delta, sums, |d, _| d),
+            Activation::Logistic => {
+                scale_and_sum(outputs, delta, sums, |d, y| d * y * (T::one() - y))
+            }
+            Activation::Tanh => scale_and_sum(outputs, delta, sums, |d, y| d * (T::one() - y * y)),
+            Activation::Relu => scale_and_sum(outputs, delta, sums, |d, y| {
+                if y == T::zero() {
+                    T::zero()
+                } else {
+                    d
+                }
+            }),
+        }
+    }
+}
+
+/// `delta = scaled(delta, y)` over a row-major block with the column sums of the new
+/// values in `sums`: a block of [`SUM_COLUMNS`] columns at a time, whose sums stay in
+/// registers over all the rows (added in order, as in [`add_column_sums`]). Each new
+/// value is summed from the register it is stored from: read back after the store, it
+/// stalled on store forwarding.
+#[inline(always)]
+fn scale_and_sum<T: Real>(
+    outputs: &[T],
+    delta: &mut [T],
+    sums: &mut [T],
+    scaled: impl Fn(T, T) -> T + Copy,
+) {
+    let width = sums.len();
+    if width == 0 {
+        return;
+    }
+    let rows = delta.len() / width;
+    let (delta, outputs) = (&mut delta[..rows * width], &outputs[..rows * width]);
+    let whole = width / SUM_COLUMNS * SUM_COLUMNS;
+    let step = |acc: &mut [T], d: &mut [T], y: &[T]| {
+        for ((a, d), &y) in acc.iter_mut().zip(d.iter_mut()).zip(y) {
+            let v = scaled(*d, y);
+            *d = v;
+            *a += v;
+        }
+    };
+    for start in (0..whole).step_by(SUM_COLUMNS) {
+        let cols = start..start + SUM_COLUMNS;
+        let mut acc = [T::zero(); SUM_COLUMNS];
+        for (d, y) in delta
+            .chunks_exact_mut(width)
+            .zip(outputs.chunks_exact(width))
+        {
+            step(&mut acc, &mut d[cols.clone()], &y[cols.clone()]);
+        }
+        sums[cols].copy_from_slice(&acc);
+    }
+    let rest = &mut sums[whole..];
+    rest.fill(T::zero());
+    if !rest.is_empty() {
+        for (d, y) in delta
+            .chunks_exact_mut(width)
+            .zip(outputs.chunks_exact(width))
+        {
+            step(rest, &mut d[whole..], &y[whole..]);
+        }
     }
 }
 
@@ -287,6 +338,51 @@ mod tests {
             add_column_sums(&mut got, &block);
             assert_eq!(got, want, "width {width}");
         }
+    }
+
+    /// The derivative pass against the definition, and its column sums bit for bit
+    /// against [`add_column_sums`] of the scaled block, for widths around the blocks.
+    #[test]
+    fn derivative_pass_scales_and_sums() {
+        let derivative = |a: Activation, y: f64| match a {
+            Activation::Identity => 1.0,
+            Activation::Logistic => y * (1.0 - y),
+            Activation::Tanh => 1.0 - y * y,
+            Activation::Relu => f64::from(y != 0.0),
+        };
+        for a in [
+            Activation::Identity,
+            Activation::Logistic,
+            Activation::Tanh,
+            Activation::Relu,
+        ] {
+            for width in [1, 10, 32, 70, 100] {
+                let rows = 37;
+                let y: Vec<f64> = (0..rows * width)
+                    .map(|i| match a {
+                        Activation::Relu if i % 3 == 0 => 0.0,
+                        Activation::Relu => (i % 17) as f64 * 0.3,
+                        _ => ((i * 7) % 19) as f64 / 19.0 - 0.4,
+                    })
+                    .collect();
+                let delta: Vec<f64> = (0..rows * width)
+                    .map(|i| ((i * 13) % 29) as f64 * 0.1 - 1.3)
+                    .collect();
+                let mut got = delta.clone();
+                let mut sums = vec![f64::NAN; width];
+                scale_by_derivative_and_sum(a, &y, &mut got, &mut sums);
+                for ((&g, &d), &y) in got.iter().zip(&delta).zip(&y) {
+                    assert!((g - d * derivative(a, y)).abs() <= 1e-15 * d.abs(), "{a:?}");
+                }
+                let mut want = vec![0.0; width];
+                add_column_sums(&mut want, &got);
+                assert_eq!(sums, want, "{a:?}, width {width}");
+            }
+        }
+        let mut nan = vec![f64::NAN, 1.0];
+        let mut sums = [0.0; 2];
+        scale_by_derivative_and_sum(Activation::Relu, &[1.0, 0.0], &mut nan, &mut sums);
+        assert!(nan[0].is_nan() && nan[1] == 0.0 && sums[0].is_nan() && sums[1] == 0.0);
     }
 
     /// The narrow path (rows of at most 16, tiles of 32 rows) against the definition.

@@ -193,7 +193,7 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
                     .weight_gradient(ws, n, tensor, first, scratch, k > 0, self.par)?;
             } else {
                 self.net
-                    .intercept_gradient(ws, n, tensor - l_count, scratch, k > 0)?;
+                    .intercept_gradient(ws, tensor - l_count, scratch, k > 0)?;
             }
         }
         Ok(scratch)

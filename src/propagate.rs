@@ -1,7 +1,9 @@
 //! Forward and backward passes over one batch held in a [`Workspace`]: per layer one GEMM
 //! forward, one for the weight gradient and one for the error of the layer below.
 
-use crate::activation::{add_bias, add_bias_and_activate, add_column_sums, Activation};
+use crate::activation::{
+    add_bias, add_bias_and_activate, add_column_sums, scale_by_derivative_and_sum, Activation,
+};
 use crate::error::{Error, Result};
 use crate::gemm::matmul;
 use crate::loss::Loss;
@@ -165,7 +167,7 @@ impl Net {
         let (coef_grads, intercept_grads) = grads.split_at_mut(l_count);
         let outcome = (0..l_count).try_for_each(|l| {
             self.weight_gradient(ws, n, l, 0, &mut coef_grads[l], accumulate, par)?;
-            self.intercept_gradient(ws, n, l, &mut intercept_grads[l], accumulate)
+            self.intercept_gradient(ws, l, &mut intercept_grads[l], accumulate)
         });
         ws.grads = grads;
         outcome
@@ -193,13 +195,11 @@ impl Net {
         {
             let w = weighted.then(|| &ws.w[..n]);
             let last = l_count - 1;
-            Loss::output_delta(
-                &ws.acts[last][..n * k],
-                &ws.y[..n * k],
-                w,
-                k,
-                &mut ws.deltas[last][..n * k],
-            );
+            let delta = &mut ws.deltas[last][..n * k];
+            Loss::output_delta(&ws.acts[last][..n * k], &ws.y[..n * k], w, k, delta);
+            let sums = &mut ws.delta_sums[last];
+            sums.fill(T::zero());
+            add_column_sums(sums, delta);
         }
         for l in (1..l_count).rev() {
             let (lower, upper) = ws.deltas.split_at_mut(l);
@@ -211,8 +211,12 @@ impl Net {
                 false,
                 par,
             )?;
-            self.hidden
-                .scale_by_derivative(&ws.acts[l - 1][..n * u[l]], &mut below[..n * u[l]]);
+            scale_by_derivative_and_sum(
+                self.hidden,
+                &ws.acts[l - 1][..n * u[l]],
+                &mut below[..n * u[l]],
+                &mut ws.delta_sums[l - 1],
+            );
         }
         Ok(())
     }
@@ -261,26 +265,31 @@ impl Net {
         )
     }
 
-    /// Layer `l`'s raw intercept gradient `colsum(D)` over the `n` rows of the last
-    /// backward pass, written into (or, with `accumulate`, added to) `dst`.
+    /// Layer `l`'s raw intercept gradient `colsum(D)` over the rows of the last backward
+    /// pass (summed by [`Net::backward_deltas`]), written into (or, with `accumulate`,
+    /// added to) `dst`.
     pub fn intercept_gradient<T: Real>(
         &self,
         ws: &Workspace<T>,
-        n: usize,
         l: usize,
         dst: &mut [T],
         accumulate: bool,
     ) -> Result<()> {
-        let deltas = ws
-            .deltas
+        let sums = ws
+            .delta_sums
             .get(l)
-            .and_then(|d| d.get(..n * dst.len()))
-            .filter(|_| self.layout.units.get(l + 1) == Some(&dst.len()))
-            .ok_or_else(|| too_small(n, dst.len()))?;
-        if !accumulate {
-            dst.fill(T::zero());
+            .filter(|s| s.len() == dst.len())
+            .ok_or_else(|| {
+                Error::Shape(format!(
+                    "no intercept gradient of {} values for layer {l}",
+                    dst.len()
+                ))
+            })?;
+        if accumulate {
+            dst.iter_mut().zip(sums).for_each(|(d, &s)| *d += s);
+        } else {
+            dst.copy_from_slice(sums);
         }
-        add_column_sums(dst, deltas);
         Ok(())
     }
 

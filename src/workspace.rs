@@ -33,6 +33,9 @@ pub struct Workspace<T> {
     pub acts: Vec<Vec<T>>,
     /// Error signals with respect to the pre-activations of layers `1..=L`.
     pub deltas: Vec<Vec<T>>,
+    /// Column sums of each layer's error signals (`units[l]` each): the raw intercept
+    /// gradients, summed while the error signals are written.
+    pub delta_sums: Vec<Vec<T>>,
     /// Gradients, in the parameters' `2L` layout.
     pub grads: Vec<Vec<T>>,
 }
@@ -52,6 +55,14 @@ impl<T: Real> Workspace<T> {
             acts: layout.units[1..].iter().map(per_layer).collect(),
             deltas: if passes != Passes::Forward {
                 layout.units[1..].iter().map(per_layer).collect()
+            } else {
+                Vec::new()
+            },
+            delta_sums: if passes != Passes::Forward {
+                layout.units[1..]
+                    .iter()
+                    .map(|&u| vec![T::zero(); u])
+                    .collect()
             } else {
                 Vec::new()
             },
