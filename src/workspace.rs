@@ -33,8 +33,8 @@ pub struct Workspace<T> {
     pub acts: Vec<Vec<T>>,
     /// Error signals with respect to the pre-activations of layers `1..=L`.
     pub deltas: Vec<Vec<T>>,
-    /// Column sums of each layer's error signals (`units[l]` each): the raw intercept
-    /// gradients, summed while the error signals are written.
+    /// Column sums of the error signals of layers `1..=L` (one per unit): the raw
+    /// intercept gradients, summed in the pass that writes the error signals.
     pub delta_sums: Vec<Vec<T>>,
     /// Gradients, in the parameters' `2L` layout.
     pub grads: Vec<Vec<T>>,
