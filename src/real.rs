@@ -29,6 +29,9 @@ pub trait Real:
     /// run in lockstep (see [`crate::exp::exp_f64_lanes`]): 10-20 % faster than calling
     /// it value by value (measured on 320 f64 values).
     fn exp_in_place(values: &mut [Self]);
+    /// `tanh(self)` within 2 ulp, inlined so that loops calling it vectorise (see
+    /// [`crate::exp::tanh_f64`]).
+    fn tanh_vec(self) -> Self;
 }
 
 /// Values per block of [`Real::exp_in_place`]: four 512-bit vectors.
@@ -66,6 +69,10 @@ impl Real for f32 {
     fn exp_in_place(values: &mut [Self]) {
         exp_in_place!(f32, values, crate::exp::exp_f32_lanes, crate::exp::exp_f32)
     }
+    #[inline(always)]
+    fn tanh_vec(self) -> Self {
+        crate::exp::tanh_f32(self)
+    }
 }
 
 impl Real for f64 {
@@ -84,5 +91,9 @@ impl Real for f64 {
     #[inline(always)]
     fn exp_in_place(values: &mut [Self]) {
         exp_in_place!(f64, values, crate::exp::exp_f64_lanes, crate::exp::exp_f64)
+    }
+    #[inline(always)]
+    fn tanh_vec(self) -> Self {
+        crate::exp::tanh_f64(self)
     }
 }
