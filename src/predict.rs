@@ -11,7 +11,12 @@ use crate::workspace::{Passes, Workspace};
 use rayon::prelude::*;
 
 /// Rows per block: enough for efficient products, small enough to spread over threads.
-const BLOCK_ROWS: usize = 512;
+pub const BLOCK_ROWS: usize = 512;
+
+/// The blocks a prediction over `n` rows runs in: the most threads it can keep busy.
+pub fn block_count(n: usize) -> usize {
+    n.div_ceil(BLOCK_ROWS)
+}
 
 /// Writes the network's outputs for every row of `x` into `out` (`n x n_outputs`,
 /// row-major).
@@ -38,7 +43,7 @@ pub fn predict<T: Real>(
         return Ok(());
     }
     let block = n.min(BLOCK_ROWS);
-    let count = n.div_ceil(block);
+    let count = block_count(n);
     let dst = SendPtr(out.as_mut_ptr());
     let run_block = |ws: &mut Workspace<T>, b: usize| {
         let start = b * block;

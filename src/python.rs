@@ -732,8 +732,9 @@ fn predict_typed<'py, T: Element + Real>(
     let rows = x.rows().map_err(to_py_err)?;
     let (n, k) = (rows.n_rows(), net.layout.n_outputs());
     let mut out = Array2::<T>::zeros((n, k));
-    let work = n.min(crate::objective::BLOCK_ROWS) * net.layout.n_params();
-    let threads = threads_for(config.n_jobs, work)?;
+    // (a pool for a single block would only cost its start-up, ~0.1-0.2 ms)
+    let work = n.min(crate::predict::BLOCK_ROWS) * net.layout.n_params();
+    let threads = threads_for(config.n_jobs, work)?.min(crate::predict::block_count(n).max(1));
     let buf = out
         .as_slice_mut()
         .ok_or_else(|| PyRuntimeError::new_err("internal error: output not contiguous"))?;
