@@ -184,7 +184,13 @@ impl Net {
         par: Par,
     ) -> Result<()> {
         self.check_pass(params, ws, n)?;
-        if ws.deltas.len() != self.layout.n_layers() {
+        let sums_fit = ws.delta_sums.len() == self.layout.n_layers()
+            && ws
+                .delta_sums
+                .iter()
+                .zip(&self.layout.units[1..])
+                .all(|(s, &u)| s.len() == u);
+        if ws.deltas.len() != self.layout.n_layers() || !sums_fit {
             return Err(Error::Shape(
                 "backward needs a workspace with error signals".into(),
             ));
