@@ -170,10 +170,17 @@ pub fn tanh_f64(x: f64) -> f64 {
     let q = ((s + Q[0]) * s + Q[1]) * s + Q[2];
     let small = x + x * s * (p / q);
     let large = (1.0 - 2.0 / (exp_f64(a + a) + 1.0)).copysign(x);
-    // (0 itself is returned as is: the polynomial would turn -0 into +0)
-    if a == 0.0 {
+    tanh_branch(x, small, large)
+}
+
+/// The branch of [`tanh_f64`] and [`tanh_f32`] that `x` takes (both are computed, so
+/// this is a select). 0 itself is returned as is: the polynomial would turn -0 into +0.
+#[inline(always)]
+fn tanh_branch<T: num_traits::Float>(x: T, small: T, large: T) -> T {
+    let a = x.abs();
+    if a == T::zero() {
         x
-    } else if a < 0.625 {
+    } else if a < T::from(0.625).unwrap_or_else(T::zero) {
         small
     } else {
         large
@@ -195,13 +202,7 @@ pub fn tanh_f32(x: f32) -> f32 {
     let p = (((P[0] * z + P[1]) * z + P[2]) * z + P[3]) * z + P[4];
     let small = p * z * x + x;
     let large = (1.0 - 2.0 / (exp_f32(a + a) + 1.0)).copysign(x);
-    if a == 0.0 {
-        x
-    } else if a < 0.625 {
-        small
-    } else {
-        large
-    }
+    tanh_branch(x, small, large)
 }
 
 /// `ln(x)` of `N` positive normal values in lockstep (NaN gives NaN; zero, negative,
