@@ -91,52 +91,28 @@ multiversion! {
 }
 
 /// `delta = scaled(delta, y)` over a row-major block with the column sums of the new
-/// values in `sums`: a block of [`SUM_COLUMNS`] columns at a time, whose sums stay in
-/// registers over all the rows (added in order, as in [`add_column_sums`]). Each new
-/// value is summed from the register it is stored from: read back after the store, it
-/// stalled on store forwarding.
+/// values in `sums`. Each new value is summed from the register it is stored from: read
+/// back after the store, it stalled on store forwarding.
 #[inline(always)]
 fn scale_and_sum<T: Real>(
     outputs: &[T],
     delta: &mut [T],
     sums: &mut [T],
-    scaled: impl Fn(T, T) -> T + Copy,
+    scaled: impl Fn(T, T) -> T,
 ) {
     let width = sums.len();
     if width == 0 {
         return;
     }
-    let rows = delta.len() / width;
-    let (delta, outputs) = (&mut delta[..rows * width], &outputs[..rows * width]);
-    let whole = width / SUM_COLUMNS * SUM_COLUMNS;
-    let step = |acc: &mut [T], d: &mut [T], y: &[T]| {
-        for ((a, d), &y) in acc.iter_mut().zip(d.iter_mut()).zip(y) {
+    sums.fill(T::zero());
+    add_sums_by_column_blocks(sums, delta.len() / width, |i, cols, acc| {
+        let r = i * width + cols.start..i * width + cols.end;
+        for ((a, d), &y) in acc.iter_mut().zip(&mut delta[r.clone()]).zip(&outputs[r]) {
             let v = scaled(*d, y);
             *d = v;
             *a += v;
         }
-    };
-    for start in (0..whole).step_by(SUM_COLUMNS) {
-        let cols = start..start + SUM_COLUMNS;
-        let mut acc = [T::zero(); SUM_COLUMNS];
-        for (d, y) in delta
-            .chunks_exact_mut(width)
-            .zip(outputs.chunks_exact(width))
-        {
-            step(&mut acc, &mut d[cols.clone()], &y[cols.clone()]);
-        }
-        sums[cols].copy_from_slice(&acc);
-    }
-    let rest = &mut sums[whole..];
-    rest.fill(T::zero());
-    if !rest.is_empty() {
-        for (d, y) in delta
-            .chunks_exact_mut(width)
-            .zip(outputs.chunks_exact(width))
-        {
-            step(rest, &mut d[whole..], &y[whole..]);
-        }
-    }
+    });
 }
 
 multiversion! {
@@ -174,29 +150,46 @@ fn map_rows<T: Real>(z: &mut [T], bias: &[T], phi: impl Fn(T) -> T) {
 }
 
 multiversion! {
-    /// Adds the column sums of the row-major block `block` (rows of `sums.len()`), a
-    /// block of [`SUM_COLUMNS`] columns at a time, whose running sums stay in registers
-    /// over all the rows (summed in `sums` itself, each row's additions waited for the
-    /// previous row's stores). Rows are added in order, as numpy does.
+    /// Adds the column sums of the row-major block `block` (rows of `sums.len()`).
     pub fn add_column_sums<T: Real>(sums: &mut [T], block: &[T]) {
         let width = sums.len();
         if width == 0 {
             return;
         }
-        let mut blocks = sums.chunks_exact_mut(SUM_COLUMNS);
-        for (b, s) in (&mut blocks).enumerate() {
-            let mut acc = [T::zero(); SUM_COLUMNS];
-            acc.copy_from_slice(s);
-            for row in block.chunks_exact(width) {
-                let part = &row[b * SUM_COLUMNS..(b + 1) * SUM_COLUMNS];
-                acc.iter_mut().zip(part).for_each(|(a, &v)| *a += v);
-            }
-            s.copy_from_slice(&acc);
+        add_sums_by_column_blocks(sums, block.len() / width, |i, cols, acc| {
+            let row = &block[i * width + cols.start..i * width + cols.end];
+            acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+        });
+    }
+}
+
+/// Adds to `sums` the column sums of `rows` rows of `sums.len()` values, a block of
+/// [`SUM_COLUMNS`] columns at a time whose running sums stay in registers over all the
+/// rows (summed in `sums` itself, each row's additions waited for the previous row's
+/// stores). Rows are added in order, as numpy does. `add_row(i, cols, acc)` adds the
+/// columns `cols` of row `i` into `acc`.
+#[inline(always)]
+fn add_sums_by_column_blocks<T: Real>(
+    sums: &mut [T],
+    rows: usize,
+    mut add_row: impl FnMut(usize, std::ops::Range<usize>, &mut [T]),
+) {
+    let width = sums.len();
+    let whole = width / SUM_COLUMNS * SUM_COLUMNS;
+    for start in (0..whole).step_by(SUM_COLUMNS) {
+        let cols = start..start + SUM_COLUMNS;
+        let mut acc = [T::zero(); SUM_COLUMNS];
+        acc.copy_from_slice(&sums[cols.clone()]);
+        for i in 0..rows {
+            add_row(i, cols.clone(), &mut acc);
         }
-        let rest = blocks.into_remainder();
-        let first = width - rest.len();
-        for row in block.chunks_exact(width) {
-            rest.iter_mut().zip(&row[first..]).for_each(|(s, &v)| *s += v);
+        sums[cols].copy_from_slice(&acc);
+    }
+    if whole < width {
+        // the last few columns, summed in place
+        let rest = &mut sums[whole..];
+        for i in 0..rows {
+            add_row(i, whole..width, rest);
         }
     }
 }
