@@ -75,11 +75,6 @@ impl<'a, T: Real> Rows<'a, T> {
         }
     }
 
-    /// Copies the rows `which` (all `< n_rows`, checked by the caller) into `out`, row-major.
-    pub fn gather(&self, which: &[usize], out: &mut [T]) {
-        self.gather_rows(which.iter().copied(), out)
-    }
-
     /// Copies the contiguous rows `start..start + len` into `out`, row-major.
     pub fn gather_range(&self, start: usize, len: usize, out: &mut [T]) {
         self.gather_rows(start..start + len, out)
@@ -93,7 +88,8 @@ impl<'a, T: Real> Rows<'a, T> {
         }
     }
 
-    pub(crate) fn gather_rows(&self, which: impl ExactSizeIterator<Item = usize>, out: &mut [T]) {
+    /// Copies the rows `which` (all `< n_rows`, checked by the caller) into `out`, row-major.
+    pub fn gather_rows(&self, which: impl ExactSizeIterator<Item = usize>, out: &mut [T]) {
         let width = self.n_cols();
         let out = &mut out[..which.len() * width];
         match self {
@@ -157,11 +153,7 @@ impl<T: Real> Targets<'_, T> {
     }
 
     /// Writes the target rows `which` (row-major, `width` values each) into `out`.
-    pub fn gather(&self, which: &[usize], width: usize, out: &mut [T]) {
-        self.gather_rows(which.iter().copied(), width, out)
-    }
-
-    pub(crate) fn gather_rows(
+    pub fn gather_rows(
         &self,
         which: impl ExactSizeIterator<Item = usize>,
         width: usize,
@@ -197,16 +189,16 @@ mod tests {
         .unwrap();
         let mut a = vec![0.0; 6];
         let mut b = vec![9.0; 6];
-        Rows::Dense(x.view()).gather(&[2, 0], &mut a);
-        csr.gather(&[2, 0], &mut b);
+        Rows::Dense(x.view()).gather_rows([2, 0].into_iter(), &mut a);
+        csr.gather_rows([2, 0].into_iter(), &mut b);
         assert_eq!(a, b);
         assert_eq!(a, vec![4.0, 5.0, 0.0, 1.0, 0.0, 2.0]);
         let one_hot = Targets::<f64>::Classes(&[2, 0]);
         assert!(one_hot.check(2, 3).is_ok() && one_hot.check(2, 2).is_err());
-        one_hot.gather(&[1, 0], 3, &mut a);
+        one_hot.gather_rows([1, 0].into_iter(), 3, &mut a);
         assert_eq!(&a[..6], &[1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
         let xt = x.t();
-        Rows::Dense(xt).gather(&[1], &mut a);
+        Rows::Dense(xt).gather_rows([1].into_iter(), &mut a);
         assert_eq!(&a[..3], &[0.0, 0.0, 5.0]);
     }
 
