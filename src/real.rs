@@ -37,63 +37,52 @@ pub trait Real:
 /// Values per block of [`Real::exp_in_place`]: four 512-bit vectors.
 const EXP_BLOCK_BYTES: usize = 256;
 
-macro_rules! exp_in_place {
-    ($t:ty, $values:expr, $lanes:path, $one:path) => {{
-        const BLOCK: usize = EXP_BLOCK_BYTES / std::mem::size_of::<$t>();
-        let mut blocks = $values.chunks_exact_mut(BLOCK);
-        for block in &mut blocks {
-            let x: [$t; BLOCK] = std::array::from_fn(|i| block[i]);
-            block.copy_from_slice(&$lanes(x));
+/// `impl Real` for one float type from its functions in [`crate::exp`].
+macro_rules! impl_real {
+    ($t:ty, $exp:path, $exp_lanes:path, $tanh:path) => {
+        impl Real for $t {
+            #[inline(always)]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn exp_vec(self) -> Self {
+                $exp(self)
+            }
+            #[inline(always)]
+            fn exp_in_place(values: &mut [Self]) {
+                const BLOCK: usize = EXP_BLOCK_BYTES / std::mem::size_of::<$t>();
+                let mut blocks = values.chunks_exact_mut(BLOCK);
+                for block in &mut blocks {
+                    let x: [$t; BLOCK] = std::array::from_fn(|i| block[i]);
+                    block.copy_from_slice(&$exp_lanes(x));
+                }
+                blocks
+                    .into_remainder()
+                    .iter_mut()
+                    .for_each(|v| *v = $exp(*v));
+            }
+            #[inline(always)]
+            fn tanh_vec(self) -> Self {
+                $tanh(self)
+            }
         }
-        blocks
-            .into_remainder()
-            .iter_mut()
-            .for_each(|v| *v = $one(*v));
-    }};
+    };
 }
 
-impl Real for f32 {
-    #[inline(always)]
-    fn from_f64(x: f64) -> Self {
-        x as f32
-    }
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    #[inline(always)]
-    fn exp_vec(self) -> Self {
-        crate::exp::exp_f32(self)
-    }
-    #[inline(always)]
-    fn exp_in_place(values: &mut [Self]) {
-        exp_in_place!(f32, values, crate::exp::exp_f32_lanes, crate::exp::exp_f32)
-    }
-    #[inline(always)]
-    fn tanh_vec(self) -> Self {
-        crate::exp::tanh_f32(self)
-    }
-}
-
-impl Real for f64 {
-    #[inline(always)]
-    fn from_f64(x: f64) -> Self {
-        x
-    }
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        self
-    }
-    #[inline(always)]
-    fn exp_vec(self) -> Self {
-        crate::exp::exp_f64(self)
-    }
-    #[inline(always)]
-    fn exp_in_place(values: &mut [Self]) {
-        exp_in_place!(f64, values, crate::exp::exp_f64_lanes, crate::exp::exp_f64)
-    }
-    #[inline(always)]
-    fn tanh_vec(self) -> Self {
-        crate::exp::tanh_f64(self)
-    }
-}
+impl_real!(
+    f32,
+    crate::exp::exp_f32,
+    crate::exp::exp_f32_lanes,
+    crate::exp::tanh_f32
+);
+impl_real!(
+    f64,
+    crate::exp::exp_f64,
+    crate::exp::exp_f64_lanes,
+    crate::exp::tanh_f64
+);

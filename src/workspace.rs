@@ -44,6 +44,16 @@ impl<T: Real> Workspace<T> {
     pub fn new(layout: &Layout, capacity: usize, passes: Passes) -> Self {
         let capacity = capacity.max(1);
         let per_layer = |u: &usize| vec![T::zero(); capacity * u];
+        let layers = &layout.units[1..];
+        // error signals and their column sums only for backward passes
+        let (deltas, delta_sums) = if passes != Passes::Forward {
+            (
+                layers.iter().map(per_layer).collect(),
+                layers.iter().map(|&u| vec![T::zero(); u]).collect(),
+            )
+        } else {
+            Default::default()
+        };
         Self {
             capacity,
             x: vec![T::zero(); capacity * layout.n_inputs()],
@@ -52,20 +62,9 @@ impl<T: Real> Workspace<T> {
             one_hot: false,
             classes: vec![0; capacity],
             w: vec![T::zero(); capacity],
-            acts: layout.units[1..].iter().map(per_layer).collect(),
-            deltas: if passes != Passes::Forward {
-                layout.units[1..].iter().map(per_layer).collect()
-            } else {
-                Vec::new()
-            },
-            delta_sums: if passes != Passes::Forward {
-                layout.units[1..]
-                    .iter()
-                    .map(|&u| vec![T::zero(); u])
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            acts: layers.iter().map(per_layer).collect(),
+            deltas,
+            delta_sums,
             grads: if passes == Passes::Gradients {
                 layout
                     .tensor_lens()
