@@ -1,12 +1,12 @@
 //! Engine-only epoch timing (no Python): `cargo run --release --example epoch -- C1 f32 2`
-//! (C1, C2, C3 = C1 with Adam, C4; f32 or f64; threads; epochs).
+//! (C1, C2, C3 = C1 with Adam, C4; f32 or f64; n_jobs, read by the engine's thread policy as
+//! the estimators read it; epochs).
 //! Synthetic data of Fashion-MNIST's (C1, C2) or digits' (C4) shape; prints seconds per epoch and GFLOPS, for
 //! profiling the engine (e.g. under `perf record`).
 
-use mlp_rs::network::SplitMix64;
 use mlp_rs::{
-    train, with_threads, Activation, Dataset, Layout, Loss, Model, Net, Progress, Real, Rows,
-    Scalars, Schedule, Score, SeededHooks, Solver, Targets, TrainConfig,
+    fit_threads, train, with_threads, Activation, Dataset, Layout, Loss, Model, Net, Progress,
+    Real, Rows, Scalars, Schedule, Score, SeededHooks, Solver, SplitMix64, Targets, TrainConfig,
 };
 use ndarray::Array2;
 use std::time::Instant;
@@ -16,7 +16,7 @@ fn run<T: Real>(
     hidden: &[usize],
     batch: usize,
     solver: Solver,
-    threads: usize,
+    n_jobs: i64,
     epochs: usize,
 ) {
     let (n, n_in, n_out) = shape;
@@ -63,6 +63,7 @@ fn run<T: Real>(
     };
     let mut p: Vec<&mut [T]> = params.iter_mut().map(|v| &mut v[..]).collect();
     let mut s: Vec<&mut [T]> = state.iter_mut().map(|v| &mut v[..]).collect();
+    let threads = fit_threads(Some(n_jobs), &net, &cfg, n).unwrap();
     let start = Instant::now();
     let outcome = with_threads(threads, |par| {
         let model = Model {
@@ -102,7 +103,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let config = args.get(1).map_or("C1", |s| s.as_str());
     let f64_mode = args.get(2).is_some_and(|s| s == "f64");
-    let threads: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let n_jobs: i64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
     let epochs: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3);
     let fashion = (60_000, 784, 10);
     let sgd = Solver::Sgd {
@@ -126,8 +127,8 @@ fn main() {
         _ => (fashion, &[100], 200),
     };
     if f64_mode {
-        run::<f64>(shape, hidden, batch, solver, threads, epochs)
+        run::<f64>(shape, hidden, batch, solver, n_jobs, epochs)
     } else {
-        run::<f32>(shape, hidden, batch, solver, threads, epochs)
+        run::<f32>(shape, hidden, batch, solver, n_jobs, epochs)
     }
 }

@@ -1,9 +1,9 @@
 //! `gemm` against `nano-gemm` on the small and narrow products of the benchmark networks,
-//! one thread, through the engine's own call of each (`mlp_rs::gemm::matmul_with`):
+//! one thread, through the engine's own call of each (`mlp_rs::matmul_with`):
 //! `cargo run --release --example small_gemm`. The table in `bench/gemm_choice.md` comes
 //! from this program; `Kernel::for_shape` routes by its result.
 
-use mlp_rs::gemm::{matmul_with, Kernel};
+use mlp_rs::{matmul_with, Kernel};
 use mlp_rs::{Par, Real};
 use ndarray::Array2;
 use std::time::Instant;

@@ -13,4 +13,5 @@ cargo fmt --check
 cargo clippy --all-targets --features python -- -D warnings
 cargo test
 "$PY" -m ruff check python tests examples bench scripts
+"$PY" scripts/check_layout.py
 bash scripts/wheel_check.sh -- "$@"

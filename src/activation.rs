@@ -8,9 +8,13 @@ use crate::simd::multiversion;
 /// Activation of the hidden layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
+    /// `phi(z) = z`.
     Identity,
+    /// The sigmoid `1 / (1 + e^-z)`.
     Logistic,
+    /// `tanh(z)`.
     Tanh,
+    /// `max(z, 0)`.
     Relu,
 }
 
@@ -23,8 +27,11 @@ pub enum OutputActivation {
     Exp,
 }
 
-impl Activation {
-    pub fn parse(name: &str) -> Result<Self> {
+impl std::str::FromStr for Activation {
+    type Err = Error;
+
+    /// By scikit-learn's name.
+    fn from_str(name: &str) -> Result<Self> {
         match name {
             "identity" => Ok(Self::Identity),
             "logistic" => Ok(Self::Logistic),
@@ -36,16 +43,6 @@ impl Activation {
 }
 
 impl OutputActivation {
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "identity" => Ok(Self::Identity),
-            "logistic" => Ok(Self::Logistic),
-            "softmax" => Ok(Self::Softmax),
-            "exp" => Ok(Self::Exp),
-            _ => Err(Error::Value(format!("unknown output activation {name:?}"))),
-        }
-    }
-
     /// Applies the activation to a row-major block whose rows have `width` values.
     pub fn apply<T: Real>(self, values: &mut [T], width: usize) {
         apply_output(self, values, width)
@@ -67,7 +64,7 @@ multiversion! {
     /// Multiplies each error signal in `delta` by phi'(z), written through the outputs
     /// `y = phi(z)` (as scikit-learn does), and the column sums of the results into
     /// `sums`, in the same pass (a row-major block with rows of `sums.len()`).
-    pub fn scale_by_derivative_and_sum<T: Real>(
+    pub(crate) fn scale_by_derivative_and_sum<T: Real>(
         activation: Activation,
         outputs: &[T],
         delta: &mut [T],
@@ -117,7 +114,7 @@ fn scale_and_sum<T: Real>(
 
 multiversion! {
     /// Adds `bias` to every row of the row-major block `z` (rows of `bias.len()`).
-    pub fn add_bias<T: Real>(z: &mut [T], bias: &[T]) {
+    pub(crate) fn add_bias<T: Real>(z: &mut [T], bias: &[T]) {
         for row in z.chunks_exact_mut(bias.len()) {
             row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
         }
@@ -128,7 +125,7 @@ multiversion! {
     /// Replaces every row `z` by `phi(z + bias)`, in one pass: each value is written once
     /// (a separate activation pass re-read the row just stored and, for relu, compiled to
     /// masked stores).
-    pub fn add_bias_and_activate<T: Real>(z: &mut [T], bias: &[T], activation: Activation) {
+    pub(crate) fn add_bias_and_activate<T: Real>(z: &mut [T], bias: &[T], activation: Activation) {
         match activation {
             Activation::Identity => map_rows(z, bias, |v| v),
             Activation::Logistic => map_rows(z, bias, logistic),
@@ -151,7 +148,7 @@ fn map_rows<T: Real>(z: &mut [T], bias: &[T], phi: impl Fn(T) -> T) {
 
 multiversion! {
     /// Adds the column sums of the row-major block `block` (rows of `sums.len()`).
-    pub fn add_column_sums<T: Real>(sums: &mut [T], block: &[T]) {
+    pub(crate) fn add_column_sums<T: Real>(sums: &mut [T], block: &[T]) {
         let width = sums.len();
         if width == 0 {
             return;
@@ -207,7 +204,7 @@ fn relu<T: Real>(z: T) -> T {
 /// The logistic sigmoid, in the overflow-free form of scipy's `expit`: `1 / (1 + e^-z)`
 /// for `z >= 0`, `e^z / (1 + e^z)` below (as selects, so that it vectorises).
 #[inline(always)]
-pub fn logistic<T: Real>(z: T) -> T {
+pub(crate) fn logistic<T: Real>(z: T) -> T {
     let e = (-z.abs()).exp_vec();
     let numerator = if z >= T::zero() { T::one() } else { e };
     numerator / (T::one() + e)

@@ -7,18 +7,18 @@
 //! while it is in cache. Every cut depends on the shapes alone, never on the number of
 //! threads, so results are bit-identical whatever `n_jobs` is.
 
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::network::Layout;
 use crate::optimizer::GradientSource;
 use crate::parallel::{Par, SendPtr};
 use crate::propagate::Net;
 use crate::real::Real;
-use crate::trainer::Dataset;
 use crate::workspace::{Passes, Workspace};
 
 /// Largest part of a batch, in rows. Large enough for efficient matrix products, small
 /// enough that scikit-learn's default batch of 200 splits in two.
-pub const PART_ROWS: usize = 128;
+pub(crate) const PART_ROWS: usize = 128;
 
 /// A weight matrix is updated in at most this many chunks of rows (more would repeat
 /// the packing of the error signals in every chunk's product)...
@@ -34,7 +34,7 @@ fn part_count(m: usize) -> usize {
     m.div_ceil(PART_ROWS).max(1)
 }
 
-pub struct BatchRunner<T> {
+pub(crate) struct BatchRunner<T> {
     parts: Vec<Workspace<T>>,
     /// Rows of each part of the last batch (as many entries as it had parts).
     part_rows: Vec<usize>,
@@ -45,14 +45,14 @@ pub struct BatchRunner<T> {
 }
 
 /// What one batch gave: the weighted data-loss sum and the sum of the weights.
-pub struct BatchResult<T> {
+pub(crate) struct BatchResult<T> {
     pub loss_sum: f64,
     pub weight_sum: T,
 }
 
 impl<T: Real> BatchRunner<T> {
     /// Buffers for batches of up to `batch` rows.
-    pub fn new(layout: &Layout, batch: usize) -> Self {
+    pub(crate) fn new(layout: &Layout, batch: usize) -> Self {
         let parts = part_count(batch);
         let capacity = batch.min(PART_ROWS);
         Self {
@@ -67,7 +67,7 @@ impl<T: Real> BatchRunner<T> {
     }
 
     /// The raw gradient of the last batch (valid after [`BatchRunner::run`]).
-    pub fn grads<'a>(&'a self, net: &'a Net) -> BatchGrads<'a, T> {
+    pub(crate) fn grads<'a>(&'a self, net: &'a Net) -> BatchGrads<'a, T> {
         BatchGrads {
             net,
             parts: &self.parts[..self.part_rows.len()],
@@ -77,7 +77,7 @@ impl<T: Real> BatchRunner<T> {
     }
 
     /// Forward passes and error signals of the rows `rows` of `data`, part by part.
-    pub fn run(
+    pub(crate) fn run(
         &mut self,
         net: &Net,
         data: &Dataset<'_, T>,
@@ -107,7 +107,7 @@ impl<T: Real> BatchRunner<T> {
             let (lo, hi) = (cut(i), cut(i + 1));
             // SAFETY: part `i` is touched by this call alone; `i < count <= len`.
             let ws = unsafe { &mut *parts.get().add(i) };
-            let weight_sum = data.gather(&rows[lo..hi], ws);
+            let weight_sum = ws.gather(data, &rows[lo..hi]);
             net.forward(params, ws, hi - lo, inner)?;
             let loss = net.loss_sum(ws, hi - lo, weighted);
             net.backward_deltas(params, ws, hi - lo, weighted, inner)?;
@@ -134,7 +134,7 @@ impl<T: Real> BatchRunner<T> {
 /// The raw gradient of a batch, computed chunk by chunk from its parts' error signals as
 /// the optimizer asks for it: weight rows `Y^T D` and intercepts `colsum(D)`, each summed
 /// over the parts in part order.
-pub struct BatchGrads<'a, T> {
+pub(crate) struct BatchGrads<'a, T> {
     net: &'a Net,
     parts: &'a [Workspace<T>],
     part_rows: &'a [usize],
@@ -266,7 +266,7 @@ mod tests {
 
         // the same gradient as one pass over the whole batch
         let mut one = Workspace::new(&layout, n, Passes::Gradients);
-        data.gather(&rows, &mut one);
+        one.gather(&data, &rows);
         net.forward(&params, &mut one, n, Par::Sequential).unwrap();
         net.backward(&params, &mut one, n, false, false, Par::Sequential)
             .unwrap();

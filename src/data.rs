@@ -1,5 +1,6 @@
-//! Where training rows come from (a dense row-major matrix or CSR parts) and the gather of
-//! one batch of rows into a reused contiguous buffer.
+//! The data layer: where samples come from (a dense matrix or CSR parts), their targets
+//! and weights ([`Dataset`]), and the gather of one batch of rows into reused contiguous
+//! buffers.
 
 use crate::error::{ensure_shape, Error, Result};
 use crate::real::Real;
@@ -12,9 +13,13 @@ pub enum Rows<'a, T> {
     Dense(ArrayView2<'a, T>),
     /// Compressed sparse rows, as scipy lays them out.
     Csr {
+        /// The stored values, row after row.
         data: &'a [T],
+        /// The column of each stored value.
         indices: &'a [i64],
+        /// Where each row starts in `data` (`n_rows + 1` entries).
         indptr: &'a [i64],
+        /// Number of columns (features).
         n_cols: usize,
     },
 }
@@ -61,6 +66,7 @@ impl<'a, T: Real> Rows<'a, T> {
         })
     }
 
+    /// Number of rows (samples).
     pub fn n_rows(&self) -> usize {
         match self {
             Rows::Dense(x) => x.nrows(),
@@ -68,6 +74,7 @@ impl<'a, T: Real> Rows<'a, T> {
         }
     }
 
+    /// Number of columns (features).
     pub fn n_cols(&self) -> usize {
         match self {
             Rows::Dense(x) => x.ncols(),
@@ -126,7 +133,9 @@ impl<'a, T: Real> Rows<'a, T> {
 /// batch by batch so that a one-hot matrix of the whole data never exists.
 #[derive(Debug, Clone, Copy)]
 pub enum Targets<'a, T> {
+    /// One row of `n_outputs` values per sample.
     Dense(ArrayView2<'a, T>),
+    /// One class index per sample.
     Classes(&'a [i64]),
 }
 
@@ -168,6 +177,103 @@ impl<T: Real> Targets<'_, T> {
                     row[c[r] as usize] = T::one();
                 }
             }
+        }
+    }
+}
+
+/// Samples with their targets (already binarized for classifiers) and optional weights.
+#[derive(Debug, Clone, Copy)]
+pub struct Dataset<'a, T> {
+    /// The samples, one row each.
+    pub x: Rows<'a, T>,
+    /// Their targets.
+    pub y: Targets<'a, T>,
+    /// One weight per sample; `None` weighs every sample 1.
+    pub sample_weight: Option<&'a [T]>,
+}
+
+/// Where a gather writes one batch: row-major inputs and targets, each row's class (for
+/// class targets) and weight. Sized for at least the rows gathered.
+pub(crate) struct BatchBuffers<'w, T> {
+    pub x: &'w mut [T],
+    pub y: &'w mut [T],
+    pub n_outputs: usize,
+    pub classes: &'w mut [usize],
+    pub w: &'w mut [T],
+}
+
+/// What a gather found besides the rows themselves.
+pub(crate) struct Gathered<T> {
+    /// The sum of the rows' weights (their count when unweighted).
+    pub weight_sum: T,
+    /// Whether the targets are one-hot rows whose classes were written too.
+    pub one_hot: bool,
+}
+
+impl<T: Real> Dataset<'_, T> {
+    /// Number of samples.
+    pub fn n_samples(&self) -> usize {
+        self.x.n_rows()
+    }
+
+    /// Checks that X has `n_inputs` features and that the targets (`n_outputs` wide) and
+    /// the weights have one entry per sample; `what` names the data in the message.
+    pub fn check(&self, what: &str, n_inputs: usize, n_outputs: usize) -> Result<()> {
+        let n = self.n_samples();
+        ensure_shape(self.x.n_cols() == n_inputs, || {
+            format!(
+                "{what}: X has {} features, the network expects {n_inputs}",
+                self.x.n_cols()
+            )
+        })?;
+        self.y
+            .check(n, n_outputs)
+            .map_err(|e| Error::Shape(format!("{what}: {e}")))?;
+        if let Some(w) = self.sample_weight {
+            ensure_shape(w.len() == n, || {
+                format!("{what}: {} sample weights for {n} samples", w.len())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Gathers the rows `which` (all `< n_samples`, checked by the caller) into `dst`:
+    /// their targets and weights, and with `with_x` their samples (a score's second pass
+    /// needs only the targets).
+    pub(crate) fn gather_rows(
+        &self,
+        which: impl ExactSizeIterator<Item = usize> + Clone,
+        with_x: bool,
+        dst: BatchBuffers<'_, T>,
+    ) -> Gathered<T> {
+        if with_x {
+            self.x.gather_rows(which.clone(), dst.x);
+        }
+        let count = which.len();
+        self.y.gather_rows(which.clone(), dst.n_outputs, dst.y);
+        let one_hot = match self.y {
+            Targets::Classes(c) => {
+                for (slot, r) in dst.classes.iter_mut().zip(which.clone()) {
+                    *slot = c[r] as usize;
+                }
+                true
+            }
+            Targets::Dense(_) => false,
+        };
+        let weight_sum = match self.sample_weight {
+            Some(w) => {
+                let mut sum = T::zero();
+                for (slot, r) in dst.w.iter_mut().zip(which) {
+                    *slot = w[r];
+                    sum += w[r];
+                }
+                sum
+            }
+            None => T::from_f64(count as f64),
+        };
+        Gathered {
+            weight_sum,
+            one_hot,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+/// Why an engine call failed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Error {
     /// Arrays whose shapes do not fit together or the network's layout.
@@ -12,8 +13,11 @@ pub enum Error {
     Hook,
     /// The loss stopped being finite during training.
     Diverged {
+        /// The epoch (from 1) of the batch whose loss was not finite.
         epoch: usize,
+        /// That batch, from 1 within its epoch.
         batch: usize,
+        /// Its loss: inf or NaN.
         loss: f64,
     },
 }
@@ -36,6 +40,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The engine's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Returns `Error::Shape` unless `cond` holds.

@@ -25,7 +25,7 @@ macro_rules! lanes {
 
 /// `e^x` in f64.
 #[inline(always)]
-pub fn exp_f64(x: f64) -> f64 {
+pub(crate) fn exp_f64(x: f64) -> f64 {
     exp_f64_lanes([x])[0]
 }
 
@@ -33,7 +33,7 @@ pub fn exp_f64(x: f64) -> f64 {
 /// block of values forms independent vector chains that the CPU overlaps (one value at a
 /// time in a loop, the polynomial's chain of dependent operations sets the pace).
 #[inline(always)]
-pub fn exp_f64_lanes<const N: usize>(x: [f64; N]) -> [f64; N] {
+pub(crate) fn exp_f64_lanes<const N: usize>(x: [f64; N]) -> [f64; N] {
     const OVERFLOW: f64 = 709.782_712_893_384; // ln(f64::MAX)
     const UNDERFLOW: f64 = -745.133_219_101_941_1; // ln of the smallest subnormal / 2
                                                    // 1.5 * 2^52: adding it rounds to an integer, which lands in the low mantissa bits.
@@ -93,13 +93,13 @@ pub fn exp_f64_lanes<const N: usize>(x: [f64; N]) -> [f64; N] {
 
 /// `e^x` in f32.
 #[inline(always)]
-pub fn exp_f32(x: f32) -> f32 {
+pub(crate) fn exp_f32(x: f32) -> f32 {
     exp_f32_lanes([x])[0]
 }
 
 /// [`exp_f64_lanes`] in f32.
 #[inline(always)]
-pub fn exp_f32_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
+pub(crate) fn exp_f32_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
     const OVERFLOW: f32 = 88.722_84; // ln(f32::MAX)
     const UNDERFLOW: f32 = -103.972_08; // ln of the smallest subnormal / 2
     const SHIFT: f32 = 12_582_912.0; // 1.5 * 2^23
@@ -152,7 +152,7 @@ pub fn exp_f32_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
 /// layer's values vectorises, where libm's `tanh` is a call per value. Within 2 ulp of
 /// libm (checked by the tests); NaN stays NaN, +-inf gives +-1, -0 stays -0.
 #[inline(always)]
-pub fn tanh_f64(x: f64) -> f64 {
+pub(crate) fn tanh_f64(x: f64) -> f64 {
     const P: [f64; 3] = [
         -9.643_991_794_250_523e-1,
         -9.928_772_310_019_186e1,
@@ -189,7 +189,7 @@ fn tanh_branch<T: num_traits::Float>(x: T, small: T, large: T) -> T {
 
 /// [`tanh_f64`] in f32 (Cephes' `tanhf`: a degree-5 odd polynomial below 0.625).
 #[inline(always)]
-pub fn tanh_f32(x: f32) -> f32 {
+pub(crate) fn tanh_f32(x: f32) -> f32 {
     const P: [f32; 5] = [
         -5.704_988_7e-3,
         2.063_909e-2,
@@ -211,7 +211,7 @@ pub fn tanh_f32(x: f32) -> f32 {
 /// `s = f / (2 + f)` and a polynomial in `s^2`; below 1 ulp. Branch-free, so that it
 /// vectorises.
 #[inline(always)]
-pub fn ln_f64_lanes<const N: usize>(x: [f64; N]) -> [f64; N] {
+pub(crate) fn ln_f64_lanes<const N: usize>(x: [f64; N]) -> [f64; N] {
     // fdlibm's constants, by their bits
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
     const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);

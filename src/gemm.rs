@@ -31,46 +31,6 @@ const NARROW_WORK: usize = 1 << 21;
 /// Largest operand, in values, that [`matmul`] copies for `nano-gemm` itself.
 const OPERAND_COPY: usize = 1 << 14;
 
-/// `nano-gemm`'s plan constructor for each float type, and a reusable per-thread buffer.
-pub trait SmallGemm: Sized {
-    /// With `unit_rows`, the plan assumes unit row strides for dst and the left operand
-    /// and skips its checks for them.
-    fn small_plan(m: usize, n: usize, k: usize, unit_rows: bool) -> nano_gemm::Plan<Self>;
-
-    /// Runs `f` on this thread's buffer of `len` values (allocated at first use only).
-    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
-}
-
-macro_rules! small_gemm {
-    ($t:ty, $plan:ident, $unit_rows_plan:ident) => {
-        impl SmallGemm for $t {
-            fn small_plan(m: usize, n: usize, k: usize, unit_rows: bool) -> nano_gemm::Plan<Self> {
-                if unit_rows {
-                    nano_gemm::Plan::$unit_rows_plan(m, n, k)
-                } else {
-                    nano_gemm::Plan::$plan(m, n, k)
-                }
-            }
-
-            fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
-                thread_local! {
-                    static SCRATCH: std::cell::RefCell<Vec<$t>> =
-                        const { std::cell::RefCell::new(Vec::new()) };
-                }
-                SCRATCH.with_borrow_mut(|buf| {
-                    if buf.len() < len {
-                        buf.resize(len, 0.0);
-                    }
-                    f(&mut buf[..len])
-                })
-            }
-        }
-    };
-}
-
-small_gemm!(f32, new_f32, new_colmajor_lhs_and_dst_f32);
-small_gemm!(f64, new_f64, new_colmajor_lhs_and_dst_f64);
-
 /// The two matrix-product kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
@@ -135,116 +95,158 @@ pub fn matmul_with<T: Real>(
         }
         return Ok(());
     }
-    let [drs, dcs] = [dst.strides()[0], dst.strides()[1]];
-    let [ars, acs] = [a.strides()[0], a.strides()[1]];
-    let [brs, bcs] = [b.strides()[0], b.strides()[1]];
-    match kernel {
-        Kernel::Nano => {
-            // nano-gemm's fast path wants unit row strides for dst and the left operand;
-            // for row-major buffers the transposed problem dst^T = b^T a^T has them.
-            // f64 only: ten f32 columns already fill a 512-bit register well enough.
-            let is_f64 = TypeId::of::<T>() == TypeId::of::<f64>();
-            if is_f64 && dcs == 1 && bcs == 1 && narrow::applies(n) {
-                let product = narrow::Product {
-                    m,
-                    n,
-                    k,
-                    dst: dst.as_mut_ptr().cast(),
-                    drs,
-                    a: a.as_ptr().cast(),
-                    ars,
-                    acs,
-                    b: b.as_ptr().cast(),
-                    brs,
-                    accumulate,
-                };
-                // SAFETY: `T` is f64; the views are valid for their shapes and strides,
-                // checked to fit together above, with unit column strides for `dst` and
-                // `b`; `dst` is borrowed mutably and cannot alias `a` or `b`.
-                unsafe { narrow::matmul(&product) };
-                return Ok(());
-            }
-            let alpha = if accumulate { T::one() } else { T::zero() };
-            let dst = dst.as_mut_ptr();
-            // The transposed problem's left operand is `b^T`, given by its row and column
-            // strides.
-            let run = |lhs: *const T, lhs_rs: isize, lhs_cs: isize| {
-                let plan = T::small_plan(n, m, k, dcs == 1 && lhs_rs == 1);
-                // SAFETY: as for `gemm` below (`lhs` is `b` or a copy of it with the
-                // strides given); `alpha == 0` never reads `dst`.
-                unsafe {
-                    plan.execute_unchecked(
-                        n,
-                        m,
-                        k,
-                        dst,
-                        dcs,
-                        drs,
-                        lhs,
-                        lhs_rs,
-                        lhs_cs,
-                        a.as_ptr(),
-                        acs,
-                        ars,
-                        alpha,
-                        T::one(),
-                        false,
-                        false,
-                    );
-                }
-            };
-            let bt = b.t();
-            let transposed = bt.as_slice().filter(|_| bcs != 1 && dcs == 1);
-            match transposed.filter(|_| k * n <= OPERAND_COPY) {
-                // `b` is a transposed row-major matrix (a layer's weights in the error
-                // pass): nano-gemm would copy it value by value into a 32 KB stack tile
-                // that evicts the rest of the L1 cache; transposing it into a reused buffer
-                // costs far less.
-                Some(bt) => T::with_scratch(k * n, |copy| {
-                    // contiguous writes, strided reads: strided stores stall far more
-                    for (kk, row) in copy.chunks_exact_mut(n).enumerate() {
-                        let column = bt[kk..].iter().step_by(k);
-                        row.iter_mut().zip(column).for_each(|(d, &v)| *d = v);
-                    }
-                    run(copy.as_ptr(), 1, n as isize);
-                }),
-                None => run(b.as_ptr(), bcs, brs),
-            }
-        }
-        Kernel::Gemm => {
-            let parallelism = if par == Par::Rayon {
-                gemm::Parallelism::Rayon(rayon::current_num_threads())
-            } else {
-                gemm::Parallelism::None
-            };
-            // SAFETY: the three views are valid for their shapes and strides, checked to
-            // fit together above; `dst` is borrowed mutably and cannot alias `a` or `b`.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    dst.as_mut_ptr(),
-                    dcs,
-                    drs,
-                    accumulate,
-                    a.as_ptr(),
-                    acs,
-                    ars,
-                    b.as_ptr(),
-                    bcs,
-                    brs,
-                    T::one(),
-                    T::one(),
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
-            }
+    // SAFETY (all three): the views are valid for their shapes and strides, checked to
+    // fit together above; `dst` is borrowed mutably and cannot alias `a` or `b`.
+    unsafe {
+        match kernel {
+            Kernel::Nano if narrow_applies(&dst, &b) => narrow_product(dst, a, b, accumulate),
+            Kernel::Nano => nano_product(dst, a, b, accumulate),
+            Kernel::Gemm => gemm_product(dst, a, b, accumulate, par),
         }
     }
     Ok(())
+}
+
+/// Whether [`narrow_product`] takes the product: f64 (ten f32 columns already fill a
+/// 512-bit register well enough), unit column strides for `dst` and `b`, a narrow `dst`.
+fn narrow_applies<T: Real>(dst: &ArrayViewMut2<'_, T>, b: &ArrayView2<'_, T>) -> bool {
+    TypeId::of::<T>() == TypeId::of::<f64>()
+        && dst.strides()[1] == 1
+        && b.strides()[1] == 1
+        && narrow::applies(dst.ncols())
+}
+
+/// The product on [`narrow`]'s AVX-512 kernels.
+///
+/// # Safety
+/// As in [`matmul_with`], and `T` is f64 with [`narrow_applies`] true.
+unsafe fn narrow_product<T: Real>(
+    mut dst: ArrayViewMut2<'_, T>,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    accumulate: bool,
+) {
+    let product = narrow::Product {
+        m: dst.nrows(),
+        n: dst.ncols(),
+        k: a.ncols(),
+        dst: dst.as_mut_ptr().cast(),
+        drs: dst.strides()[0],
+        a: a.as_ptr().cast(),
+        ars: a.strides()[0],
+        acs: a.strides()[1],
+        b: b.as_ptr().cast(),
+        brs: b.strides()[0],
+        accumulate,
+    };
+    // SAFETY: the caller's contract: `T` is f64, and the views fit `narrow`'s.
+    unsafe { narrow::matmul(&product) };
+}
+
+/// The product on `nano-gemm`, one thread. Its fast path wants unit row strides for
+/// `dst` and the left operand; for row-major buffers the transposed problem
+/// `dst^T = b^T a^T` has them.
+///
+/// # Safety
+/// As in [`matmul_with`].
+unsafe fn nano_product<T: Real>(
+    mut dst: ArrayViewMut2<'_, T>,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    accumulate: bool,
+) {
+    let ((m, n), k) = (dst.dim(), a.ncols());
+    let [drs, dcs] = [dst.strides()[0], dst.strides()[1]];
+    let [ars, acs] = [a.strides()[0], a.strides()[1]];
+    let [brs, bcs] = [b.strides()[0], b.strides()[1]];
+    let alpha = if accumulate { T::one() } else { T::zero() };
+    let dst = dst.as_mut_ptr();
+    // The transposed problem's left operand is `b^T`, given by its row and column strides.
+    let run = |lhs: *const T, lhs_rs: isize, lhs_cs: isize| {
+        let plan = T::small_plan(n, m, k, dcs == 1 && lhs_rs == 1);
+        // SAFETY: the caller's contract (`lhs` is `b`, or a copy of it with the strides
+        // given); `alpha == 0` never reads `dst`.
+        unsafe {
+            plan.execute_unchecked(
+                n,
+                m,
+                k,
+                dst,
+                dcs,
+                drs,
+                lhs,
+                lhs_rs,
+                lhs_cs,
+                a.as_ptr(),
+                acs,
+                ars,
+                alpha,
+                T::one(),
+                false,
+                false,
+            );
+        }
+    };
+    let bt = b.t();
+    let transposed = bt.as_slice().filter(|_| bcs != 1 && dcs == 1);
+    match transposed.filter(|_| k * n <= OPERAND_COPY) {
+        // `b` is a transposed row-major matrix (a layer's weights in the error pass):
+        // nano-gemm would copy it value by value into a 32 KB stack tile that evicts the
+        // rest of the L1 cache; transposing it into a reused buffer costs far less.
+        Some(bt) => T::with_scratch(k * n, |copy| {
+            // contiguous writes, strided reads: strided stores stall far more
+            for (kk, row) in copy.chunks_exact_mut(n).enumerate() {
+                let column = bt[kk..].iter().step_by(k);
+                row.iter_mut().zip(column).for_each(|(d, &v)| *d = v);
+            }
+            run(copy.as_ptr(), 1, n as isize);
+        }),
+        None => run(b.as_ptr(), bcs, brs),
+    }
+}
+
+/// The product on `gemm`, over the call's threads.
+///
+/// # Safety
+/// As in [`matmul_with`].
+unsafe fn gemm_product<T: Real>(
+    mut dst: ArrayViewMut2<'_, T>,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    accumulate: bool,
+    par: Par,
+) {
+    let ((m, n), k) = (dst.dim(), a.ncols());
+    let parallelism = if par == Par::Rayon {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    let (dcs, drs) = (dst.strides()[1], dst.strides()[0]);
+    // SAFETY: the caller's contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dcs,
+            drs,
+            accumulate,
+            a.as_ptr(),
+            a.strides()[1],
+            a.strides()[0],
+            b.as_ptr(),
+            b.strides()[1],
+            b.strides()[0],
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -1,42 +1,66 @@
 //! mlp_rs: the engine behind the `mlp_rs` Python package — multilayer perceptrons trained
 //! with mini-batch SGD / Adam (or L-BFGS driven from Python), following scikit-learn's
-//! `MLPClassifier` / `MLPRegressor` exactly. Plain Rust: the only PyO3 code is `python`.
+//! `MLPClassifier` / `MLPRegressor` exactly. Plain Rust: the only PyO3 code is the
+//! `python` package (behind the `python` feature).
+//!
+//! The modules form floors, each importing only from its own floor and those below
+//! (`scripts/check_layout.py` checks it):
+//!
+//! 1. `real`, `simd`, `exp`, `reduce`, `error`, `mt19937`: numbers, vector kernels,
+//!    errors, NumPy's generator;
+//! 2. `data`, `gemm`, `narrow`, `parallel`: datasets and their gather, matrix products,
+//!    the per-call pool and the thread policy;
+//! 3. `network`, `activation`, `loss`: shapes, parameter layout, the math per layer;
+//! 4. `workspace`, `propagate`: forward / backward over one batch;
+//! 5. `batch`, `optimizer`: a batch in parallel parts, SGD / Adam updates;
+//! 6. `trainer`, `objective`, `predict`, `score`: the epoch loop, the L-BFGS objective,
+//!    inference, validation scores;
+//! 7. `python`: the bindings.
+//!
+//! What a Rust user needs is re-exported here; the modules themselves are private.
 
-pub mod activation;
-pub mod batch;
-pub mod data;
-pub mod error;
-pub mod exp;
-pub mod gemm;
-pub mod loss;
-pub mod mt19937;
-pub mod narrow;
-pub mod network;
-pub mod objective;
-pub mod optimizer;
-pub mod parallel;
-pub mod predict;
-pub mod propagate;
-pub mod real;
-pub mod score;
+#![warn(missing_docs, unreachable_pub)]
+
+mod activation;
+mod batch;
+mod data;
+mod error;
+mod exp;
+mod gemm;
+mod loss;
+mod mt19937;
+mod narrow;
+mod network;
+mod objective;
+mod optimizer;
+mod parallel;
+mod predict;
+mod propagate;
+mod real;
+mod reduce;
+mod score;
 mod simd;
-pub mod trainer;
-pub mod workspace;
+mod trainer;
+mod workspace;
 
 #[cfg(feature = "python")]
 mod python;
 
-pub use activation::{Activation, OutputActivation};
-pub use data::{Rows, Targets};
+pub use activation::Activation;
+pub use data::{Dataset, Rows, Targets};
 pub use error::{Error, Result};
+pub use gemm::{matmul, matmul_with, Kernel};
 pub use loss::Loss;
-pub use network::Layout;
+pub use mt19937::Mt19937;
+pub use network::{Layout, SplitMix64};
+pub use objective::{loss_and_gradient, loss_threads};
 pub use optimizer::{Plateau, Scalars, Schedule, Solver};
-pub use parallel::{resolve_n_jobs, with_threads, Par};
+pub use parallel::{requested_threads, threads_for, with_threads, Par};
+pub use predict::{predict, predict_threads};
 pub use propagate::Net;
 pub use real::Real;
 pub use score::Score;
 pub use trainer::{
-    train, Dataset, EpochReport, Hooks, Model, Outcome, Progress, SeededHooks, StopReason,
+    fit_threads, train, EpochReport, Hooks, Model, Outcome, Progress, SeededHooks, StopReason,
     TrainConfig,
 };

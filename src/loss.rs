@@ -6,6 +6,7 @@ use crate::exp::ln_f64_lanes;
 use crate::real::Real;
 use crate::simd::multiversion;
 
+/// The loss a network minimises, each with its canonical output activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loss {
     /// Half the squared error, averaged over outputs (identity output).
@@ -18,8 +19,11 @@ pub enum Loss {
     BinaryLogLoss,
 }
 
-impl Loss {
-    pub fn parse(name: &str) -> Result<Self> {
+impl std::str::FromStr for Loss {
+    type Err = Error;
+
+    /// By scikit-learn's name.
+    fn from_str(name: &str) -> Result<Self> {
         match name {
             "squared_error" => Ok(Self::SquaredError),
             "poisson" => Ok(Self::Poisson),
@@ -28,7 +32,9 @@ impl Loss {
             _ => Err(Error::Value(format!("unknown loss {name:?}"))),
         }
     }
+}
 
+impl Loss {
     /// The output activation whose canonical pairing makes the output error `Y - T`.
     pub fn output_activation(self) -> OutputActivation {
         match self {

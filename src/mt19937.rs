@@ -52,6 +52,7 @@ impl Mt19937 {
         self.pos = 0;
     }
 
+    /// The next 32-bit output (`genrand_int32`).
     pub fn next_u32(&mut self) -> u32 {
         if self.pos >= N {
             self.refill();

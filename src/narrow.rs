@@ -11,10 +11,10 @@
 //! when accumulating), so the results are the same bits.
 
 /// Widest product handled: two vector parts of up to eight columns.
-pub const MAX_COLUMNS: usize = 16;
+pub(crate) const MAX_COLUMNS: usize = 16;
 
 /// Whether [`matmul`] runs on this CPU for `n` columns.
-pub fn applies(n: usize) -> bool {
+pub(crate) fn applies(n: usize) -> bool {
     (1..=MAX_COLUMNS).contains(&n) && cpu_has_kernels()
 }
 
@@ -25,7 +25,7 @@ fn cpu_has_kernels() -> bool {
 
 /// `dst = a · b` (or `dst += a · b` with `accumulate`): `dst` (`m x n`) and `b` (`k x n`)
 /// with unit column strides and row strides `drs`, `brs`; `a` (`m x k`) with any strides.
-pub struct Product {
+pub(crate) struct Product {
     pub m: usize,
     pub n: usize,
     pub k: usize,
@@ -44,7 +44,7 @@ pub struct Product {
 /// # Safety
 /// [`applies`]`(p.n)` must hold, and the three pointers must be valid for the shapes and
 /// strides given, `dst` not overlapping `a` or `b`.
-pub unsafe fn matmul(p: &Product) {
+pub(crate) unsafe fn matmul(p: &Product) {
     debug_assert!(applies(p.n));
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the caller's contract.
@@ -79,7 +79,7 @@ mod x86 {
             /// # Safety
             /// As for [`super::matmul`].
             #[target_feature(enable = "avx512f,avx512vl,fma")]
-            pub unsafe fn $name(p: &Product) {
+            pub(super) unsafe fn $name(p: &Product) {
                 /// `R` rows of `dst` from row `i`; `HEAD`: a full 512-bit part for
                 /// columns 0..8 before the tail (compile-time, so that the inner loop
                 /// has no branches and the accumulators stay in registers).

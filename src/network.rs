@@ -9,6 +9,7 @@ use crate::activation::Activation;
 use crate::error::{ensure_shape, Error, Result};
 use crate::real::Real;
 
+/// The sizes of a network's layers, and through them the layout of its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     /// `[n_features, hidden..., n_outputs]`.
@@ -16,6 +17,7 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// A layout of `units` (`[n_features, hidden..., n_outputs]`, all positive).
     pub fn new(units: Vec<usize>) -> Result<Self> {
         if units.len() < 2 || units.contains(&0) {
             return Err(Error::Value(format!(
@@ -31,10 +33,12 @@ impl Layout {
         self.units.len() - 1
     }
 
+    /// Number of input features.
     pub fn n_inputs(&self) -> usize {
         self.units[0]
     }
 
+    /// Number of outputs.
     pub fn n_outputs(&self) -> usize {
         self.units[self.units.len() - 1]
     }
@@ -99,27 +103,6 @@ impl Layout {
             .collect())
     }
 
-    /// Mutable counterpart of [`Layout::split`].
-    pub fn split_mut<'a, T>(&self, packed: &'a mut [T]) -> Result<Vec<&'a mut [T]>> {
-        ensure_shape(packed.len() == self.n_params(), || {
-            format!(
-                "packed parameters: expected {} values, got {}",
-                self.n_params(),
-                packed.len()
-            )
-        })?;
-        let mut rest = packed;
-        Ok(self
-            .tensor_lens()
-            .into_iter()
-            .map(|n| {
-                let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
-                rest = tail;
-                head
-            })
-            .collect())
-    }
-
     /// Glorot-uniform initial parameters (bound `sqrt(f / (fan_in + fan_out))`, `f = 2`
     /// for logistic units and 6 otherwise) from a small deterministic generator. The
     /// Python estimators draw theirs with NumPy instead, to match scikit-learn's stream.
@@ -153,6 +136,7 @@ impl Layout {
 pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
+    /// The next 64-bit output.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

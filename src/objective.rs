@@ -2,15 +2,22 @@
 //! (driven from Python, as scikit-learn does). Rows are processed in fixed-size blocks
 //! so memory stays bounded and the sum order never depends on the thread count.
 
+use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::parallel::Par;
+use crate::parallel::{threads_for, Par};
 use crate::propagate::Net;
 use crate::real::Real;
-use crate::trainer::Dataset;
 use crate::workspace::{Passes, Workspace};
 
 /// Rows per block: large enough for efficient GEMMs, small enough to bound memory.
-pub const BLOCK_ROWS: usize = 4096;
+const BLOCK_ROWS: usize = 4096;
+
+/// The threads an evaluation over `n_samples` rows runs on (see [`threads_for`]): one
+/// block of rows is a step.
+pub fn loss_threads(n_jobs: Option<i64>, net: &Net, n_samples: usize) -> Result<usize> {
+    let step = n_samples.min(BLOCK_ROWS) * net.layout.n_params();
+    threads_for(n_jobs, step, usize::MAX)
+}
 
 /// Returns the loss (data loss + L2 term, over all rows) and writes its gradient with
 /// respect to `packed` into `grad` (same length and layout).
@@ -22,7 +29,11 @@ pub fn loss_and_gradient<T: Real>(
     grad: &mut [T],
     par: Par,
 ) -> Result<f64> {
-    data.check("training data", net)?;
+    data.check(
+        "training data",
+        net.layout.n_inputs(),
+        net.layout.n_outputs(),
+    )?;
     let params = net.layout.split(packed)?;
     if grad.len() != packed.len() {
         return Err(Error::Shape(
@@ -39,7 +50,7 @@ pub fn loss_and_gradient<T: Real>(
     let mut weight_sum = T::zero();
     for (b, start) in (0..n).step_by(ws.capacity).enumerate() {
         let m = ws.capacity.min(n - start);
-        weight_sum += data.gather_range(start, m, true, &mut ws);
+        weight_sum += ws.gather_range(data, start, m, true);
         net.forward(&params, &mut ws, m, par)?;
         loss_sum += net.loss_sum(&ws, m, weighted);
         net.backward(&params, &mut ws, m, weighted, b > 0, par)?;

@@ -5,17 +5,25 @@
 use crate::error::{Error, Result};
 use crate::parallel::{Par, SendPtr};
 use crate::real::Real;
+use crate::reduce::{add_squares, total_of_squares, SQUARE_LANES};
 use crate::simd::multiversion;
 
+/// SGD's learning-rate schedule (scikit-learn's `learning_rate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {
+    /// `learning_rate_init` throughout.
     Constant,
+    /// `learning_rate_init / (t + 1) ** power_t` after each epoch.
     InvScaling,
+    /// Divided by 5 each time training stops improving.
     Adaptive,
 }
 
-impl Schedule {
-    pub fn parse(name: &str) -> Result<Self> {
+impl std::str::FromStr for Schedule {
+    type Err = Error;
+
+    /// By scikit-learn's name.
+    fn from_str(name: &str) -> Result<Self> {
         match name {
             "constant" => Ok(Self::Constant),
             "invscaling" => Ok(Self::InvScaling),
@@ -25,17 +33,27 @@ impl Schedule {
     }
 }
 
+/// A stochastic solver with its hyperparameters (scikit-learn's names).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Solver {
+    /// Mini-batch SGD with momentum.
     Sgd {
+        /// The momentum `mu`.
         momentum: f64,
+        /// Nesterov's momentum rather than the classical one.
         nesterov: bool,
+        /// The learning-rate schedule.
         schedule: Schedule,
+        /// The exponent of `invscaling`.
         power_t: f64,
     },
+    /// Adam.
     Adam {
+        /// Decay of the first moment.
         beta_1: f64,
+        /// Decay of the second moment.
         beta_2: f64,
+        /// Added to the root of the second moment.
         epsilon: f64,
     },
 }
@@ -43,6 +61,7 @@ pub enum Solver {
 /// The optimizer's scalar state; tensors are passed separately.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scalars {
+    /// The initial rate.
     pub learning_rate_init: f64,
     /// The current rate (scikit-learn's `_optimizer.learning_rate`).
     pub learning_rate: f64,
@@ -114,6 +133,108 @@ impl<T> Default for StepScratch<T> {
             tensors: Vec::new(),
             grads: Vec::new(),
         }
+    }
+}
+
+impl<T: Real> StepScratch<T> {
+    /// Records where each tensor's parameters, state and gradient room live (the room
+    /// grows to the parameters' total size the first time).
+    fn point_at(&mut self, params: &mut [&mut [T]], state: &mut [&mut [T]], per_tensor: usize) {
+        let n = params.len();
+        let total: usize = params.iter().map(|p| p.len()).sum();
+        self.grads.resize(total, T::zero());
+        // One raw pointer for the whole buffer: re-borrowing it per tensor would
+        // invalidate the pointers taken for the earlier ones.
+        let room = self.grads.as_mut_ptr();
+        self.tensors.clear();
+        let mut offset = 0;
+        for i in 0..n {
+            self.tensors.push(TensorPtrs {
+                params: SendPtr(params[i].as_mut_ptr()),
+                s1: SendPtr(state[i].as_mut_ptr()),
+                s2: SendPtr(if per_tensor == 2 {
+                    state[n + i].as_mut_ptr()
+                } else {
+                    std::ptr::null_mut()
+                }),
+                // SAFETY: `offset` stays within the `total` elements of the buffer.
+                grads: SendPtr(unsafe { room.add(offset) }),
+            });
+            offset += params[i].len();
+        }
+    }
+
+    /// Cuts the tensors into the chunks `grads` asks for (`parallel`) or whole tensors.
+    /// Chunk j of every tensor comes before chunk j + 1 of any: the expensive chunks of
+    /// the weight matrices spread evenly over the halves a parallel pass splits into.
+    fn plan_chunks<G: GradientSource<T>>(
+        &mut self,
+        params: &[&mut [T]],
+        grads: &G,
+        parallel: bool,
+    ) {
+        let chunks = &mut self.chunks;
+        chunks.clear();
+        for j in 0.. {
+            let before = chunks.len();
+            for (i, p) in params.iter().enumerate() {
+                let size = if parallel {
+                    grads.chunk_rows(i) * grads.row_len(i)
+                } else {
+                    p.len()
+                };
+                if j * size < p.len() {
+                    chunks.push(Chunk {
+                        tensor: i,
+                        start: j * size,
+                        len: size.min(p.len() - j * size),
+                    });
+                }
+            }
+            if chunks.len() == before {
+                break;
+            }
+        }
+    }
+
+    /// Updates every planned chunk right after its gradient is ready, in one pass over
+    /// `par`'s threads; returns the sum of squares of the new coefficients, added in
+    /// chunk order (so that it does not depend on the number of threads).
+    fn update_chunks<G: GradientSource<T>>(
+        &mut self,
+        rule: Rule<T>,
+        grads: &G,
+        scale: GradScale,
+        par: Par,
+    ) -> Result<f64> {
+        self.partials.clear();
+        self.partials.resize(self.chunks.len(), 0.0);
+        let alpha = T::from_f64(scale.alpha);
+        let weight_sum = T::from_f64(scale.weight_sum);
+        let out = SendPtr(self.partials.as_mut_ptr());
+        let (tensors, chunks) = (&self.tensors[..], &self.chunks[..]);
+        par.try_for_each(chunks.len(), |c| {
+            let Chunk { tensor, start, len } = chunks[c];
+            let t = &tensors[tensor];
+            // SAFETY: chunk `c` covers `start..start + len` of tensor `tensor`, inside its
+            // parameter, state and scratch tensors (same lengths, checked by `check_step`);
+            // no two chunks overlap and nothing else touches these tensors during the pass.
+            unsafe {
+                let p = std::slice::from_raw_parts_mut(t.params.get().add(start), len);
+                let s1 = std::slice::from_raw_parts_mut(t.s1.get().add(start), len);
+                let s2 = if t.s2.get().is_null() {
+                    &mut [][..]
+                } else {
+                    std::slice::from_raw_parts_mut(t.s2.get().add(start), len)
+                };
+                let room = std::slice::from_raw_parts_mut(t.grads.get().add(start), len);
+                let g = grads.chunk(tensor, start, room)?;
+                let coef = tensor < scale.n_coefs;
+                *out.get().add(c) = update_chunk(rule, coef, alpha, weight_sum, p, g, s1, s2);
+            }
+            Ok(())
+        })?;
+        Ok(self.partials.iter().sum())
     }
 }
 
@@ -233,33 +354,6 @@ multiversion! {
     }
 }
 
-/// Independent accumulators of [`sum_of_squares`], so that it vectorises.
-const SQUARE_LANES: usize = 16;
-
-/// Sum of squares with independent lanes, so that it vectorises.
-#[inline(always)]
-pub fn sum_of_squares<T: Real>(values: &[T]) -> f64 {
-    let mut acc = [T::zero(); SQUARE_LANES];
-    let mut chunks = values.chunks_exact(SQUARE_LANES);
-    for chunk in &mut chunks {
-        add_squares(&mut acc, chunk);
-    }
-    total_of_squares(&acc, chunks.remainder())
-}
-
-#[inline(always)]
-fn add_squares<T: Real>(acc: &mut [T; SQUARE_LANES], values: &[T]) {
-    for (a, &v) in acc.iter_mut().zip(values) {
-        *a += v * v;
-    }
-}
-
-#[inline(always)]
-fn total_of_squares<T: Real>(acc: &[T; SQUARE_LANES], tail: &[T]) -> f64 {
-    let tail: f64 = tail.iter().map(|&v| Real::to_f64(v * v)).sum();
-    acc.iter().map(|&a| Real::to_f64(a)).sum::<f64>() + tail
-}
-
 /// `s[r]`, or `s` itself when empty (the second state of rules that have one state).
 #[inline(always)]
 fn part<T>(s: &mut [T], r: std::ops::Range<usize>) -> &mut [T] {
@@ -309,7 +403,9 @@ fn update_and_square<T: Real>(
 /// What an optimizer decides when training stops improving.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Plateau {
+    /// Training stops.
     Stop,
+    /// Training stops: the adaptive rate cannot shrink further.
     StopRateTooSmall,
     /// Training goes on with this smaller rate.
     RateReduced(f64),
@@ -345,6 +441,27 @@ impl Solver {
         scratch: &mut StepScratch<T>,
         par: Par,
     ) -> Result<f64> {
+        self.check_step(params, grads, state)?;
+        self.advance(scalars);
+        let rule = Rule::new(self, scalars);
+        scratch.point_at(params, state, self.state_per_tensor());
+        // A small update runs on one thread and in whole tensors (fewer, larger
+        // products); the choice depends on the shapes alone.
+        let total: usize = params.iter().map(|p| p.len()).sum();
+        let parallel = total.saturating_mul(grads.work_per_element()) >= MIN_PARALLEL_UPDATE;
+        scratch.plan_chunks(params, grads, parallel);
+        let par = if parallel { par } else { Par::Sequential };
+        scratch.update_chunks(rule, grads, scale, par)
+    }
+
+    /// Whether parameters, gradients and state fit together (an error otherwise, before
+    /// anything is updated).
+    fn check_step<T, G: GradientSource<T>>(
+        &self,
+        params: &[&mut [T]],
+        grads: &G,
+        state: &[&mut [T]],
+    ) -> Result<()> {
         let n = params.len();
         let per_tensor = self.state_per_tensor();
         let fits = grads.tensors() == n
@@ -357,104 +474,29 @@ impl Solver {
                     && p.len() % row == 0
                     && grads.chunk_rows(i) > 0
             });
-        if !fits {
-            return Err(Error::Shape(
+        if fits {
+            Ok(())
+        } else {
+            Err(Error::Shape(
                 "optimizer step: parameters, gradients and state differ in shape".into(),
-            ));
+            ))
         }
+    }
+
+    /// The step's scalars: Adam counts the step and sets the bias-corrected rate of
+    /// scikit-learn's `AdamOptimizer._get_updates`.
+    fn advance(&self, scalars: &mut Scalars) {
         if let Solver::Adam { beta_1, beta_2, .. } = *self {
             scalars.step += 1;
             let t = scalars.step as f64;
             scalars.learning_rate =
                 scalars.learning_rate_init * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
         }
-        let rule = Rule::new(self, scalars);
-        let StepScratch {
-            chunks,
-            partials,
-            tensors,
-            grads: room,
-        } = scratch;
-        let total: usize = params.iter().map(|p| p.len()).sum();
-        room.resize(total, T::zero());
-        // One raw pointer for the whole buffer: re-borrowing it per tensor would
-        // invalidate the pointers taken for the earlier ones.
-        let room = room.as_mut_ptr();
-        tensors.clear();
-        let mut offset = 0;
-        for i in 0..n {
-            tensors.push(TensorPtrs {
-                params: SendPtr(params[i].as_mut_ptr()),
-                s1: SendPtr(state[i].as_mut_ptr()),
-                s2: SendPtr(if per_tensor == 2 {
-                    state[n + i].as_mut_ptr()
-                } else {
-                    std::ptr::null_mut()
-                }),
-                // SAFETY: `offset` stays within the `total` elements of the buffer.
-                grads: SendPtr(unsafe { room.add(offset) }),
-            });
-            offset += params[i].len();
-        }
-        // A small update runs on one thread and in whole tensors (fewer, larger
-        // products); the choice depends on the shapes alone.
-        let parallel = total.saturating_mul(grads.work_per_element()) >= MIN_PARALLEL_UPDATE;
-        // Chunk j of every tensor before chunk j + 1 of any: the expensive chunks of the
-        // weight matrices spread evenly over the halves a parallel pass splits into.
-        chunks.clear();
-        for j in 0.. {
-            let before = chunks.len();
-            for (i, p) in params.iter().enumerate() {
-                let size = if parallel {
-                    grads.chunk_rows(i) * grads.row_len(i)
-                } else {
-                    p.len()
-                };
-                if j * size < p.len() {
-                    chunks.push(Chunk {
-                        tensor: i,
-                        start: j * size,
-                        len: size.min(p.len() - j * size),
-                    });
-                }
-            }
-            if chunks.len() == before {
-                break;
-            }
-        }
-        partials.clear();
-        partials.resize(chunks.len(), 0.0);
-        let alpha = T::from_f64(scale.alpha);
-        let weight_sum = T::from_f64(scale.weight_sum);
-        let out = SendPtr(partials.as_mut_ptr());
-        let (tensors, chunks) = (&tensors[..], &chunks[..]);
-        let par = if parallel { par } else { Par::Sequential };
-        par.try_for_each(chunks.len(), |c| {
-            let Chunk { tensor, start, len } = chunks[c];
-            let t = &tensors[tensor];
-            // SAFETY: chunk `c` covers `start..start + len` of tensor `tensor`, inside its
-            // parameter, state and scratch tensors (same lengths, checked above); no two
-            // chunks overlap and nothing else touches these tensors during the pass.
-            unsafe {
-                let p = std::slice::from_raw_parts_mut(t.params.get().add(start), len);
-                let s1 = std::slice::from_raw_parts_mut(t.s1.get().add(start), len);
-                let s2 = if t.s2.get().is_null() {
-                    &mut [][..]
-                } else {
-                    std::slice::from_raw_parts_mut(t.s2.get().add(start), len)
-                };
-                let room = std::slice::from_raw_parts_mut(t.grads.get().add(start), len);
-                let g = grads.chunk(tensor, start, room)?;
-                let coef = tensor < scale.n_coefs;
-                *out.get().add(c) = update_chunk(rule, coef, alpha, weight_sum, p, g, s1, s2);
-            }
-            Ok(())
-        })?;
-        Ok(partials.iter().sum())
     }
 
-    /// End-of-epoch hook: `invscaling` recomputes the rate from the samples seen so far.
-    pub fn epoch_ends(&self, samples_seen: u64, scalars: &mut Scalars) {
+    /// scikit-learn's `iteration_ends`, after each epoch: `invscaling` recomputes the rate
+    /// from the samples seen so far.
+    pub fn iteration_ends(&self, samples_seen: u64, scalars: &mut Scalars) {
         if let Solver::Sgd {
             schedule: Schedule::InvScaling,
             power_t,
@@ -466,8 +508,9 @@ impl Solver {
         }
     }
 
-    /// Called when the loss (or validation score) has stopped improving.
-    pub fn plateau(&self, scalars: &mut Scalars) -> Plateau {
+    /// scikit-learn's `trigger_stopping`, when the loss (or validation score) has stopped
+    /// improving: `adaptive` divides the rate by 5 until it is below 1e-6, the rest stop.
+    pub fn trigger_stopping(&self, scalars: &mut Scalars) -> Plateau {
         match *self {
             Solver::Sgd {
                 schedule: Schedule::Adaptive,
@@ -749,9 +792,9 @@ mod tests {
             power_t: 0.5,
         };
         let mut s = scalars(0.1);
-        inv.epoch_ends(99, &mut s);
+        inv.iteration_ends(99, &mut s);
         assert!((s.learning_rate - 0.01).abs() < 1e-15);
-        assert_eq!(inv.plateau(&mut s), Plateau::Stop);
+        assert_eq!(inv.trigger_stopping(&mut s), Plateau::Stop);
 
         let adaptive = Solver::Sgd {
             momentum: 0.0,
@@ -760,11 +803,14 @@ mod tests {
             power_t: 0.5,
         };
         let mut s = scalars(1e-5);
-        assert_eq!(adaptive.plateau(&mut s), Plateau::RateReduced(1e-5 / 5.0));
         assert_eq!(
-            adaptive.plateau(&mut s),
+            adaptive.trigger_stopping(&mut s),
+            Plateau::RateReduced(1e-5 / 5.0)
+        );
+        assert_eq!(
+            adaptive.trigger_stopping(&mut s),
             Plateau::RateReduced(1e-5 / 5.0 / 5.0)
         );
-        assert_eq!(adaptive.plateau(&mut s), Plateau::StopRateTooSmall);
+        assert_eq!(adaptive.trigger_stopping(&mut s), Plateau::StopRateTooSmall);
     }
 }

@@ -1,5 +1,6 @@
-//! Threads for one fit: a pool owned by the call (never rayon's global pool) and the rule
-//! that makes results independent of the thread count: work is cut into chunks whose
+//! Threads for one call: how many ([`threads_for`], the one place that decides), a pool
+//! owned by the call (never rayon's global pool) and the rule that makes results
+//! independent of the thread count: work is cut into chunks whose
 //! boundaries depend only on the problem's shape, and every reduction runs in chunk order.
 
 use crate::error::{Error, Result};
@@ -30,15 +31,42 @@ impl Par {
     }
 }
 
-/// Number of threads that `n_jobs` asks for: None or -1 mean every core, -2 all but one
-/// (joblib's convention), k > 0 exactly k.
-pub fn resolve_n_jobs(n_jobs: Option<i64>) -> Result<usize> {
+/// Steps (a mini-batch, a block of rows) of fewer multiply-adds than this run on one
+/// thread: a pool would only add its start-up and synchronisation.
+const MIN_THREADED_WORK: usize = 1 << 20;
+
+/// THE thread policy, for every fit, loss evaluation and prediction: the threads that
+/// `n_jobs` asks for ([`requested_threads`]), but one when a step of the call has less
+/// than [`MIN_THREADED_WORK`] multiply-adds (`step_work`), and never more than the call
+/// has independent pieces of work (`pieces`).
+pub fn threads_for(n_jobs: Option<i64>, step_work: usize, pieces: usize) -> Result<usize> {
+    let requested = requested_threads(n_jobs)?;
+    Ok(if step_work < MIN_THREADED_WORK {
+        1
+    } else {
+        requested.min(pieces.max(1))
+    })
+}
+
+/// The threads `n_jobs` asks for, as scikit-learn estimators read it: None follows
+/// `OMP_NUM_THREADS` when it is set (joblib's workers set it to their share of the
+/// cores, so that a grid search does not oversubscribe) and means every core otherwise;
+/// -1 is every core, -2 all but one (joblib's convention), k > 0 exactly k.
+pub fn requested_threads(n_jobs: Option<i64>) -> Result<usize> {
     match n_jobs {
-        None | Some(-1) => Ok(cores()),
+        None => Ok(omp_num_threads().unwrap_or_else(cores)),
+        Some(-1) => Ok(cores()),
         Some(0) => Err(Error::Value("n_jobs == 0 has no meaning".into())),
         Some(k) if k > 0 => Ok(k as usize),
         Some(k) => Ok((cores() as i64 + 1 + k).max(1) as usize),
     }
+}
+
+/// `OMP_NUM_THREADS` when it holds an integer (at least 1 thread), as joblib sets it.
+fn omp_num_threads() -> Option<usize> {
+    let value = std::env::var("OMP_NUM_THREADS").ok()?;
+    let k: i64 = value.trim().parse().ok()?;
+    Some(k.max(1) as usize)
 }
 
 /// The cores this process may use, read once: the standard library reads cgroup files

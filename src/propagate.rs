@@ -8,17 +8,20 @@ use crate::error::{Error, Result};
 use crate::gemm::matmul;
 use crate::loss::Loss;
 use crate::network::Layout;
-use crate::optimizer::sum_of_squares;
 use crate::parallel::Par;
 use crate::real::Real;
+use crate::reduce::sum_of_squares;
 use crate::workspace::Workspace;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// What a network computes, independent of its current parameters.
 #[derive(Debug, Clone)]
 pub struct Net {
+    /// The layer sizes.
     pub layout: Layout,
+    /// The hidden layers' activation.
     pub hidden: Activation,
+    /// The loss, which fixes the output activation.
     pub loss: Loss,
 }
 

@@ -1,4 +1,5 @@
-//! The floating-point types the engine is generic over (f32 and f64).
+//! The floating-point types the engine is generic over (f32 and f64): their math
+//! ([`Real`]) and the `nano-gemm` entry points the small products need ([`SmallGemm`]).
 
 use std::fmt::Debug;
 use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
@@ -7,7 +8,7 @@ use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 /// GEMM kernels and NumPy both specialise on exactly those two.
 pub trait Real:
     num_traits::Float
-    + crate::gemm::SmallGemm
+    + SmallGemm
     + AddAssign
     + SubAssign
     + MulAssign
@@ -86,3 +87,43 @@ impl_real!(
     crate::exp::exp_f64_lanes,
     crate::exp::tanh_f64
 );
+
+/// `nano-gemm`'s plan constructor for each float type, and a reusable per-thread buffer.
+pub trait SmallGemm: Sized {
+    /// With `unit_rows`, the plan assumes unit row strides for dst and the left operand
+    /// and skips its checks for them.
+    fn small_plan(m: usize, n: usize, k: usize, unit_rows: bool) -> nano_gemm::Plan<Self>;
+
+    /// Runs `f` on this thread's buffer of `len` values (allocated at first use only).
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+}
+
+macro_rules! small_gemm {
+    ($t:ty, $plan:ident, $unit_rows_plan:ident) => {
+        impl SmallGemm for $t {
+            fn small_plan(m: usize, n: usize, k: usize, unit_rows: bool) -> nano_gemm::Plan<Self> {
+                if unit_rows {
+                    nano_gemm::Plan::$unit_rows_plan(m, n, k)
+                } else {
+                    nano_gemm::Plan::$plan(m, n, k)
+                }
+            }
+
+            fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+                thread_local! {
+                    static SCRATCH: std::cell::RefCell<Vec<$t>> =
+                        const { std::cell::RefCell::new(Vec::new()) };
+                }
+                SCRATCH.with_borrow_mut(|buf| {
+                    if buf.len() < len {
+                        buf.resize(len, 0.0);
+                    }
+                    f(&mut buf[..len])
+                })
+            }
+        }
+    };
+}
+
+small_gemm!(f32, new_f32, new_colmajor_lhs_and_dst_f32);
+small_gemm!(f64, new_f64, new_colmajor_lhs_and_dst_f64);

@@ -5,14 +5,20 @@ use crate::activation::OutputActivation;
 use crate::error::{Error, Result};
 use crate::real::Real;
 
+/// The validation score of early stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Score {
+    /// Weighted accuracy of the predicted labels (classifiers).
     Accuracy,
+    /// Weighted R2, averaged over outputs (regressors).
     R2,
 }
 
-impl Score {
-    pub fn parse(name: &str) -> Result<Self> {
+impl std::str::FromStr for Score {
+    type Err = Error;
+
+    /// By scikit-learn's name.
+    fn from_str(name: &str) -> Result<Self> {
         match name {
             "accuracy" => Ok(Self::Accuracy),
             "r2" => Ok(Self::R2),
@@ -23,7 +29,7 @@ impl Score {
 
 /// Streaming accumulator over row blocks of (outputs, targets, weights).
 #[derive(Debug, Clone)]
-pub struct ScoreAccumulator {
+pub(crate) struct ScoreAccumulator {
     kind: Score,
     output: OutputActivation,
     width: usize,
@@ -38,7 +44,7 @@ pub struct ScoreAccumulator {
 }
 
 impl ScoreAccumulator {
-    pub fn new(kind: Score, output: OutputActivation, width: usize) -> Self {
+    pub(crate) fn new(kind: Score, output: OutputActivation, width: usize) -> Self {
         Self {
             kind,
             output,
@@ -53,7 +59,7 @@ impl ScoreAccumulator {
     }
 
     /// First pass: every row block once.
-    pub fn add<T: Real>(&mut self, outputs: &[T], targets: &[T], weights: Option<&[T]>) {
+    pub(crate) fn add<T: Real>(&mut self, outputs: &[T], targets: &[T], weights: Option<&[T]>) {
         let k = self.width;
         for (i, (p, y)) in outputs
             .chunks_exact(k)
@@ -81,12 +87,12 @@ impl ScoreAccumulator {
     }
 
     /// Whether [`ScoreAccumulator::add_targets_again`] must see every block a second time.
-    pub fn needs_second_pass(&self) -> bool {
+    pub(crate) fn needs_second_pass(&self) -> bool {
         self.kind == Score::R2
     }
 
     /// Second pass (R2 only): the targets again, for the squared deviation from their mean.
-    pub fn add_targets_again<T: Real>(&mut self, targets: &[T], weights: Option<&[T]>) {
+    pub(crate) fn add_targets_again<T: Real>(&mut self, targets: &[T], weights: Option<&[T]>) {
         let k = self.width;
         for (i, y) in targets.chunks_exact(k).enumerate() {
             let w = weights.map_or(1.0, |w| w[i].to_f64());
@@ -97,7 +103,7 @@ impl ScoreAccumulator {
         }
     }
 
-    pub fn finish(&self) -> f64 {
+    pub(crate) fn finish(&self) -> f64 {
         match self.kind {
             Score::Accuracy => self.correct / self.weight_sum,
             Score::R2 => {

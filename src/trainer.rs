@@ -1,13 +1,15 @@
-//! The epoch loop of the stochastic solvers, with scikit-learn's bookkeeping: batches in
-//! order from a per-epoch permutation, the epoch loss, `tol` / `n_iter_no_change`,
-//! early stopping on a validation set with best-weight tracking, and interruption.
+//! The epoch loop of the stochastic solvers, step by step as scikit-learn's
+//! `BaseMultilayerPerceptron._fit_stochastic` runs it: batches in order from a per-epoch
+//! permutation, the epoch loss, `_update_no_improvement_count` (tol, early stopping on a
+//! validation set with best-weight tracking), the optimizer's `iteration_ends` and
+//! `trigger_stopping`, and interruption between batches.
 
 use crate::batch::{BatchResult, BatchRunner};
-use crate::data::{Rows, Targets};
+use crate::data::Dataset;
 use crate::error::{ensure_shape, Error, Result};
 use crate::network::SplitMix64;
 use crate::optimizer::{GradScale, Plateau, Scalars, Solver, StepScratch};
-use crate::parallel::Par;
+use crate::parallel::{threads_for, Par};
 use crate::propagate::Net;
 use crate::real::Real;
 use crate::score::{Score, ScoreAccumulator};
@@ -16,116 +18,45 @@ use crate::workspace::{Passes, Workspace};
 /// Rows per block when scoring the validation set.
 const VALIDATION_ROWS: usize = 1024;
 
-/// Samples with their targets (already binarized for classifiers) and optional weights.
-#[derive(Debug, Clone, Copy)]
-pub struct Dataset<'a, T> {
-    pub x: Rows<'a, T>,
-    pub y: Targets<'a, T>,
-    pub sample_weight: Option<&'a [T]>,
-}
-
-impl<T: Real> Dataset<'_, T> {
-    pub fn n_samples(&self) -> usize {
-        self.x.n_rows()
-    }
-
-    pub fn check(&self, what: &str, net: &Net) -> Result<()> {
-        let n = self.n_samples();
-        let (n_in, n_out) = (net.layout.n_inputs(), net.layout.n_outputs());
-        ensure_shape(self.x.n_cols() == n_in, || {
-            format!(
-                "{what}: X has {} features, the network expects {n_in}",
-                self.x.n_cols()
-            )
-        })?;
-        self.y
-            .check(n, n_out)
-            .map_err(|e| Error::Shape(format!("{what}: {e}")))?;
-        if let Some(w) = self.sample_weight {
-            ensure_shape(w.len() == n, || {
-                format!("{what}: {} sample weights for {n} samples", w.len())
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Gathers rows `which` of X, y and the weights into the workspace; returns the sum of
-    /// their weights (their count when unweighted).
-    pub(crate) fn gather(&self, which: &[usize], ws: &mut Workspace<T>) -> T {
-        self.gather_rows(which.iter().copied(), true, ws)
-    }
-
-    /// Gathers the contiguous rows `start..start + len`; with `with_x` false only their
-    /// targets and weights (what a score's second pass needs).
-    pub(crate) fn gather_range(
-        &self,
-        start: usize,
-        len: usize,
-        with_x: bool,
-        ws: &mut Workspace<T>,
-    ) -> T {
-        self.gather_rows(start..start + len, with_x, ws)
-    }
-
-    fn gather_rows(
-        &self,
-        which: impl ExactSizeIterator<Item = usize> + Clone,
-        with_x: bool,
-        ws: &mut Workspace<T>,
-    ) -> T {
-        if with_x {
-            self.x.gather_rows(which.clone(), &mut ws.x);
-        }
-        let count = which.len();
-        self.y.gather_rows(which.clone(), ws.n_outputs, &mut ws.y);
-        ws.one_hot = match self.y {
-            Targets::Classes(c) => {
-                for (dst, r) in ws.classes.iter_mut().zip(which.clone()) {
-                    *dst = c[r] as usize;
-                }
-                true
-            }
-            Targets::Dense(_) => false,
-        };
-        match self.sample_weight {
-            Some(w) => {
-                let mut sum = T::zero();
-                for (dst, r) in ws.w.iter_mut().zip(which) {
-                    *dst = w[r];
-                    sum += w[r];
-                }
-                sum
-            }
-            None => T::from_f64(count as f64),
-        }
-    }
-}
-
+/// The hyperparameters of a stochastic fit (scikit-learn's names).
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
+    /// L2 penalty.
     pub alpha: f64,
+    /// Rows per mini-batch, already clipped to the sample count (scikit-learn's rule).
     pub batch_size: usize,
+    /// SGD or Adam, with their own hyperparameters.
     pub solver: Solver,
+    /// Epochs at most.
     pub max_iter: usize,
+    /// The improvement an epoch must make to count as one.
     pub tol: f64,
-    /// May be infinite, as in scikit-learn.
+    /// Non-improving epochs tolerated; may be infinite, as in scikit-learn.
     pub n_iter_no_change: f64,
+    /// Whether each epoch visits the samples in a new order.
     pub shuffle: bool,
+    /// Whether to stop on a validation score (the validation set is passed to [`train`]).
     pub early_stopping: bool,
     /// One epoch only (`partial_fit`).
     pub incremental: bool,
+    /// The validation score of early stopping.
     pub score: Score,
 }
 
 /// Counters that persist on the estimator between calls.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
+    /// Epochs run by the last call (`n_iter_`).
     pub n_iter: usize,
-    /// Samples seen over the model's life.
+    /// Samples seen over the model's life (`t_`).
     pub t: u64,
+    /// The last epoch's loss (`loss_`).
     pub loss: f64,
+    /// Consecutive epochs without improvement (`_no_improvement_count`).
     pub no_improvement_count: u64,
+    /// The best epoch loss so far (`best_loss_`).
     pub best_loss: f64,
+    /// The best validation score so far (`best_validation_score_`).
     pub best_validation_score: f64,
 }
 
@@ -142,6 +73,7 @@ impl Default for Progress {
     }
 }
 
+/// Why training stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
     /// `max_iter` epochs ran without convergence.
@@ -156,10 +88,14 @@ pub enum StopReason {
     Callback,
 }
 
+/// What the loop tells its caller after each epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochReport {
+    /// Epochs run by this call so far.
     pub n_iter: usize,
+    /// The epoch's loss.
     pub loss: f64,
+    /// The epoch's validation score, with early stopping.
     pub validation_score: Option<f64>,
 }
 
@@ -195,29 +131,63 @@ impl Hooks for SeededHooks {
     }
 }
 
+/// What a call of [`train`] produced besides the updated model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
+    /// Each epoch's loss.
     pub loss_curve: Vec<f64>,
+    /// Each epoch's validation score (with early stopping).
     pub validation_scores: Vec<f64>,
+    /// Why the loop ended.
     pub stop: StopReason,
+}
+
+impl Outcome {
+    fn new() -> Self {
+        Self {
+            loss_curve: Vec::new(),
+            validation_scores: Vec::new(),
+            stop: StopReason::MaxIter,
+        }
+    }
 }
 
 /// The model being trained: parameters, optimizer tensors and (with early stopping) the
 /// best parameters seen, all in the `2L` layout.
 pub struct Model<'m, 'a, T> {
+    /// The parameters, updated in place.
     pub params: &'m mut [&'a mut [T]],
+    /// The optimizer's tensors (velocities, or Adam's moments).
     pub optimizer_state: &'m mut [&'a mut [T]],
+    /// The best parameters seen (early stopping only; else empty).
     pub best: &'m mut [&'a mut [T]],
+    /// The optimizer's scalars.
     pub scalars: &'m mut Scalars,
+    /// The counters kept between calls.
     pub progress: &'m mut Progress,
 }
 
-/// Runs up to `max_iter` epochs (one with `incremental`) of SGD or Adam.
-pub fn train<T: Real>(
+/// The threads a fit of `n_samples` rows runs on (see [`threads_for`]): one batch is
+/// a step.
+pub fn fit_threads(
+    n_jobs: Option<i64>,
     net: &Net,
     cfg: &TrainConfig,
-    data: &Dataset<'_, T>,
-    validation: Option<&Dataset<'_, T>>,
+    n_samples: usize,
+) -> Result<usize> {
+    let step = cfg.batch_size.min(n_samples) * net.layout.n_params();
+    threads_for(n_jobs, step, usize::MAX)
+}
+
+/// Runs up to `max_iter` epochs (one with `incremental`) of SGD or Adam, as scikit-learn's
+/// `_fit_stochastic` does: after each epoch the loss curve, `_update_no_improvement_count`,
+/// the per-epoch hook, the optimizer's `iteration_ends`, then `trigger_stopping` once
+/// `n_iter_no_change` epochs did not improve.
+pub fn train<'d, T: Real>(
+    net: &Net,
+    cfg: &TrainConfig,
+    data: &Dataset<'d, T>,
+    validation: Option<&Dataset<'d, T>>,
     model: Model<'_, '_, T>,
     hooks: &mut dyn Hooks,
     par: Par,
@@ -229,7 +199,62 @@ pub fn train<T: Real>(
         scalars,
         progress,
     } = model;
-    data.check("training data", net)?;
+    let validation = check_training(net, cfg, data, validation, params, optimizer_state, best)?;
+    let mut epochs = Epochs::new(net, cfg, data, validation, params, par);
+    let mut outcome = Outcome::new();
+    progress.n_iter = 0;
+    for _ in 0..cfg.max_iter {
+        if cfg.shuffle {
+            hooks.shuffle(&mut epochs.order)?;
+        }
+        let Some(loss) = epochs.run(params, optimizer_state, scalars, hooks, progress)? else {
+            outcome.stop = StopReason::Interrupted;
+            return Ok(outcome);
+        };
+        progress.n_iter += 1;
+        progress.loss = loss;
+        progress.t += data.n_samples() as u64;
+        outcome.loss_curve.push(loss);
+        let validation_score = epochs.validation_score(params)?;
+        if let Some(score) = validation_score {
+            outcome.validation_scores.push(score);
+        }
+        update_no_improvement_count(cfg, progress, validation_score, params, best);
+        let callback_stop = hooks.epoch_end(&EpochReport {
+            n_iter: progress.n_iter,
+            loss,
+            validation_score,
+        })?;
+        cfg.solver.iteration_ends(progress.t, scalars);
+        if let Some(stop) = trigger_stopping(cfg, progress, scalars, hooks)? {
+            outcome.stop = stop;
+            return Ok(outcome);
+        }
+        if callback_stop || cfg.incremental {
+            outcome.stop = if callback_stop {
+                StopReason::Callback
+            } else {
+                StopReason::Incremental
+            };
+            return Ok(outcome);
+        }
+    }
+    Ok(outcome)
+}
+
+/// Checks the inputs of [`train`] against the network and the configuration; returns
+/// the validation set early stopping will score on.
+fn check_training<'v, 'd, T: Real>(
+    net: &Net,
+    cfg: &TrainConfig,
+    data: &Dataset<'_, T>,
+    validation: Option<&'v Dataset<'d, T>>,
+    params: &[&mut [T]],
+    optimizer_state: &[&mut [T]],
+    best: &[&mut [T]],
+) -> Result<Option<&'v Dataset<'d, T>>> {
+    let (n_in, n_out) = (net.layout.n_inputs(), net.layout.n_outputs());
+    data.check("training data", n_in, n_out)?;
     net.layout.check("parameters", params)?;
     let per = cfg.solver.state_per_tensor();
     let state_lens: Vec<usize> = (0..per).flat_map(|_| net.layout.tensor_lens()).collect();
@@ -241,8 +266,7 @@ pub fn train<T: Real>(
                 .all(|(s, &n)| s.len() == n),
         || "optimizer state does not match the network's parameters".into(),
     )?;
-    let n = data.n_samples();
-    if n == 0 {
+    if data.n_samples() == 0 {
         return Err(Error::Value("no samples to train on".into()));
     }
     if cfg.batch_size == 0 || cfg.max_iter == 0 {
@@ -250,58 +274,140 @@ pub fn train<T: Real>(
             "batch_size and max_iter must be positive".into(),
         ));
     }
-    let early_stopping = match (cfg.early_stopping, validation) {
-        (false, _) => None,
+    match (cfg.early_stopping, validation) {
+        (false, _) => Ok(None),
         (true, Some(v)) => {
-            v.check("validation data", net)?;
+            v.check("validation data", n_in, n_out)?;
             net.layout.check("best parameters", best)?;
             if v.n_samples() == 0 {
                 return Err(Error::Value("the validation set is empty".into()));
             }
-            Some(v)
+            Ok(Some(v))
         }
-        (true, None) => return Err(Error::Value("early stopping needs a validation set".into())),
-    };
+        (true, None) => Err(Error::Value("early stopping needs a validation set".into())),
+    }
+}
 
-    let batch = cfg.batch_size.min(n);
-    let mut runner = BatchRunner::new(&net.layout, batch);
-    let mut validation_ws = early_stopping.map(|v| {
-        Workspace::new(
-            &net.layout,
-            v.n_samples().min(VALIDATION_ROWS),
-            Passes::Forward,
-        )
-    });
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut outcome = Outcome {
-        loss_curve: Vec::new(),
-        validation_scores: Vec::new(),
-        stop: StopReason::MaxIter,
-    };
-
-    // The L2 term needs sum ||W||^2 at each batch's start: the optimizer returns it for
-    // the weights it leaves, so only the first batch computes it here.
-    let mut norm = net.squared_norm(params);
-    let mut scratch = StepScratch::default();
-    progress.n_iter = 0;
-    for _ in 0..cfg.max_iter {
-        if cfg.shuffle {
-            hooks.shuffle(&mut order)?;
+/// scikit-learn's `_update_no_improvement_count`: with early stopping the validation
+/// score must beat the best by `tol` (and a new best score saves the parameters), else
+/// the epoch loss must fall below the best by `tol`.
+fn update_no_improvement_count<T: Real>(
+    cfg: &TrainConfig,
+    progress: &mut Progress,
+    validation_score: Option<f64>,
+    params: &[&mut [T]],
+    best: &mut [&mut [T]],
+) {
+    // "did not improve" as scikit-learn writes it, so that a NaN score counts alike
+    let stalled = match validation_score {
+        Some(score) => {
+            let stalled = score < progress.best_validation_score + cfg.tol;
+            if score > progress.best_validation_score {
+                progress.best_validation_score = score;
+                for (b, p) in best.iter_mut().zip(params) {
+                    b.copy_from_slice(p);
+                }
+            }
+            stalled
         }
+        None => {
+            let stalled = progress.loss > progress.best_loss - cfg.tol;
+            if progress.loss < progress.best_loss {
+                progress.best_loss = progress.loss;
+            }
+            stalled
+        }
+    };
+    if stalled {
+        progress.no_improvement_count += 1;
+    } else {
+        progress.no_improvement_count = 0;
+    }
+}
+
+/// Once more than `n_iter_no_change` epochs did not improve: the optimizer's
+/// `trigger_stopping` (`adaptive` divides the rate by 5 and goes on) reported to the
+/// hooks; the reason to stop, if training stops.
+fn trigger_stopping(
+    cfg: &TrainConfig,
+    progress: &mut Progress,
+    scalars: &mut Scalars,
+    hooks: &mut dyn Hooks,
+) -> Result<Option<StopReason>> {
+    if progress.no_improvement_count as f64 <= cfg.n_iter_no_change {
+        return Ok(None);
+    }
+    let decision = cfg.solver.trigger_stopping(scalars);
+    hooks.plateau(cfg.early_stopping, decision)?;
+    if let Plateau::RateReduced(_) = decision {
+        progress.no_improvement_count = 0;
+        return Ok(None);
+    }
+    Ok(Some(StopReason::Converged))
+}
+
+/// What the epochs of one fit share: the batch buffers, the epoch's order, the
+/// optimizer's scratch and the validation set's workspace.
+struct Epochs<'n, 'd, T> {
+    net: &'n Net,
+    cfg: &'n TrainConfig,
+    data: &'n Dataset<'d, T>,
+    validation: Option<(&'n Dataset<'d, T>, Workspace<T>)>,
+    runner: BatchRunner<T>,
+    order: Vec<usize>,
+    /// `sum ||W||^2` of the current weights: the optimizer returns it for the weights
+    /// it leaves, so only the first batch computes it here.
+    norm: f64,
+    scratch: StepScratch<T>,
+    par: Par,
+}
+
+impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
+    fn new(
+        net: &'n Net,
+        cfg: &'n TrainConfig,
+        data: &'n Dataset<'d, T>,
+        validation: Option<&'n Dataset<'d, T>>,
+        params: &[&mut [T]],
+        par: Par,
+    ) -> Self {
+        let n = data.n_samples();
+        let validation = validation.map(|v| {
+            let rows = v.n_samples().min(VALIDATION_ROWS);
+            (v, Workspace::new(&net.layout, rows, Passes::Forward))
+        });
+        Self {
+            net,
+            cfg,
+            data,
+            validation,
+            runner: BatchRunner::new(&net.layout, cfg.batch_size.min(n)),
+            order: (0..n).collect(),
+            norm: net.squared_norm(params),
+            scratch: StepScratch::default(),
+            par,
+        }
+    }
+
+    /// One epoch over `order` in batches (the inner loop of `_fit_stochastic`); returns
+    /// the epoch loss, or `None` when interrupted between batches.
+    fn run(
+        &mut self,
+        params: &mut [&mut [T]],
+        optimizer_state: &mut [&mut [T]],
+        scalars: &mut Scalars,
+        hooks: &mut dyn Hooks,
+        progress: &Progress,
+    ) -> Result<Option<f64>> {
+        let n = self.data.n_samples();
+        let batch = self.cfg.batch_size.min(n);
         let mut accumulated = 0.0;
         for start in (0..n).step_by(batch) {
             if hooks.interrupted() {
-                outcome.stop = StopReason::Interrupted;
-                return Ok(outcome);
+                return Ok(None);
             }
-            let rows = &order[start..(start + batch).min(n)];
-            let m = rows.len();
-            let BatchResult {
-                loss_sum,
-                weight_sum,
-            } = runner.run(net, data, rows, params, par)?;
-            let penalty = 0.5 * cfg.alpha * norm;
-            let batch_loss = (loss_sum + penalty) / weight_sum.to_f64();
+            let end = (start + batch).min(n);
+            let batch_loss = self.batch(start..end, params, optimizer_state, scalars)?;
             if !batch_loss.is_finite() {
                 return Err(Error::Diverged {
                     epoch: progress.n_iter + 1,
@@ -309,123 +415,86 @@ pub fn train<T: Real>(
                     loss: batch_loss,
                 });
             }
-            let scale = GradScale {
-                alpha: cfg.alpha,
-                weight_sum: weight_sum.to_f64(),
-                n_coefs: net.layout.n_layers(),
-            };
-            norm = cfg.solver.step(
-                params,
-                &runner.grads(net),
-                optimizer_state,
-                scalars,
-                scale,
-                &mut scratch,
-                par,
-            )?;
-            accumulated += batch_loss * m as f64;
+            accumulated += batch_loss * (end - start) as f64;
         }
-
-        progress.n_iter += 1;
-        progress.loss = accumulated / n as f64;
-        progress.t += n as u64;
-        outcome.loss_curve.push(progress.loss);
-
-        let validation_score = match (early_stopping, validation_ws.as_mut()) {
-            (Some(v), Some(ws)) => {
-                let score = validation_score(net, cfg.score, v, params, ws, par)?;
-                outcome.validation_scores.push(score);
-                if score < progress.best_validation_score + cfg.tol {
-                    progress.no_improvement_count += 1;
-                } else {
-                    progress.no_improvement_count = 0;
-                }
-                if score > progress.best_validation_score {
-                    progress.best_validation_score = score;
-                    for (b, p) in best.iter_mut().zip(params.iter()) {
-                        b.copy_from_slice(p);
-                    }
-                }
-                Some(score)
-            }
-            _ => {
-                if progress.loss > progress.best_loss - cfg.tol {
-                    progress.no_improvement_count += 1;
-                } else {
-                    progress.no_improvement_count = 0;
-                }
-                if progress.loss < progress.best_loss {
-                    progress.best_loss = progress.loss;
-                }
-                None
-            }
-        };
-        let report = EpochReport {
-            n_iter: progress.n_iter,
-            loss: progress.loss,
-            validation_score,
-        };
-        let callback_stop = hooks.epoch_end(&report)?;
-
-        cfg.solver.epoch_ends(progress.t, scalars);
-
-        if progress.no_improvement_count as f64 > cfg.n_iter_no_change {
-            let decision = cfg.solver.plateau(scalars);
-            hooks.plateau(cfg.early_stopping, decision)?;
-            if matches!(decision, Plateau::RateReduced(_)) {
-                progress.no_improvement_count = 0;
-            } else {
-                outcome.stop = StopReason::Converged;
-                return Ok(outcome);
-            }
-        }
-        if callback_stop {
-            outcome.stop = StopReason::Callback;
-            return Ok(outcome);
-        }
-        if cfg.incremental {
-            outcome.stop = StopReason::Incremental;
-            return Ok(outcome);
-        }
+        Ok(Some(accumulated / n as f64))
     }
-    Ok(outcome)
-}
 
-/// The validation score of the current parameters, computed in workspace-sized blocks.
-fn validation_score<T: Real>(
-    net: &Net,
-    kind: Score,
-    v: &Dataset<'_, T>,
-    params: &[&mut [T]],
-    ws: &mut Workspace<T>,
-    par: Par,
-) -> Result<f64> {
-    let k = net.layout.n_outputs();
-    let mut acc = ScoreAccumulator::new(kind, net.loss.output_activation(), k);
-    let n = v.n_samples();
-    for start in (0..n).step_by(ws.capacity) {
-        let m = ws.capacity.min(n - start);
-        let rows = v.x.contiguous(start, m);
-        v.gather_range(start, m, rows.is_none(), ws);
-        net.forward_rows(params, rows, ws, m, par)?;
-        let w = v.sample_weight.is_some().then(|| &ws.w[..m]);
-        acc.add(net.outputs(ws, m), &ws.y[..m * k], w);
+    /// Forward and backward passes over the rows `order[range]` and the optimizer's
+    /// update (`_backprop` and `_optimizer.update_params`); returns the batch loss, and
+    /// skips the update when that is not finite.
+    fn batch(
+        &mut self,
+        range: std::ops::Range<usize>,
+        params: &mut [&mut [T]],
+        optimizer_state: &mut [&mut [T]],
+        scalars: &mut Scalars,
+    ) -> Result<f64> {
+        let (net, cfg) = (self.net, self.cfg);
+        let rows = &self.order[range];
+        let BatchResult {
+            loss_sum,
+            weight_sum,
+        } = self.runner.run(net, self.data, rows, params, self.par)?;
+        let penalty = 0.5 * cfg.alpha * self.norm;
+        let batch_loss = (loss_sum + penalty) / weight_sum.to_f64();
+        if !batch_loss.is_finite() {
+            // a diverged batch updates nothing (the caller stops)
+            return Ok(batch_loss);
+        }
+        let scale = GradScale {
+            alpha: cfg.alpha,
+            weight_sum: weight_sum.to_f64(),
+            n_coefs: net.layout.n_layers(),
+        };
+        self.norm = cfg.solver.step(
+            params,
+            &self.runner.grads(net),
+            optimizer_state,
+            scalars,
+            scale,
+            &mut self.scratch,
+            self.par,
+        )?;
+        Ok(batch_loss)
     }
-    if acc.needs_second_pass() {
+
+    /// The validation score of the current parameters (scikit-learn's `_score` on the
+    /// validation split), computed in workspace-sized blocks; `None` without early
+    /// stopping.
+    fn validation_score(&mut self, params: &[&mut [T]]) -> Result<Option<f64>> {
+        let Some((v, ws)) = self.validation.as_mut() else {
+            return Ok(None);
+        };
+        let net = self.net;
+        let k = net.layout.n_outputs();
+        let mut acc = ScoreAccumulator::new(self.cfg.score, net.loss.output_activation(), k);
+        let n = v.n_samples();
         for start in (0..n).step_by(ws.capacity) {
             let m = ws.capacity.min(n - start);
-            v.gather_range(start, m, false, ws);
+            let rows = v.x.contiguous(start, m);
+            ws.gather_range(v, start, m, rows.is_none());
+            net.forward_rows(params, rows, ws, m, self.par)?;
             let w = v.sample_weight.is_some().then(|| &ws.w[..m]);
-            acc.add_targets_again(&ws.y[..m * k], w);
+            acc.add(net.outputs(ws, m), &ws.y[..m * k], w);
         }
+        if acc.needs_second_pass() {
+            for start in (0..n).step_by(ws.capacity) {
+                let m = ws.capacity.min(n - start);
+                ws.gather_range(v, start, m, false);
+                let w = v.sample_weight.is_some().then(|| &ws.w[..m]);
+                acc.add_targets_again(&ws.y[..m * k], w);
+            }
+        }
+        Ok(Some(acc.finish()))
     }
-    Ok(acc.finish())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::activation::Activation;
+    use crate::data::{Rows, Targets};
     use crate::loss::Loss;
     use crate::network::Layout;
     use crate::optimizer::Schedule;

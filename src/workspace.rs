@@ -1,5 +1,6 @@
 //! Per-fit buffers, sized once for the largest batch so the epoch loop never allocates.
 
+use crate::data::{BatchBuffers, Dataset};
 use crate::network::Layout;
 use crate::real::Real;
 
@@ -75,5 +76,43 @@ impl<T: Real> Workspace<T> {
                 Vec::new()
             },
         }
+    }
+}
+
+impl<T: Real> Workspace<T> {
+    /// Gathers rows `which` of `data` (samples, targets, weights) into the buffers;
+    /// returns the sum of their weights (their count when unweighted).
+    pub fn gather(&mut self, data: &Dataset<'_, T>, which: &[usize]) -> T {
+        self.gather_rows(data, which.iter().copied(), true)
+    }
+
+    /// Gathers the contiguous rows `start..start + len`; with `with_x` false only their
+    /// targets and weights (what a score's second pass needs).
+    pub fn gather_range(
+        &mut self,
+        data: &Dataset<'_, T>,
+        start: usize,
+        len: usize,
+        with_x: bool,
+    ) -> T {
+        self.gather_rows(data, start..start + len, with_x)
+    }
+
+    fn gather_rows(
+        &mut self,
+        data: &Dataset<'_, T>,
+        which: impl ExactSizeIterator<Item = usize> + Clone,
+        with_x: bool,
+    ) -> T {
+        let dst = BatchBuffers {
+            x: &mut self.x,
+            y: &mut self.y,
+            n_outputs: self.n_outputs,
+            classes: &mut self.classes,
+            w: &mut self.w,
+        };
+        let gathered = data.gather_rows(which, with_x, dst);
+        self.one_hot = gathered.one_hot;
+        gathered.weight_sum
     }
 }

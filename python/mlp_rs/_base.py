@@ -5,7 +5,6 @@ engine (``mlp_rs._core``) is stateless and works on arrays it is handed.
 """
 
 import operator
-import os
 import threading
 import time
 import warnings
@@ -83,24 +82,56 @@ def _fit_lock(estimator):
         return lock
 
 
-def _resolve_n_jobs(n_jobs):
-    """Threads for the engine. None follows OMP_NUM_THREADS when it is set -- joblib's
-    workers set it to their share of the cores, so a grid search with n_jobs=k does not
-    oversubscribe -- and means every core otherwise; -1 is every core."""
-    if n_jobs is None:
-        try:
-            return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
-        except ValueError:
-            return None
-    return int(n_jobs)
-
-
 def _engine_targets(y, dtype):
     """Targets as the engine reads them: class indices (int64) stay indices, anything
     else becomes a C-contiguous 2-D array of the model's dtype."""
     if y.ndim == 1:
         return np.ascontiguousarray(y, dtype=np.int64)
     return np.ascontiguousarray(y, dtype=dtype)
+
+
+class _EpochShuffler:
+    """How the engine draws each epoch's order, as scikit-learn does: it reshuffles
+    the previous permutation with the estimator's RandomState every epoch.
+
+    A generator made from an integer seed belongs to this fit alone: the engine
+    continues its MT19937 stream itself (``state``) and the context hands the advanced
+    state back to the generator on exit, whatever happened (a callback drawing from
+    ``_random_state`` meanwhile would have its draws overwritten; nothing else can see
+    it). A shared one (None: NumPy's global generator, or a RandomState passed in) is
+    drawn from in Python, epoch by epoch (``next_order``), so that other users of it
+    interleave as before.
+    """
+
+    def __init__(self, estimator, n_samples):
+        self.state = self.next_order = self._saved = None
+        random_state = self._random_state = estimator._random_state
+        if estimator.shuffle and isinstance(estimator.random_state, Integral):
+            kind, key, pos, has_gauss, cached_gaussian = random_state.get_state()
+            self.state = np.append(key, np.uint32(pos)).astype(np.uint32)
+            self._saved = (kind, has_gauss, cached_gaussian)
+        elif estimator.shuffle:
+            order = [np.arange(n_samples, dtype=np.int64)]
+
+            def next_order():
+                # sklearn.utils.shuffle(order, random_state=...) without its
+                # validation: the same draws (RandomState.shuffle of an arange).
+                permutation = np.arange(n_samples)
+                random_state.shuffle(permutation)
+                order[0] = order[0][permutation]
+                return order[0]
+
+            self.next_order = next_order
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.state is not None:
+            kind, has_gauss, cached_gaussian = self._saved
+            state = (kind, self.state[:-1], int(self.state[-1]), has_gauss)
+            self._random_state.set_state(state + (cached_gaussian,))
+        return False
 
 
 class BaseMultilayerPerceptron(BaseEstimator, ABC):
@@ -178,13 +209,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
 
     def _engine_config(self, **overrides):
-        """Hyperparameters in the form ``mlp_rs._core`` reads them."""
-        n_iter_no_change = self.n_iter_no_change
+        """The configuration of a stochastic fit in the form ``mlp_rs._core`` reads
+        it. ``n_jobs`` goes through as given: the engine owns the thread policy."""
         config = {
-            "units": self._layer_units(),
-            "activation": self.activation,
-            "loss": _LOSS_OF_OUTPUT[self.out_activation_],
-            "alpha": float(self.alpha),
+            **self._objective_config(),
             "batch_size": 1,
             "solver": self.solver,
             "learning_rate": self.learning_rate,
@@ -197,15 +225,24 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             "epsilon": float(self.epsilon),
             "max_iter": int(self.max_iter),
             "tol": float(self.tol),
-            "n_iter_no_change": float(n_iter_no_change),
+            "n_iter_no_change": float(self.n_iter_no_change),
             "shuffle": bool(self.shuffle),
             "early_stopping": bool(self.early_stopping),
             "incremental": False,
             "score": "accuracy" if is_classifier(self) else "r2",
-            "n_jobs": _resolve_n_jobs(self.n_jobs),
         }
         config.update(overrides)
         return config
+
+    def _objective_config(self):
+        """What the engine's full-batch loss and gradient (L-BFGS) need."""
+        return {
+            "units": self._layer_units(),
+            "activation": self.activation,
+            "loss": _LOSS_OF_OUTPUT[self.out_activation_],
+            "alpha": float(self.alpha),
+            "n_jobs": self.n_jobs,
+        }
 
     def _params(self):
         # Both lists in one C call, so that a fit publishing new weights on another
@@ -347,7 +384,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _fit_lbfgs(self, X, y, sample_weight, dtype, coefs, intercepts):
         x = _engine_input(X, dtype)
         y = _engine_targets(y, dtype)
-        config = self._engine_config()
+        config = self._objective_config()
         shapes = [p.shape for p in coefs + intercepts]
         sizes = [p.size for p in coefs + intercepts]
         packed = np.hstack([p.ravel() for p in coefs + intercepts])
@@ -393,105 +430,23 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _fit_stochastic(
         self, X, y, sample_weight, dtype, incremental, coefs, intercepts
     ):
-        state = getattr(self, "_optimizer_state", None)
-        if (
-            not incremental
-            or state is None
-            or state["solver"] != self.solver
-            or state["tensors"][0].dtype != dtype
-        ):
-            state = self._new_optimizer_state(dtype)
+        """SGD / Adam epochs in the engine; scikit-learn's ``_fit_stochastic`` with its
+        epoch loop (``_update_no_improvement_count``, ``iteration_ends``,
+        ``trigger_stopping``) in ``src/trainer.rs``."""
+        state = self._optimizer_state_for(incremental, dtype)
         # Trained on copies and committed only when the engine succeeds.
         tensors = [t.copy() for t in state["tensors"]]
-
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        early_stopping = self.early_stopping
-        validation = None
-        if early_stopping:
-            should_stratify = is_classifier(self) and self.n_outputs_ == 1
-            stratify = y if should_stratify else None
-            if sample_weight is None:
-                X_train, X_val, y_train, y_val = train_test_split(
-                    X,
-                    y,
-                    random_state=self._random_state,
-                    test_size=self.validation_fraction,
-                    stratify=stratify,
-                )
-                sw_train = sw_val = None
-            else:
-                X_train, X_val, y_train, y_val, sw_train, sw_val = train_test_split(
-                    X,
-                    y,
-                    sample_weight,
-                    random_state=self._random_state,
-                    test_size=self.validation_fraction,
-                    stratify=stratify,
-                )
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' "
-                    "or the size of your dataset."
-                )
-            validation = (
-                _engine_input(X_val, dtype),
-                _engine_targets(y_val, dtype),
-                None if sw_val is None else np.ascontiguousarray(sw_val),
-            )
-        else:
-            X_train, y_train, sw_train = X, y, sample_weight
-
+        X_train, y_train, sw_train, validation = self._validation_split(
+            X, y, sample_weight, dtype
+        )
         n_samples = X_train.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than "
-                    "sample size. It is going to be clipped"
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
-
-        # scikit-learn reshuffles the previous permutation with the estimator's
-        # RandomState each epoch; doing the same keeps the two batch for batch.
-        # A generator made from an integer seed belongs to this fit alone: the engine
-        # continues its MT19937 stream itself and hands the state back at the end (a
-        # callback drawing from `_random_state` meanwhile would have its draws
-        # overwritten; nothing else can see it). A shared one (None: NumPy's global
-        # generator, or a RandomState passed in) is drawn from in Python, epoch by
-        # epoch, so that other users of it interleave as before.
-        random_state = self._random_state
-        shuffle_state = next_order = None
-        if self.shuffle and isinstance(self.random_state, Integral):
-            kind, key, pos, has_gauss, cached_gaussian = random_state.get_state()
-            shuffle_state = np.append(key, np.uint32(pos)).astype(np.uint32)
-        elif self.shuffle:
-            order = [np.arange(n_samples, dtype=np.int64)]
-
-            def next_order():
-                # sklearn.utils.shuffle(order, random_state=...) without its
-                # validation: the same draws (RandomState.shuffle of an arange).
-                permutation = np.arange(n_samples)
-                random_state.shuffle(permutation)
-                order[0] = order[0][permutation]
-                return order[0]
-
+        batch_size = self._batch_size(n_samples)
+        shuffler = _EpochShuffler(self, n_samples)
         best = [np.array(b, dtype=dtype, order="C") for b in self._best_params()]
-        engine_state = {
-            "t": int(self.t_),
-            "loss": float(getattr(self, "loss_", np.nan)),
-            "no_improvement_count": int(self._no_improvement_count),
-            "best_loss": np.inf if self.best_loss_ is None else float(self.best_loss_),
-            "best_validation_score": (
-                -np.inf
-                if self.best_validation_score_ is None
-                else float(self.best_validation_score_)
-            ),
-            "learning_rate": float(state["learning_rate"]),
-            "step": int(state["step"]),
-        }
-        try:
+        engine_state = self._engine_state(state)
+        with shuffler:
             result = _core.fit_stochastic(
                 _engine_input(X_train, dtype),
                 _engine_targets(y_train, dtype),
@@ -504,30 +459,97 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     batch_size=batch_size, incremental=bool(incremental)
                 ),
                 engine_state,
-                next_order,
+                shuffler.next_order,
                 self._epoch_reporter(n_samples),
                 self._report_plateau,
-                shuffle_state=shuffle_state,
+                shuffle_state=shuffler.state,
             )
-        finally:
-            if shuffle_state is not None:
-                random_state.set_state(
-                    (
-                        kind,
-                        shuffle_state[:-1],
-                        int(shuffle_state[-1]),
-                        has_gauss,
-                        cached_gaussian,
-                    )
-                )
         self._optimizer_state = {
             **state,
             "tensors": tensors,
             "learning_rate": result["state"]["learning_rate"],
             "step": result["state"]["step"],
         }
-
         self._publish(coefs, intercepts)
+        self._record_progress(result, best)
+        self._warn_stop(result["stop"], incremental)
+        if self.early_stopping:
+            improved = (
+                result["state"]["best_validation_score"]
+                > engine_state["best_validation_score"]
+            )
+            self._restore_best(improved)
+
+    def _optimizer_state_for(self, incremental, dtype):
+        """The optimizer state to continue (partial_fit) or a new one."""
+        state = getattr(self, "_optimizer_state", None)
+        if (
+            not incremental
+            or state is None
+            or state["solver"] != self.solver
+            or state["tensors"][0].dtype != dtype
+        ):
+            state = self._new_optimizer_state(dtype)
+        return state
+
+    def _validation_split(self, X, y, sample_weight, dtype):
+        """The early-stopping split of scikit-learn's ``_fit_stochastic``
+        (``train_test_split``, stratified for single-output classifiers): the training
+        part, and the validation part as the engine reads it (None without early
+        stopping)."""
+        if not self.early_stopping:
+            return X, y, sample_weight, None
+        should_stratify = is_classifier(self) and self.n_outputs_ == 1
+        arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+        split = train_test_split(
+            *arrays,
+            random_state=self._random_state,
+            test_size=self.validation_fraction,
+            stratify=y if should_stratify else None,
+        )
+        X_train, X_val, y_train, y_val = split[:4]
+        sw_train, sw_val = split[4:] if sample_weight is not None else (None, None)
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset."
+            )
+        validation = (
+            _engine_input(X_val, dtype),
+            _engine_targets(y_val, dtype),
+            None if sw_val is None else np.ascontiguousarray(sw_val),
+        )
+        return X_train, y_train, sw_train, validation
+
+    def _batch_size(self, n_samples):
+        """scikit-learn's batch-size rule: 'auto' is min(200, n), larger is clipped."""
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than "
+                "sample size. It is going to be clipped"
+            )
+        return int(np.clip(self.batch_size, 1, n_samples))
+
+    def _engine_state(self, state):
+        """The counters and optimizer scalars the engine continues from."""
+        return {
+            "t": int(self.t_),
+            "loss": float(getattr(self, "loss_", np.nan)),
+            "no_improvement_count": int(self._no_improvement_count),
+            "best_loss": np.inf if self.best_loss_ is None else float(self.best_loss_),
+            "best_validation_score": (
+                -np.inf
+                if self.best_validation_score_ is None
+                else float(self.best_validation_score_)
+            ),
+            "learning_rate": float(state["learning_rate"]),
+            "step": int(state["step"]),
+        }
+
+    def _record_progress(self, result, best):
+        """The fitted attributes a stochastic fit updates, from the engine's result."""
         out = result["state"]
         self.n_iter_ = result["n_iter"]
         self.t_ = out["t"]
@@ -535,7 +557,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.loss_ = out["loss"]
         self.loss_curve_ = self.loss_curve_ + result["loss_curve"]
         self._no_improvement_count = out["no_improvement_count"]
-        if early_stopping:
+        if self.early_stopping:
             self.validation_scores_ = (
                 self.validation_scores_ + result["validation_scores"]
             )
@@ -545,24 +567,24 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         else:
             self.best_loss_ = out["best_loss"]
 
-        if result["stop"] == "max_iter" and not incremental:
+    def _warn_stop(self, stop, incremental):
+        if stop == "max_iter" and not incremental:
             warnings.warn(
                 "Stochastic Optimizer: Maximum iterations (%d) "
                 "reached and the optimization hasn't converged yet." % self.max_iter,
                 ConvergenceWarning,
             )
-        elif result["stop"] == "interrupted":
+        elif stop == "interrupted":
             warnings.warn("Training interrupted by user.")
 
-        if early_stopping:
-            improved = (
-                out["best_validation_score"] > engine_state["best_validation_score"]
-            )
-            if improved or not self._best_follows_training:
-                self._publish(self._best_coefs, self._best_intercepts)
-            else:
-                self._best_coefs = self.coefs_
-                self._best_intercepts = self.intercepts_
+    def _restore_best(self, improved):
+        """The end of scikit-learn's ``_fit_stochastic`` with early stopping:
+        ``coefs_`` become the best weights (the same lists, as in scikit-learn)."""
+        if improved or not self._best_follows_training:
+            self._publish(self._best_coefs, self._best_intercepts)
+        else:
+            self._best_coefs = self.coefs_
+            self._best_intercepts = self.intercepts_
 
     def _best_params(self):
         return self._best_coefs + self._best_intercepts if self.early_stopping else []
@@ -634,7 +656,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             if dtype not in (np.float32, np.float64):
                 dtype = np.float64
         params = [np.asarray(p, dtype=dtype) for p in self._params()]
-        return _core.predict(_engine_input(X, dtype), params, self._engine_config())
+        return _core.predict(
+            _engine_input(X, dtype),
+            params,
+            self.activation,
+            _LOSS_OF_OUTPUT[self.out_activation_],
+            self.n_jobs,
+        )
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)

@@ -1,4 +1,4 @@
-"""Types of the compiled engine module (``src/python.rs``)."""
+"""Types of the compiled engine module (``src/python/``)."""
 
 from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
@@ -56,5 +56,9 @@ def loss_and_gradient(
     config: dict[str, Any],
 ) -> tuple[float, _Dense]: ...
 def predict(
-    x: _Dense | _Csr, params: Sequence[_Dense], config: dict[str, Any]
+    x: _Dense | _Csr,
+    params: Sequence[_Dense],
+    activation: str,
+    loss: str,
+    n_jobs: int | None = None,
 ) -> _Dense: ...

@@ -1,0 +1,34 @@
+//! Engine errors and panics as Python exceptions.
+
+use crate::Error;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+impl From<Error> for PyErr {
+    fn from(e: Error) -> PyErr {
+        PyValueError::new_err(e.to_string())
+    }
+}
+
+/// The exception for a panic caught at the boundary: a bug, reported as one.
+pub(super) fn panic_error(payload: Box<dyn std::any::Any + Send>) -> PyErr {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    PyRuntimeError::new_err(format!(
+        "internal error in mlp_rs (please report it): {msg}"
+    ))
+}
+
+/// Runs engine work with the GIL released and panics caught.
+pub(super) fn run_detached<R: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> Result<R, Error> + Send,
+) -> PyResult<R> {
+    Ok(py
+        .detach(|| catch_unwind(AssertUnwindSafe(f)))
+        .map_err(panic_error)??)
+}

@@ -1,0 +1,27 @@
+//! The PyO3 bindings, `mlp_rs._core`: the only code that knows Python. Each file holds
+//! one concern, and each imports only the engine and the files listed before it:
+//!
+//! - `errors`: engine errors and panics as Python exceptions;
+//! - `args`: the arguments as NumPy hands them (borrowed arrays, CSR parts, the
+//!   configuration dicts) and the dtype dispatch;
+//! - `hooks`: the engine's hooks in Python (shuffles, callbacks) and the run of a fit
+//!   with the GIL released and Ctrl-C honoured;
+//! - `fit`: `fit_stochastic` and `loss_and_gradient`;
+//! - `predict`: `predict`.
+
+mod args;
+mod errors;
+mod fit;
+mod hooks;
+mod predict;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(fit::fit_stochastic, m)?)?;
+    m.add_function(wrap_pyfunction!(fit::loss_and_gradient, m)?)?;
+    m.add_function(wrap_pyfunction!(predict::predict, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! `predict`: the network's outputs, from only what inference needs (the samples, the
+//! parameters, the hidden activation, the loss that fixes the output activation, and
+//! `n_jobs`); the layer sizes are read off the parameters' shapes.
+
+use super::args::{first_item, net, with_dtype, XArg};
+use super::errors::run_detached;
+use crate::{predict as engine_predict, predict_threads, with_threads, Real};
+use numpy::ndarray::Array2;
+use numpy::{Element, IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+/// The network's outputs (after the output activation) for every row of `x`.
+#[pyfunction]
+#[pyo3(signature = (x, params, activation, loss, n_jobs=None))]
+pub(super) fn predict<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    params: &Bound<'py, PyAny>,
+    activation: &str,
+    loss: &str,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    with_dtype!(&first_item(params)?, T => predict_typed::<T>(py, x, params, activation, loss, n_jobs))
+}
+
+/// Layer sizes from `coefs_ + intercepts_`: the first matrix's rows, then every
+/// matrix's columns (the intercepts are checked against them by the engine).
+fn units<T: Element>(params: &[PyReadonlyArrayDyn<'_, T>]) -> PyResult<Vec<usize>> {
+    let coefs = &params[..params.len() / 2];
+    let shape = |a: &PyReadonlyArrayDyn<'_, T>| match a.shape() {
+        &[rows, cols] => Ok((rows, cols)),
+        _ => Err(PyValueError::new_err("coefs_ must hold 2-D arrays")),
+    };
+    let first = coefs
+        .first()
+        .ok_or_else(|| PyValueError::new_err("no parameters"))?;
+    let mut units = vec![shape(first)?.0];
+    for c in coefs {
+        units.push(shape(c)?.1);
+    }
+    Ok(units)
+}
+
+fn predict_typed<'py, T: Element + Real>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    params: &Bound<'py, PyAny>,
+    activation: &str,
+    loss: &str,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let x = XArg::<T>::extract(x)?;
+    let params: Vec<PyReadonlyArrayDyn<T>> = params.extract()?;
+    let net = net(units(&params)?, activation, loss)?;
+    let slices: Vec<&[T]> = params
+        .iter()
+        .map(|a| {
+            a.as_slice()
+                .map_err(|_| PyValueError::new_err("model arrays must be C-contiguous"))
+        })
+        .collect::<PyResult<_>>()?;
+    let rows = x.rows()?;
+    let (n, k) = (rows.n_rows(), net.layout.n_outputs());
+    let mut out = Array2::<T>::zeros((n, k));
+    let threads = predict_threads(n_jobs, &net, n)?;
+    let buf = out
+        .as_slice_mut()
+        .ok_or_else(|| PyRuntimeError::new_err("internal error: output not contiguous"))?;
+    run_detached(py, || {
+        with_threads(threads, |par| {
+            engine_predict(&net, &slices, &rows, buf, par)
+        })?
+    })?;
+    Ok(out.into_pyarray(py).into_any())
+}
