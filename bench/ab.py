@@ -90,6 +90,10 @@ def run(python, name):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _cell(times, median):
+    return f"{median * 1e3:.3f} ms ({min(times) * 1e3:.3f}-{max(times) * 1e3:.3f})"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("a", help="interpreter of build A (e.g. before the change)")
@@ -109,11 +113,8 @@ def main():
                 times[label].append(run(python, name))
         a, b = (statistics.median(times[k]) for k in "AB")
 
-        def cell(k, m):
-            lo, hi = min(times[k]), max(times[k])
-            return f"{m * 1e3:.3f} ms ({lo * 1e3:.3f}-{hi * 1e3:.3f})"
-
-        print(f"| {name} | {cell('A', a)} | {cell('B', b)} | {b / a:.3f} |")
+        cells = " | ".join(_cell(times[k], m) for k, m in (("A", a), ("B", b)))
+        print(f"| {name} | {cells} | {b / a:.3f} |")
         sys.stdout.flush()
 
 

@@ -22,8 +22,8 @@ MAX_LINES = 90
 # The engine's floors, lowest first (ARCHITECTURE.md); a file may import from its own
 # floor and the ones below it. lib.rs (the crate root) re-exports and sits above all.
 FLOORS = [
-    {"real", "simd", "exp", "error", "mt19937", "reduce"},
-    {"data", "gemm", "narrow", "parallel", "memory"},
+    {"real", "simd", "exp", "error", "memory", "mt19937", "reduce"},
+    {"data", "gemm", "narrow", "parallel"},
     {"network", "activation", "loss"},
     {"workspace", "propagate"},
     {"batch", "optimizer"},
@@ -171,7 +171,9 @@ def rust_functions(code):
     pattern = r"\bfn\s+(\w+)\s*(?:<[^{;]*?>)?\s*\("
     for m in re.finditer(pattern, code):
         brace, semi = code.find("{", m.end()), code.find(";", m.end())
-        if brace < 0 or (0 <= semi < brace and not signature_spans(code, m.end(), semi)):
+        if brace < 0 or (
+            0 <= semi < brace and not signature_spans(code, m.end(), semi)
+        ):
             continue
         end = matching_brace(code, brace)
         first = code.count("\n", 0, m.start()) + 1

@@ -22,10 +22,9 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from mlp_rs import MLPClassifier, MLPRegressor
 from sklearn.datasets import load_digits, make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
-
-from mlp_rs import MLPClassifier, MLPRegressor
 
 
 def _data():
@@ -57,7 +56,12 @@ def _configs():
     return [
         ("digits-sgd", MLPClassifier, "digits", dict(sgd, hidden_layer_sizes=(64,))),
         ("digits-adam-tanh", MLPClassifier, "digits", dict(adam, activation="tanh")),
-        ("digits-lbfgs", MLPClassifier, "digits", dict(lbfgs, hidden_layer_sizes=(32,))),
+        (
+            "digits-lbfgs",
+            MLPClassifier,
+            "digits",
+            dict(lbfgs, hidden_layer_sizes=(32,)),
+        ),
         (
             "multiclass-es",
             MLPClassifier,

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs what mlp_rs needs to build and test (idempotent), then builds the extension
-# in release mode into the source tree (editable install).
+# Sets up the project's own virtual environment .venv/ (created with $PYTHON, default
+# python3; nothing is installed into that interpreter): maturin, numpy, scikit-learn,
+# scipy, pandas, pytest, hypothesis and ruff, then mlp_rs itself, built in release mode
+# as an editable install. Idempotent; `--tools` installs the tools only (no build).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-command -v cargo >/dev/null || { echo "mlp_rs needs a Rust toolchain (cargo) on PATH" >&2; exit 1; }
-"$PY" -m pip install -q --disable-pip-version-check \
-    "maturin>=1.7,<2" numpy scikit-learn scipy pandas pytest hypothesis ruff
-"$PY" -m pip install -q --disable-pip-version-check --no-build-isolation -e .
+source "$(dirname "$0")/env.sh"
+need_rust
+ensure_venv
+venv_install "maturin>=1.7,<2" numpy scikit-learn scipy pandas pytest hypothesis ruff
+if [ "${1:-}" != "--tools" ]; then
+    (cd "$ROOT" && "$VPY" -m pip install -q --disable-pip-version-check \
+        --no-build-isolation -e .)
+fi

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# The whole test suite: lints, the Rust unit tests (gradient checks, optimizers, the
-# epoch loop), then the release wheel built, installed alone in a fresh virtual
-# environment and tested there: smoke test, stubtest of _core.pyi, and every pytest
-# test and example (parity with scikit-learn, API, estimator checks, hostile inputs,
-# runtime, ecosystem) run against the installed wheel, not the source tree.
+# The whole test suite: lints (cargo fmt, clippy, ruff, scripts/check_layout.py), the
+# Rust unit tests, then the release wheel built once and tested as users get it
+# (scripts/wheel_check.sh): installed alone into a fresh virtual environment of every
+# CPython 3.10-3.13 found on the machine, with the smoke test and the whole pytest suite
+# (slow tests included) in each, stubtest on the main one. Tools come from the
+# project's .venv (scripts/setup.sh --tools); nothing is installed into $PYTHON.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k parity`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-"$PY" -m pip install -q --disable-pip-version-check ruff
+source "$(dirname "$0")/env.sh"
+need_rust --lints
+bash "$ROOT/scripts/setup.sh" --tools
+ensure_venv
+cd "$ROOT"
 cargo fmt --check
 cargo clippy --all-targets --features python -- -D warnings
 cargo test
-"$PY" -m ruff check python tests examples bench scripts
-"$PY" scripts/check_layout.py
-bash scripts/wheel_check.sh -- "$@"
+"$VPY" -m ruff check python tests examples bench scripts
+"$VPY" scripts/check_layout.py
+bash scripts/wheel_check.sh --matrix -- "$@"

@@ -1,34 +1,41 @@
 #!/usr/bin/env bash
-# Checks the wheel as a user gets it: builds it (maturin, release), installs only the
-# wheel into a fresh virtual environment without system site packages (pip resolves its
-# declared dependencies from PyPI), then, from a directory outside the source tree:
+# Checks the wheel as a user gets it: builds it once (maturin, release), then for each
+# interpreter checked installs only the wheel into a fresh virtual environment without
+# system site packages (pip resolves its declared dependencies from PyPI) and, from a
+# directory outside the source tree, runs:
 #   1. a smoke test: version, fit / predict, pickle, to_sklearn / from_sklearn;
-#   2. mypy's stubtest of python/mlp_rs/_core.pyi against the compiled module;
+#   2. mypy's stubtest of python/mlp_rs/_core.pyi against the compiled module (main
+#      interpreter only);
 #   3. the project's pytest suite (tests/ and examples/ copied out of the tree) against
 #      the installed wheel.
-# A failed build or install stops the script; the three checks all run, and the script
-# ends with a summary and exits non-zero if any of them failed.
+# The main interpreter is $PYTHON (default python3) with every optional test dependency;
+# with --matrix, every other CPython 3.10-3.13 found on the machine (PATH, pyenv) runs
+# the smoke test and the suite too (optional dependencies dask, tqdm, skl2onnx... left
+# out: their tests skip). A version not found is reported as absent, not failed.
+# A failed build stops the script; the checks all run, and the script ends with a
+# summary (the support matrix, with pass counts) and exits non-zero if any failed.
 #
-# Usage: bash scripts/wheel_check.sh [--minimal] [--keep] [-- PYTEST_ARGS...]
-#   --minimal   do not install the optional test dependencies (dask, distributed,
-#               dask-ml, tqdm, skl2onnx, onnxruntime); their tests and examples skip
-#   --keep      keep the temporary directory (wheel, venv) and print its path
-# Environment: PYTHON (default python3, >= 3.10) builds the venv; CARGO_TARGET_DIR is
-# honoured by the build (default: target/wheel-check, apart from the editable build's
-# target/ so that a concurrent `maturin develop` cannot pull files from under it).
+# Usage: bash scripts/wheel_check.sh [--matrix] [--minimal] [--keep] [-- PYTEST_ARGS...]
+#   --matrix    also check every other CPython 3.10-3.13 found
+#   --minimal   no optional test dependencies for the main interpreter either
+#   --keep      keep the temporary directory (wheel, venvs) and print its path
+# Environment: PYTHON (default python3, >= 3.10); CARGO_TARGET_DIR is honoured by the
+# build (default: target/wheel-check, apart from the editable build's target/ so that
+# a concurrent `maturin develop` cannot pull files from under it).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PY=${PYTHON:-python3}
+source "$(dirname "$0")/env.sh"
 MINIMAL=0
 KEEP=0
+MATRIX=0
 PYTEST_ARGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
+        --matrix) MATRIX=1 ;;
         --minimal) MINIMAL=1 ;;
         --keep) KEEP=1 ;;
         --) shift; PYTEST_ARGS=("$@"); break ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "wheel_check: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -36,12 +43,11 @@ done
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { echo "wheel_check: FAILED: $*" >&2; exit 1; }
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FAILED=()
 fail() { echo "wheel_check: FAILED: $*" >&2; FAILED+=("$*"); }
 
-command -v cargo >/dev/null || die "a Rust toolchain (cargo) is needed on PATH"
-"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-    || die "$PY is older than Python 3.10"
+need_rust
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mlp_rs_wheel_check.XXXXXX")
 cleanup() {
@@ -60,16 +66,10 @@ echo "work:   $WORK"
 # ---------------------------------------------------------------- build the wheel
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/wheel-check}
 step "building the wheel (maturin build --release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-if command -v maturin >/dev/null; then
-    MATURIN=(maturin)
-elif "$PY" -m maturin --version >/dev/null 2>&1; then
-    MATURIN=("$PY" -m maturin)
-else
-    # A throwaway build venv, so that nothing is installed into the system Python.
-    "$PY" -m venv "$WORK/build-venv" || die "python3 -m venv failed (python3-venv?)"
-    "$WORK/build-venv/bin/python" -m pip install -q "maturin>=1.7,<2"
-    MATURIN=("$WORK/build-venv/bin/maturin")
-fi
+# maturin from the project's own environment (scripts/setup.sh --tools installs it)
+ensure_venv
+"$VPY" -m maturin --version >/dev/null 2>&1 || venv_install "maturin>=1.7,<2"
+MATURIN=("$VPY" -m maturin)
 "${MATURIN[@]}" --version
 (cd "$ROOT" && "${MATURIN[@]}" build --release --interpreter "$PY" -o "$WORK/dist")
 shopt -s nullglob
@@ -95,136 +95,90 @@ if missing or len(cores) != 1:
     sys.exit(f"wheel content: missing {missing}, compiled modules {cores}")
 EOF
 
-# ---------------------------------------------------------- a fresh venv, the wheel only
-step "fresh venv without system site packages; installing only the wheel"
-"$PY" -m venv "$WORK/venv" || die "python3 -m venv failed (install python3-venv)"
-VPY="$WORK/venv/bin/python"
-"$VPY" -m pip install -q --upgrade pip
-"$VPY" -m pip install "$WHEEL"
-"$VPY" -m pip list
+# ------------------------------------------------------- one interpreter, the wheel only
+# Python versions the matrix covers; the main interpreter is checked in full.
+VERSIONS=(3.10 3.11 3.12 3.13)
+MATRIX_LINES=()
 
-# Everything below runs outside the source tree.
-mkdir -p "$WORK/run"
-cd "$WORK/run"
+# The interpreter of CPython $1 on this machine (PATH, then pyenv), or nothing.
+find_python() {
+    local v=$1 cand root
+    for cand in "python$v" "/usr/bin/python$v"; do
+        if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import venv' >/dev/null 2>&1; then
+            command -v "$cand"; return
+        fi
+    done
+    if command -v pyenv >/dev/null 2>&1; then
+        root=$(pyenv root)
+        for cand in $(ls -d "$root"/versions/"$v".*/bin/python 2>/dev/null | sort -V -r); do
+            [[ "$cand" =~ /versions/$v\.[0-9]+/ ]] && { echo "$cand"; return; }
+        done
+    fi
+}
 
-step "smoke test of the installed package"
-cat > "$WORK/run/smoke.py" <<'EOF'
-import os
-import pickle
-import sys
-import sysconfig
-import warnings
-from importlib.metadata import version
+# check_python PYTHON LABEL FULL: the wheel alone in a fresh venv of PYTHON; smoke test,
+# (FULL: stubtest and the optional test dependencies), pytest.
+check_python() {
+    local py=$1 label=$2 full=$3 venv="$WORK/venv-$2" run="$WORK/run-$2"
+    step "[$label] fresh venv of $py without system site packages; only the wheel"
+    "$py" -m venv "$venv" || { fail "[$label] venv (install python3-venv)"; return; }
+    local vpy="$venv/bin/python"
+    "$vpy" -m pip install -q --upgrade pip
+    "$vpy" -m pip install -q "$WHEEL" || { fail "[$label] installing the wheel"; return; }
+    "$vpy" -m pip list
+    # Everything below runs outside the source tree.
+    mkdir -p "$run"
+    cp "$ROOT/scripts/smoke.py" "$run/smoke.py"
+    (cd "$run" && "$vpy" smoke.py "$EXPECTED_VERSION" "$ROOT") || fail "[$label] smoke test"
+    if [ "$full" = 1 ]; then
+        step "[$label] stubtest: python/mlp_rs/_core.pyi against the compiled module"
+        "$vpy" -m pip install -q mypy
+        (cd "$run" && "$vpy" -m mypy.stubtest mlp_rs._core) || fail "[$label] stubtest"
+    fi
+    step "[$label] pytest against the installed wheel"
+    local deps=(pytest hypothesis pandas)
+    if [ "$full" = 1 ] && [ "$MINIMAL" = 0 ]; then
+        deps+=("dask[array]" distributed dask-ml tqdm skl2onnx onnxruntime)
+    fi
+    "$vpy" -m pip install -q "${deps[@]}" || { fail "[$label] test dependencies"; return; }
+    local sklearn
+    sklearn=$("$vpy" -c 'import sklearn, numpy, scipy; print(f"scikit-learn {sklearn.__version__}, numpy {numpy.__version__}, scipy {scipy.__version__}")')
+    cp -r "$ROOT/tests" "$run/tests"
+    [ -d "$ROOT/examples" ] && cp -r "$ROOT/examples" "$run/examples"
+    find "$run" -name __pycache__ -prune -exec rm -rf {} +
+    # A plugin loaded into the pytest process itself: shows which mlp_rs the tests
+    # import and stops the run if it is not the installed wheel.
+    mkdir -p "$WORK/plugin"
+    cp "$ROOT/scripts/wheel_check_plugin.py" "$WORK/plugin/"
+    local log="$WORK/pytest-$label.log" rc
+    set +e
+    (cd "$run" && PYTHONPATH="$WORK/plugin" "$vpy" -m pytest -p wheel_check_plugin \
+        -p no:cacheprovider -q -ra --rootdir "$run" "$run/tests" \
+        ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"}) 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    local summary
+    summary=$(grep -E '^=*.*[0-9]+ (passed|failed|error)' "$log" | tail -n1 | tr -d '=' | sed 's/^ *//; s/ in [0-9.]*s.*//')
+    MATRIX_LINES+=("$label: $("$vpy" -c 'import platform; print(platform.python_version())'), $sklearn: ${summary:-no result}")
+    [ "$rc" = 0 ] || fail "[$label] pytest against the installed wheel"
+}
 
-import numpy as np
-from sklearn.datasets import load_iris, make_regression
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.neural_network import MLPClassifier as SkMLPClassifier
-from sklearn.neural_network import MLPRegressor as SkMLPRegressor
-
-import mlp_rs
-from mlp_rs import MLPClassifier, MLPRegressor, _core
-
-warnings.simplefilter("ignore", ConvergenceWarning)
-expected, source_root = sys.argv[1], os.path.realpath(sys.argv[2])
-site = os.path.realpath(sysconfig.get_paths()["purelib"])
-where = os.path.realpath(mlp_rs.__file__)
-print("mlp_rs.__file__   ", mlp_rs.__file__)
-print("mlp_rs._core      ", _core.__file__)
-print("mlp_rs.__version__", mlp_rs.__version__)
-assert where.startswith(site + os.sep), f"{where} is not in {site}"
-assert not where.startswith(source_root + os.sep), "imported from the source tree"
-assert mlp_rs.__version__ == expected, (mlp_rs.__version__, expected)
-assert version("mlp_rs") == expected, (version("mlp_rs"), expected)
-assert _core.__version__ == expected, (_core.__version__, expected)
-
-X, y = load_iris(return_X_y=True)
-X = (X - X.mean(axis=0)) / X.std(axis=0)
-for dtype in (np.float64, np.float32):
-    Xd = X.astype(dtype)
-    clf = MLPClassifier(
-        hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=300, random_state=0
-    )
-    clf.fit(Xd, y)
-    acc = clf.score(Xd, y)
-    assert acc > 0.9, acc
-    proba = clf.predict_proba(Xd)
-    assert proba.dtype == dtype, proba.dtype
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
-
-    again = pickle.loads(pickle.dumps(clf))
-    np.testing.assert_array_equal(again.predict_proba(Xd), proba)
-
-    sk = clf.to_sklearn()
-    assert type(sk) is SkMLPClassifier, type(sk)
-    # float64: equal to rounding; float32: a few ulps (another GEMM's summation order)
-    rtol = 1e-12 if dtype == np.float64 else 1e-6
-    np.testing.assert_allclose(sk.predict_proba(Xd), proba, rtol=rtol, atol=0)
-    np.testing.assert_array_equal(sk.predict(Xd), clf.predict(Xd))
-    back = MLPClassifier.from_sklearn(sk)
-    assert type(back) is MLPClassifier, type(back)
-    np.testing.assert_array_equal(back.predict_proba(Xd), proba)
-    print(f"classifier {np.dtype(dtype).name}: train accuracy {acc:.3f}, "
-          "pickle and to_sklearn/from_sklearn round trips equal")
-
-Xr, yr = make_regression(n_samples=200, n_features=5, noise=0.1, random_state=0)
-yr = yr / yr.std()
-reg = MLPRegressor(hidden_layer_sizes=(16,), max_iter=500, random_state=0, n_jobs=2)
-reg.fit(Xr, yr)
-pred = reg.predict(Xr)
-assert reg.score(Xr, yr) > 0.9, reg.score(Xr, yr)
-np.testing.assert_array_equal(pickle.loads(pickle.dumps(reg)).predict(Xr), pred)
-sk = reg.to_sklearn()
-assert type(sk) is SkMLPRegressor, type(sk)
-np.testing.assert_allclose(sk.predict(Xr), pred, rtol=1e-12, atol=0)
-np.testing.assert_array_equal(MLPRegressor.from_sklearn(sk).predict(Xr), pred)
-print(f"regressor: R2 {reg.score(Xr, yr):.3f}, round trips equal")
-print("smoke test OK")
-EOF
-"$VPY" "$WORK/run/smoke.py" "$EXPECTED_VERSION" "$ROOT" || fail "smoke test"
-
-step "stubtest: python/mlp_rs/_core.pyi against the compiled module"
-"$VPY" -m pip install -q mypy
-"$VPY" -m mypy --version
-"$VPY" -m mypy.stubtest mlp_rs._core || fail "stubtest (mlp_rs/_core.pyi)"
-
-# ------------------------------------------------------------- pytest on the wheel
-step "pytest against the installed wheel"
-TEST_DEPS=(pytest hypothesis pandas)
-if [ "$MINIMAL" = 0 ]; then
-    TEST_DEPS+=("dask[array]" distributed dask-ml tqdm skl2onnx onnxruntime)
+MAIN_VERSION=$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+check_python "$PY" "$MAIN_VERSION" 1
+if [ "$MATRIX" = 1 ]; then
+    for v in "${VERSIONS[@]}"; do
+        [ "$v" = "$MAIN_VERSION" ] && continue
+        other=$(find_python "$v")
+        if [ -z "$other" ]; then
+            MATRIX_LINES+=("$v: absent on this machine, skipped")
+            continue
+        fi
+        check_python "$other" "$v" 0
+    done
 fi
-"$VPY" -m pip install -q "${TEST_DEPS[@]}"
-"$VPY" -m pip list
-cp -r "$ROOT/tests" "$WORK/run/tests"
-[ -d "$ROOT/examples" ] && cp -r "$ROOT/examples" "$WORK/run/examples"
-find "$WORK/run" -name __pycache__ -prune -exec rm -rf {} +
-# A plugin loaded into the pytest process itself: shows which mlp_rs the tests import
-# and stops the run if it is not the installed wheel.
-mkdir -p "$WORK/plugin"
-cat > "$WORK/plugin/wheel_check_plugin.py" <<'EOF'
-import os
-import sysconfig
 
-import pytest
-
-
-def pytest_sessionstart(session):
-    import mlp_rs
-
-    where = os.path.realpath(mlp_rs.__file__)
-    site = os.path.realpath(sysconfig.get_paths()["purelib"])
-    if not where.startswith(site + os.sep):
-        raise pytest.UsageError(f"mlp_rs imported from {where}, not from {site}")
-    line = f"mlp_rs {mlp_rs.__version__} from {mlp_rs.__file__} (the installed wheel)"
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
-EOF
-PYTHONPATH="$WORK/plugin" "$VPY" -m pytest -p wheel_check_plugin -p no:cacheprovider \
-    -q -ra --rootdir "$WORK/run" "$WORK/run/tests" ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"} \
-    || fail "pytest against the installed wheel"
-
+step "support matrix (the wheel $(basename "$WHEEL"))"
+printf 'matrix: %s\n' "${MATRIX_LINES[@]}"
 if [ ${#FAILED[@]} -gt 0 ]; then
     step "wheel check FAILED ($(basename "$WHEEL")):"
     printf '  - %s\n' "${FAILED[@]}"

@@ -51,19 +51,35 @@ pub(crate) struct BatchResult<T> {
 }
 
 impl<T: Real> BatchRunner<T> {
-    /// Buffers for batches of up to `batch` rows.
-    pub(crate) fn new(layout: &Layout, batch: usize) -> Self {
+    /// Buffers for batches of up to `batch` rows. When they do not fit in memory, the
+    /// error gives their total size (what to shrink: the batch or the layers).
+    pub(crate) fn new(layout: &Layout, batch: usize) -> Result<Self> {
         let parts = part_count(batch);
         let capacity = batch.min(PART_ROWS);
-        Self {
-            parts: (0..parts)
-                .map(|_| Workspace::new(layout, capacity, Passes::Deltas))
-                .collect(),
+        let workspaces: Result<Vec<_>> = (0..parts)
+            .map(|_| Workspace::new(layout, capacity, Passes::Deltas))
+            .collect();
+        let workspaces = workspaces.map_err(|e| match e {
+            Error::Memory { .. } => Error::Memory {
+                what: format!(
+                    "the buffers of a batch of {batch} rows ({parts} parts of up to \
+                     {capacity} rows; layers {:?}, {}): reduce batch_size or \
+                     hidden_layer_sizes",
+                    layout.units,
+                    T::DTYPE
+                ),
+                bytes: Workspace::<T>::bytes(layout, capacity, Passes::Deltas)
+                    .saturating_mul(parts),
+            },
+            other => other,
+        })?;
+        Ok(Self {
+            parts: workspaces,
             part_rows: Vec::with_capacity(parts),
             losses: vec![0.0; parts],
             weight_sums: vec![T::zero(); parts],
             par: Par::Sequential,
-        }
+        })
     }
 
     /// The raw gradient of the last batch (valid after [`BatchRunner::run`]).
@@ -247,7 +263,7 @@ mod tests {
         let rows: Vec<usize> = (0..n).rev().collect();
 
         let run = |threads: usize| {
-            let mut runner = BatchRunner::new(&layout, n);
+            let mut runner = BatchRunner::new(&layout, n).unwrap();
             let result = with_threads(threads, |par| runner.run(&net, &data, &rows, &params, par))
                 .unwrap()
                 .unwrap();
@@ -265,7 +281,7 @@ mod tests {
         }
 
         // the same gradient as one pass over the whole batch
-        let mut one = Workspace::new(&layout, n, Passes::Gradients);
+        let mut one = Workspace::new(&layout, n, Passes::Gradients).unwrap();
         one.gather(&data, &rows);
         net.forward(&params, &mut one, n, Par::Sequential).unwrap();
         net.backward(&params, &mut one, n, false, false, Par::Sequential)
@@ -288,7 +304,7 @@ mod tests {
         let mut params = layout.glorot::<f64>(Activation::Relu, 1);
         let before = params.clone();
         let mut state: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
-        let mut runner = BatchRunner::<f64>::new(&layout, 8);
+        let mut runner = BatchRunner::<f64>::new(&layout, 8).unwrap();
         let solver = Solver::Sgd {
             momentum: 0.9,
             nesterov: true,

@@ -11,6 +11,13 @@ pub enum Error {
     Value(String),
     /// A caller-supplied hook failed; the caller holds the detailed error.
     Hook,
+    /// An allocation the machine cannot hold: what it was for, and its size in bytes.
+    Memory {
+        /// What was being allocated.
+        what: String,
+        /// How many bytes it needed.
+        bytes: usize,
+    },
     /// The loss stopped being finite during training.
     Diverged {
         /// The epoch (from 1) of the batch whose loss was not finite.
@@ -27,6 +34,9 @@ impl fmt::Display for Error {
         match self {
             Error::Shape(msg) | Error::Value(msg) => f.write_str(msg),
             Error::Hook => f.write_str("a training callback failed"),
+            Error::Memory { what, bytes } => {
+                write!(f, "Unable to allocate {} for {what}", human_bytes(*bytes))
+            }
             Error::Diverged { epoch, batch, loss } => write!(
                 f,
                 "Training diverged: the loss became {loss} in epoch {epoch} (batch {batch}). \
@@ -39,6 +49,22 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A byte count as NumPy's own memory errors print it (`29.8 GiB`).
+fn human_bytes(bytes: usize) -> String {
+    const UNITS: [&str; 7] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
 
 /// The engine's result type.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -6,8 +6,8 @@
 //! The modules form floors, each importing only from its own floor and those below
 //! (`scripts/check_layout.py` checks it):
 //!
-//! 1. `real`, `simd`, `exp`, `reduce`, `error`, `mt19937`: numbers, vector kernels,
-//!    errors, NumPy's generator;
+//! 1. `real`, `simd`, `exp`, `reduce`, `error`, `memory`, `mt19937`: numbers, vector
+//!    kernels, errors, fallible allocation, NumPy's generator;
 //! 2. `data`, `gemm`, `narrow`, `parallel`: datasets and their gather, matrix products,
 //!    the per-call pool and the thread policy;
 //! 3. `network`, `activation`, `loss`: shapes, parameter layout, the math per layer;
@@ -28,6 +28,7 @@ mod error;
 mod exp;
 mod gemm;
 mod loss;
+mod memory;
 mod mt19937;
 mod narrow;
 mod network;

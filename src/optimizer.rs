@@ -3,6 +3,7 @@
 //! (velocities, moments) live in caller-owned buffers in the parameters' `2L` layout.
 
 use crate::error::{Error, Result};
+use crate::memory;
 use crate::parallel::{Par, SendPtr};
 use crate::real::Real;
 use crate::reduce::{add_squares, total_of_squares, SQUARE_LANES};
@@ -139,10 +140,17 @@ impl<T> Default for StepScratch<T> {
 impl<T: Real> StepScratch<T> {
     /// Records where each tensor's parameters, state and gradient room live (the room
     /// grows to the parameters' total size the first time).
-    fn point_at(&mut self, params: &mut [&mut [T]], state: &mut [&mut [T]], per_tensor: usize) {
+    fn point_at(
+        &mut self,
+        params: &mut [&mut [T]],
+        state: &mut [&mut [T]],
+        per_tensor: usize,
+    ) -> Result<()> {
         let n = params.len();
         let total: usize = params.iter().map(|p| p.len()).sum();
-        self.grads.resize(total, T::zero());
+        memory::grow(&mut self.grads, total, T::zero(), || {
+            format!("the gradient of {total} parameters")
+        })?;
         // One raw pointer for the whole buffer: re-borrowing it per tensor would
         // invalidate the pointers taken for the earlier ones.
         let room = self.grads.as_mut_ptr();
@@ -162,6 +170,7 @@ impl<T: Real> StepScratch<T> {
             });
             offset += params[i].len();
         }
+        Ok(())
     }
 
     /// Cuts the tensors into the chunks `grads` asks for (`parallel`) or whole tensors.
@@ -444,7 +453,7 @@ impl Solver {
         self.check_step(params, grads, state)?;
         self.advance(scalars);
         let rule = Rule::new(self, scalars);
-        scratch.point_at(params, state, self.state_per_tensor());
+        scratch.point_at(params, state, self.state_per_tensor())?;
         // A small update runs on one thread and in whole tensors (fewer, larger
         // products); the choice depends on the shapes alone.
         let total: usize = params.iter().map(|p| p.len()).sum();

@@ -67,13 +67,19 @@ pub fn predict<T: Real>(
         target.copy_from_slice(net.outputs(ws, m));
         Ok(())
     };
+    let workspace = || Workspace::new(&net.layout, block, Passes::Forward);
     match par {
-        Par::Rayon if count > 1 => (0..count).into_par_iter().try_for_each_init(
-            || Workspace::new(&net.layout, block, Passes::Forward),
-            run_block,
-        ),
+        // each thread's buffers, made when it takes its first block
+        Par::Rayon if count > 1 => {
+            (0..count)
+                .into_par_iter()
+                .try_for_each_init(workspace, |ws, b| match ws {
+                    Ok(ws) => run_block(ws, b),
+                    Err(e) => Err(e.clone()),
+                })
+        }
         _ => {
-            let mut ws = Workspace::new(&net.layout, block, Passes::Forward);
+            let mut ws = workspace()?;
             (0..count).try_for_each(|b| run_block(&mut ws, b))
         }
     }

@@ -19,6 +19,8 @@ pub trait Real:
     + Sync
     + 'static
 {
+    /// NumPy's name of the type (`float32`, `float64`), for messages.
+    const DTYPE: &'static str;
     /// Lossy conversion from f64 (hyperparameters are given in f64, like NumPy scalars).
     fn from_f64(x: f64) -> Self;
     /// Exact widening (or identity) to f64, used for every reduction the engine reports.
@@ -40,8 +42,9 @@ const EXP_BLOCK_BYTES: usize = 256;
 
 /// `impl Real` for one float type from its functions in [`crate::exp`].
 macro_rules! impl_real {
-    ($t:ty, $exp:path, $exp_lanes:path, $tanh:path) => {
+    ($t:ty, $dtype:literal, $exp:path, $exp_lanes:path, $tanh:path) => {
         impl Real for $t {
+            const DTYPE: &'static str = $dtype;
             #[inline(always)]
             fn from_f64(x: f64) -> Self {
                 x as $t
@@ -77,12 +80,14 @@ macro_rules! impl_real {
 
 impl_real!(
     f32,
+    "float32",
     crate::exp::exp_f32,
     crate::exp::exp_f32_lanes,
     crate::exp::tanh_f32
 );
 impl_real!(
     f64,
+    "float64",
     crate::exp::exp_f64,
     crate::exp::exp_f64_lanes,
     crate::exp::tanh_f64

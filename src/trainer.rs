@@ -7,6 +7,7 @@
 use crate::batch::{BatchResult, BatchRunner};
 use crate::data::Dataset;
 use crate::error::{ensure_shape, Error, Result};
+use crate::memory;
 use crate::network::SplitMix64;
 use crate::optimizer::{GradScale, Plateau, Scalars, Solver, StepScratch};
 use crate::parallel::{threads_for, Par};
@@ -200,7 +201,7 @@ pub fn train<'d, T: Real>(
         progress,
     } = model;
     let validation = check_training(net, cfg, data, validation, params, optimizer_state, best)?;
-    let mut epochs = Epochs::new(net, cfg, data, validation, params, par);
+    let mut epochs = Epochs::new(net, cfg, data, validation, params, par)?;
     let mut outcome = Outcome::new();
     progress.n_iter = 0;
     for _ in 0..cfg.max_iter {
@@ -370,23 +371,28 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
         validation: Option<&'n Dataset<'d, T>>,
         params: &[&mut [T]],
         par: Par,
-    ) -> Self {
+    ) -> Result<Self> {
         let n = data.n_samples();
-        let validation = validation.map(|v| {
-            let rows = v.n_samples().min(VALIDATION_ROWS);
-            (v, Workspace::new(&net.layout, rows, Passes::Forward))
-        });
-        Self {
+        let validation = match validation {
+            Some(v) => {
+                let rows = v.n_samples().min(VALIDATION_ROWS);
+                Some((v, Workspace::new(&net.layout, rows, Passes::Forward)?))
+            }
+            None => None,
+        };
+        let mut order = memory::filled(n, 0, || "the epoch's order of samples".into())?;
+        order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
+        Ok(Self {
             net,
             cfg,
             data,
             validation,
-            runner: BatchRunner::new(&net.layout, cfg.batch_size.min(n)),
-            order: (0..n).collect(),
+            runner: BatchRunner::new(&net.layout, cfg.batch_size.min(n))?,
+            order,
             norm: net.squared_norm(params),
             scratch: StepScratch::default(),
             par,
-        }
+        })
     }
 
     /// One epoch over `order` in batches (the inner loop of `_fit_stochastic`); returns

@@ -1,6 +1,8 @@
 //! Per-fit buffers, sized once for the largest batch so the epoch loop never allocates.
 
 use crate::data::{BatchBuffers, Dataset};
+use crate::error::Result;
+use crate::memory;
 use crate::network::Layout;
 use crate::real::Real;
 
@@ -42,41 +44,74 @@ pub struct Workspace<T> {
 }
 
 impl<T: Real> Workspace<T> {
-    pub fn new(layout: &Layout, capacity: usize, passes: Passes) -> Self {
+    /// Buffers for passes over up to `capacity` rows; a memory error names the first
+    /// buffer that could not be allocated.
+    pub fn new(layout: &Layout, capacity: usize, passes: Passes) -> Result<Self> {
         let capacity = capacity.max(1);
-        let per_layer = |u: &usize| vec![T::zero(); capacity * u];
-        let layers = &layout.units[1..];
-        // error signals and their column sums only for backward passes
-        let (deltas, delta_sums) = if passes != Passes::Forward {
-            (
-                layers.iter().map(per_layer).collect(),
-                layers.iter().map(|&u| vec![T::zero(); u]).collect(),
-            )
-        } else {
-            Default::default()
+        let block = |units: usize, what: &str| {
+            let what = || format!("{what} ({capacity} x {units} {})", T::DTYPE);
+            let len = memory::product(capacity, units, what)?;
+            memory::filled(len, T::zero(), what)
         };
-        Self {
+        let layers = &layout.units[1..];
+        let per_layer = |what: &str| -> Result<Vec<Vec<T>>> {
+            (0..layers.len())
+                .map(|l| block(layers[l], &format!("{what} of layer {}", l + 1)))
+                .collect()
+        };
+        let backward = passes != Passes::Forward;
+        Ok(Self {
             capacity,
-            x: vec![T::zero(); capacity * layout.n_inputs()],
-            y: vec![T::zero(); capacity * layout.n_outputs()],
+            x: block(layout.n_inputs(), "the gathered samples")?,
+            y: block(layout.n_outputs(), "the gathered targets")?,
             n_outputs: layout.n_outputs(),
             one_hot: false,
-            classes: vec![0; capacity],
-            w: vec![T::zero(); capacity],
-            acts: layers.iter().map(per_layer).collect(),
-            deltas,
-            delta_sums,
-            grads: if passes == Passes::Gradients {
-                layout
-                    .tensor_lens()
-                    .into_iter()
-                    .map(|n| vec![T::zero(); n])
-                    .collect()
+            classes: memory::filled(capacity, 0, || "class indices".into())?,
+            w: block(1, "the gathered sample weights")?,
+            acts: per_layer("the outputs")?,
+            // error signals and their column sums only for backward passes
+            deltas: if backward {
+                per_layer("the error signals")?
             } else {
                 Vec::new()
             },
-        }
+            delta_sums: if backward {
+                layers.iter().map(|&u| vec![T::zero(); u]).collect()
+            } else {
+                Vec::new()
+            },
+            grads: if passes == Passes::Gradients {
+                gradient_buffers(layout)?
+            } else {
+                Vec::new()
+            },
+        })
     }
+
+    /// The bytes [`Workspace::new`] allocates (for a message before trying).
+    pub fn bytes(layout: &Layout, capacity: usize, passes: Passes) -> usize {
+        let capacity = capacity.max(1);
+        let units: usize = layout.units.iter().sum();
+        let layers = units - layout.n_inputs();
+        let mut values = capacity.saturating_mul(units + 1 + layout.n_outputs());
+        if passes != Passes::Forward {
+            values = values.saturating_add(capacity.saturating_mul(layers) + layers);
+        }
+        if passes == Passes::Gradients {
+            values = values.saturating_add(layout.n_params());
+        }
+        memory::bytes_of::<T>(values).saturating_add(memory::bytes_of::<usize>(capacity))
+    }
+}
+
+/// One buffer per parameter tensor, in the `2L` layout.
+fn gradient_buffers<T: Real>(layout: &Layout) -> Result<Vec<Vec<T>>> {
+    layout
+        .tensor_lens()
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| memory::filled(n, T::zero(), || format!("gradient tensor {i}")))
+        .collect()
 }
 
 impl<T: Real> Workspace<T> {

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from mlp_rs import MLPClassifier, MLPRegressor
 from sklearn.datasets import make_classification
+from sklearn.exceptions import NotFittedError
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +38,13 @@ def test_ctrl_c_stops_training_and_keeps_a_usable_model(big_problem, solver, n_j
         tol=0.0,
         n_iter_no_change=10**9,
         random_state=0,
+        # Ctrl-C during the second epoch, whatever the machine's speed
+        callbacks=lambda epoch, *args: (
+            epoch == 1 and os.kill(os.getpid(), signal.SIGINT)
+        ),
     )
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.warns(UserWarning, match="Training interrupted by user"):
-            clf.fit(X, y)
-    finally:
-        timer.cancel()
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        clf.fit(X, y)
     assert clf.n_iter_ < 100000
     assert len(clf.loss_curve_) == clf.n_iter_
     assert all(np.isfinite(c).all() for c in clf.coefs_)
@@ -165,19 +165,22 @@ def test_exception_in_a_verbose_print_propagates(big_problem, monkeypatch):
 
 
 def test_predict_while_fitting_sees_whole_models(big_problem):
-    """Predictions during a refit come from the old or the new weights, never a mix,
-    and nothing raises."""
+    """Predictions during refits come from one fit's model, never a mix, and
+    nothing raises; however the threads interleave."""
     X, y = big_problem
     X, y = X[:3000], y[:3000]
     clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=2, random_state=0)
     clf.fit(X, y)
+    models = {0: clf.predict_proba(X[:50])}
     errors = []
     stop = threading.Event()
 
     def refit():
         try:
             for seed in range(1, 6):
-                clf.set_params(random_state=seed).fit(X, y)
+                est = clf.set_params(random_state=seed).fit(X, y)
+                models[seed] = MLPClassifier(**est.get_params()).fit(X, y)
+                models[seed] = models[seed].predict_proba(X[:50])
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -185,15 +188,76 @@ def test_predict_while_fitting_sees_whole_models(big_problem):
 
     worker = threading.Thread(target=refit)
     worker.start()
-    seen = 0
+    seen = [clf.predict_proba(X[:50])]
     while not stop.is_set():
-        proba = clf.predict_proba(X[:50])
-        assert np.isfinite(proba).all()
-        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
-        seen += 1
+        seen.append(clf.predict_proba(X[:50]))
     worker.join()
     assert not errors
-    assert seen > 0
+    for proba in seen:
+        assert any(np.array_equal(proba, m) for m in models.values())
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_refit_shows_the_previous_model_until_it_ends(big_problem, n_jobs):
+    """While a refit runs (here: in its epoch callbacks, and from another thread
+    meanwhile), the estimator shows the previous model whole -- weights, classes,
+    feature count -- even when the new data differs in all of them; the new model
+    appears when the fit returns."""
+    X, y = big_problem
+    X, y = X[:3000], y[:3000]
+    params = dict(hidden_layer_sizes=(32,), max_iter=2, random_state=0, n_jobs=n_jobs)
+    clf = MLPClassifier(**params).fit(X, y)
+    old = clf.predict_proba(X[:50])
+    seen = []
+
+    def during(*args):
+        seen.append(clf.predict_proba(X[:50]))
+        other = threading.Thread(target=lambda: seen.append(clf.predict_proba(X[:50])))
+        other.start()
+        other.join()
+
+    X2, y2 = X[:, :10], y == 0  # 10 features, 2 classes
+    clf.set_params(random_state=1, max_iter=3, callbacks=during).fit(X2, y2)
+    assert len(seen) == 6
+    for proba in seen:
+        np.testing.assert_array_equal(proba, old)
+    assert clf.n_features_in_ == 10 and list(clf.classes_) == [False, True]
+    assert clf.predict_proba(X2[:5]).shape == (5, 2)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_first_fit_is_not_fitted_until_it_ends(big_problem, method):
+    X, y = big_problem
+    X, y = X[:1000], y[:1000]
+    raised = []
+
+    def during(*args):
+        with pytest.raises(NotFittedError):
+            clf.predict(X[:5])
+        raised.append(True)
+
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, callbacks=during)
+    if method == "fit":
+        clf.fit(X, y)
+    else:
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    assert raised and clf.predict(X[:5]).shape == (5,)
+
+
+def test_failed_refit_leaves_the_old_model_visible(big_problem):
+    X, y = big_problem
+    X, y = X[:1000], y[:1000]
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+    old = clf.predict_proba(X[:20])
+
+    def fail(epoch, *args):
+        np.testing.assert_array_equal(clf.predict_proba(X[:20]), old)
+        if epoch == 2:
+            raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        clf.set_params(random_state=3, max_iter=5, callbacks=fail).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X[:20]), old)
 
 
 def test_fitting_one_model_from_two_threads_is_serialised(big_problem):

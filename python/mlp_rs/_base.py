@@ -245,8 +245,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         }
 
     def _params(self):
-        # Both lists in one C call, so that a fit publishing new weights on another
-        # thread (see _publish) is seen entirely or not at all.
+        # Both lists in one C call, so that they always come from the same fit.
         try:
             coefs, intercepts = _WEIGHTS(self.__dict__)
         except KeyError as missing:
@@ -257,7 +256,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return coefs + intercepts
 
     def _publish(self, coefs, intercepts):
-        """Makes new weights visible, both lists at once (see _params)."""
+        """Sets new weights, both lists at once (see _params)."""
         self.__dict__.update(coefs_=coefs, intercepts_=intercepts)
 
     def _private_parameters(self, dtype):
@@ -309,19 +308,33 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     # ------------------------------------------------------------------------ fit
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False, prepare=None):
+        """Fits a shadow of the estimator and publishes the result at the end.
+
+        Until the fit has succeeded, the estimator shows its previous model in full
+        (weights, classes, feature counts: a concurrent ``predict`` sees the old model,
+        or ``NotFittedError`` if there was none), and a call that raises leaves it
+        exactly as it was. The shadow starts as a shallow copy: training never mutates
+        objects the old state refers to (it works on copies and assigns new lists).
+        ``prepare(shadow)`` runs first (``partial_fit``'s first-call bookkeeping).
+        """
         # Fits of one estimator from several threads run one after the other.
         with _fit_lock(self):
-            # A call that raises leaves the estimator exactly as it was: every attribute
-            # is put back. Training never mutates objects the old state refers to (it
-            # works on copies and assigns new lists), so a shallow copy is enough.
-            saved = dict(self.__dict__)
-            try:
-                return self._fit_or_raise(X, y, sample_weight, incremental)
-            except BaseException:
-                self.__dict__.clear()
-                self.__dict__.update(saved)
-                raise
+            shadow = self._snapshot(copy=True)
+            if prepare is not None:
+                prepare(shadow)
+            shadow._fit_or_raise(X, y, sample_weight, incremental)
+            # One assignment: readers see the whole old state or the whole new one.
+            self.__dict__ = shadow.__dict__
+            return self
+
+    def _snapshot(self, copy=False):
+        """The estimator as one fit left it: a view on its current attributes, which a
+        fit publishing meanwhile does not touch (it replaces ``__dict__`` whole); with
+        ``copy`` the view's attributes are its own, to be changed freely."""
+        view = object.__new__(type(self))
+        view.__dict__ = dict(self.__dict__) if copy else self.__dict__
+        return view
 
     def _fit_or_raise(self, X, y, sample_weight, incremental):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -344,6 +357,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
+            if not np.any(sample_weight):
+                # (scikit-learn >= 1.8's own check; older ones crash dividing by 0)
+                raise ValueError(
+                    "Sample weights must contain at least one non-zero number."
+                )
         y, self.n_outputs_ = self._training_targets(y)
 
         layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
@@ -712,7 +730,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
             A fitted scikit-learn estimator.
         """
-        return _convert.to_sklearn(self, self._sklearn_class)
+        return _convert.to_sklearn(self._snapshot(), self._sklearn_class)
 
     @classmethod
     def from_sklearn(cls, estimator):

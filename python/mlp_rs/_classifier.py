@@ -208,13 +208,18 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         self : object
             Trained MLP model.
         """
-        if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+        def first_call(shadow):
+            if _check_partial_fit_first_call(shadow, classes):
+                shadow._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    shadow._label_binarizer.fit(y)
+                else:
+                    shadow._label_binarizer.fit(classes)
+
+        return self._fit(
+            X, y, sample_weight=sample_weight, incremental=True, prepare=first_call
+        )
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.
@@ -229,8 +234,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y : ndarray, shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        check_is_fitted(self)
-        return self._predict(X)
+        model = self._snapshot()  # one fit's model, even while another publishes
+        check_is_fitted(model)
+        return model._predict(X)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
@@ -256,8 +262,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y_prob : ndarray of shape (n_samples, n_classes)
             The predicted probability of each class, in the order of ``classes_``.
         """
-        check_is_fitted(self)
-        y_pred = self._forward_pass_fast(X)
+        model = self._snapshot()  # one fit's model, even while another publishes
+        check_is_fitted(model)
+        y_pred = model._forward_pass_fast(X)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
         if y_pred.ndim == 1:

@@ -31,6 +31,7 @@ class _FitResult(TypedDict):
     validation_scores: list[float]
     stop: str
     n_iter: int
+    threads: int
     state: _State
 
 def fit_stochastic(

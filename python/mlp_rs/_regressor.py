@@ -182,8 +182,9 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predicted values.
         """
-        check_is_fitted(self)
-        return self._predict(X)
+        model = self._snapshot()  # one fit's model, even while another publishes
+        check_is_fitted(model)
+        return model._predict(X)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)

@@ -1,13 +1,16 @@
 //! Engine errors and panics as Python exceptions.
 
 use crate::Error;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
-        PyValueError::new_err(e.to_string())
+        match e {
+            Error::Memory { .. } => PyMemoryError::new_err(e.to_string()),
+            _ => PyValueError::new_err(e.to_string()),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use super::args::{first_item, slices_mut, with_dtype, ConfigArg, DataArg, ObjectiveArg, StateArg};
 use super::errors::run_detached;
 use super::hooks::{run_interruptible, PyHooks, Shuffler};
+use crate::memory;
 use crate::{
     fit_threads, loss_and_gradient as engine_loss_and_gradient, loss_threads, train, with_threads,
     Model, Outcome, Progress, Real, Scalars, StopReason,
@@ -120,7 +121,7 @@ fn fit_typed<'py, T: Element + Real>(
         train(&net, &cfg, &data, validation.as_ref(), model, hooks, par)
     });
     hooks.shuffle.save(shuffle_state.as_mut())?;
-    fit_result(py, result?, &progress, &scalars)
+    fit_result(py, result?, &progress, &scalars, threads)
 }
 
 /// The engine's scalars and counters as the estimator left them.
@@ -151,14 +152,17 @@ fn stop_name(s: StopReason) -> &'static str {
     }
 }
 
-/// The dict `fit_stochastic` returns: curves, why it stopped, the new state.
+/// The dict `fit_stochastic` returns: curves, why it stopped, the new state, and the
+/// threads the fit ran on (what the thread policy chose).
 fn fit_result<'py>(
     py: Python<'py>,
     outcome: Outcome,
     progress: &Progress,
     scalars: &Scalars,
+    threads: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
+    out.set_item("threads", threads)?;
     out.set_item("loss_curve", outcome.loss_curve)?;
     out.set_item("validation_scores", outcome.validation_scores)?;
     out.set_item("stop", stop_name(outcome.stop))?;
@@ -203,7 +207,8 @@ fn loss_grad_typed<T: Element + Real>(
     let net = config.net()?;
     let packed: PyReadonlyArray1<T> = packed.extract()?;
     let packed = super::args::as_slice(&packed)?;
-    let mut grad = vec![T::zero(); packed.len()];
+    let n = packed.len();
+    let mut grad = memory::filled(n, T::zero(), || format!("the gradient of {n} parameters"))?;
     let data = data.dataset()?;
     let threads = loss_threads(config.n_jobs, &net, data.n_samples())?;
     let loss = run_detached(py, || {

@@ -4,6 +4,7 @@
 
 use super::args::{first_item, net, with_dtype, XArg};
 use super::errors::run_detached;
+use crate::memory;
 use crate::{predict as engine_predict, predict_threads, with_threads, Real};
 use numpy::ndarray::Array2;
 use numpy::{Element, IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -62,7 +63,11 @@ fn predict_typed<'py, T: Element + Real>(
         .collect::<PyResult<_>>()?;
     let rows = x.rows()?;
     let (n, k) = (rows.n_rows(), net.layout.n_outputs());
-    let mut out = Array2::<T>::zeros((n, k));
+    let what = || format!("the predictions ({n} x {k} {})", T::DTYPE);
+    let len = memory::product(n, k, what)?;
+    let out = memory::filled(len, T::zero(), what)?;
+    let mut out = Array2::from_shape_vec((n, k), out)
+        .map_err(|_| PyRuntimeError::new_err("internal error: output shape"))?;
     let threads = predict_threads(n_jobs, &net, n)?;
     let buf = out
         .as_slice_mut()
