@@ -5,8 +5,9 @@
 //! profiling the engine (e.g. under `perf record`).
 
 use mlp_rs::{
-    fit_threads, train, with_threads, Activation, Dataset, Layout, Loss, Model, Net, Progress,
-    Real, Rows, Scalars, Schedule, Score, SeededHooks, Solver, SplitMix64, Targets, TrainConfig,
+    fit_threads, train, with_threads, Activation, Dataset, Dropout, Layout, Loss, Model, Net,
+    Progress, Real, Rows, Scalars, Schedule, Score, SeededHooks, Solver, SplitMix64, Targets,
+    TrainConfig,
 };
 use ndarray::Array2;
 use std::time::Instant;
@@ -49,6 +50,7 @@ fn run<T: Real>(
         early_stopping: false,
         incremental: false,
         score: Score::Accuracy,
+        dropout: Dropout::default(),
     };
     let mut scalars = Scalars {
         learning_rate_init: 0.01,

@@ -24,7 +24,7 @@ MAX_LINES = 90
 FLOORS = [
     {"real", "simd", "exp", "error", "memory", "mt19937", "reduce"},
     {"data", "gemm", "narrow", "parallel"},
-    {"network", "activation", "loss"},
+    {"network", "activation", "loss", "dropout"},
     {"workspace", "propagate"},
     {"batch", "optimizer"},
     {"trainer", "objective", "predict", "score"},

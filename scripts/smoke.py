@@ -12,14 +12,13 @@ import sysconfig
 import warnings
 from importlib.metadata import version
 
+import mlp_rs
 import numpy as np
+from mlp_rs import MLPClassifier, MLPRegressor, _core
 from sklearn.datasets import load_iris, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
-
-import mlp_rs
-from mlp_rs import MLPClassifier, MLPRegressor, _core
 
 warnings.simplefilter("ignore", ConvergenceWarning)
 expected, source_root = sys.argv[1], os.path.realpath(sys.argv[2])

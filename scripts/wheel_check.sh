@@ -158,7 +158,7 @@ check_python() {
     rc=${PIPESTATUS[0]}
     set -e
     local summary
-    summary=$(grep -E '^=*.*[0-9]+ (passed|failed|error)' "$log" | tail -n1 | tr -d '=' | sed 's/^ *//; s/ in [0-9.]*s.*//')
+    summary=$(grep -E '^=*.*[0-9]+ (passed|failed|error)' "$log" | tail -n1 | tr -d '=' | sed 's/^ *//; s/ in [0-9.]*s.*//; s/, [0-9]* warnings//')
     MATRIX_LINES+=("$label: $("$vpy" -c 'import platform; print(platform.python_version())'), $sklearn: ${summary:-no result}")
     [ "$rc" = 0 ] || fail "[$label] pytest against the installed wheel"
 }

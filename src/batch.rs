@@ -8,11 +8,12 @@
 //! threads, so results are bit-identical whatever `n_jobs` is.
 
 use crate::data::Dataset;
+use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::network::Layout;
 use crate::optimizer::GradientSource;
 use crate::parallel::{Par, SendPtr};
-use crate::propagate::Net;
+use crate::propagate::{Net, Pass};
 use crate::real::Real;
 use crate::workspace::{Passes, Workspace};
 
@@ -42,6 +43,8 @@ pub(crate) struct BatchRunner<T> {
     weight_sums: Vec<T>,
     /// The threads of the last batch.
     par: Par,
+    /// The dropout of the fit, when it drops units.
+    dropout: Option<Dropout>,
 }
 
 /// What one batch gave: the weighted data-loss sum and the sum of the weights.
@@ -53,11 +56,13 @@ pub(crate) struct BatchResult<T> {
 impl<T: Real> BatchRunner<T> {
     /// Buffers for batches of up to `batch` rows. When they do not fit in memory, the
     /// error gives their total size (what to shrink: the batch or the layers).
-    pub(crate) fn new(layout: &Layout, batch: usize) -> Result<Self> {
+    pub(crate) fn new(layout: &Layout, batch: usize, dropout: &Dropout) -> Result<Self> {
         let parts = part_count(batch);
         let capacity = batch.min(PART_ROWS);
         let workspaces: Result<Vec<_>> = (0..parts)
-            .map(|_| Workspace::new(layout, capacity, Passes::Deltas))
+            .map(|_| {
+                Workspace::new(layout, capacity, Passes::Deltas)?.with_dropout(layout, dropout)
+            })
             .collect();
         let workspaces = workspaces.map_err(|e| match e {
             Error::Memory { .. } => Error::Memory {
@@ -79,6 +84,9 @@ impl<T: Real> BatchRunner<T> {
             losses: vec![0.0; parts],
             weight_sums: vec![T::zero(); parts],
             par: Par::Sequential,
+            dropout: (0..layout.n_layers())
+                .any(|l| dropout.active(l))
+                .then(|| dropout.clone()),
         })
     }
 
@@ -92,12 +100,13 @@ impl<T: Real> BatchRunner<T> {
         }
     }
 
-    /// Forward passes and error signals of the rows `rows` of `data`, part by part.
+    /// Forward passes and error signals of the rows `rows` of `data`, part by part; the
+    /// first row is sample visit `first_visit` of the model's life (for dropout).
     pub(crate) fn run(
         &mut self,
         net: &Net,
         data: &Dataset<'_, T>,
-        rows: &[usize],
+        (rows, first_visit): (&[usize], u64),
         params: &[&mut [T]],
         par: Par,
     ) -> Result<BatchResult<T>> {
@@ -116,6 +125,7 @@ impl<T: Real> BatchRunner<T> {
         // A lone part may still spread its matrix products over the threads.
         let inner = if count == 1 { par } else { Par::Sequential };
         let weighted = data.sample_weight.is_some();
+        let dropout = self.dropout.as_ref();
         let parts = SendPtr(self.parts.as_mut_ptr());
         let losses = SendPtr(self.losses.as_mut_ptr());
         let weight_sums = SendPtr(self.weight_sums.as_mut_ptr());
@@ -124,7 +134,11 @@ impl<T: Real> BatchRunner<T> {
             // SAFETY: part `i` is touched by this call alone; `i < count <= len`.
             let ws = unsafe { &mut *parts.get().add(i) };
             let weight_sum = ws.gather(data, &rows[lo..hi]);
-            net.forward(params, ws, hi - lo, inner)?;
+            let pass = Pass {
+                layers: net.layout.n_layers(),
+                dropout: dropout.map(|d| (d, first_visit + lo as u64)),
+            };
+            net.forward_pass(params, None, ws, hi - lo, inner, pass)?;
             let loss = net.loss_sum(ws, hi - lo, weighted);
             net.backward_deltas(params, ws, hi - lo, weighted, inner)?;
             // SAFETY: slot `i` belongs to this call.
@@ -263,10 +277,12 @@ mod tests {
         let rows: Vec<usize> = (0..n).rev().collect();
 
         let run = |threads: usize| {
-            let mut runner = BatchRunner::new(&layout, n).unwrap();
-            let result = with_threads(threads, |par| runner.run(&net, &data, &rows, &params, par))
-                .unwrap()
-                .unwrap();
+            let mut runner = BatchRunner::new(&layout, n, &Dropout::default()).unwrap();
+            let result = with_threads(threads, |par| {
+                runner.run(&net, &data, (&rows, 0), &params, par)
+            })
+            .unwrap()
+            .unwrap();
             (
                 result.loss_sum,
                 result.weight_sum,
@@ -292,6 +308,73 @@ mod tests {
         }
     }
 
+    /// With dropout, the gradient is that of the dropped network: the masks fixed (the
+    /// same sample visits), it matches central finite differences of the loss.
+    #[test]
+    fn dropout_gradient_matches_finite_differences() {
+        let layout = Layout::new(vec![5, 9, 7, 3]).unwrap();
+        let dropout = Dropout {
+            rates: vec![0.3, 0.5],
+            seed: 11,
+        };
+        let mut rng = SplitMix64(3);
+        let n = 12;
+        let x = Array2::from_shape_fn((n, 5), |_| rng.next_f64() - 0.5);
+        let labels: Vec<i64> = (0..n as i64).map(|i| i % 3).collect();
+        let data = Dataset {
+            x: Rows::Dense(x.view()),
+            y: Targets::Classes(&labels),
+            sample_weight: None,
+        };
+        let rows: Vec<usize> = (0..n).collect();
+        for hidden in [Activation::Tanh, Activation::Logistic, Activation::Relu] {
+            let net = Net {
+                layout: layout.clone(),
+                hidden,
+                loss: Loss::LogLoss,
+            };
+            let mut ws = Workspace::new(&layout, n, Passes::Gradients)
+                .unwrap()
+                .with_dropout(&layout, &dropout)
+                .unwrap();
+            let pass = Pass {
+                layers: 3,
+                dropout: Some((&dropout, 40)),
+            };
+            let loss = |params: &[Vec<f64>], ws: &mut Workspace<f64>| {
+                ws.gather(&data, &rows);
+                net.forward_pass(params, None, ws, n, Par::Sequential, pass)
+                    .unwrap();
+                net.loss_sum(ws, n, false)
+            };
+            let mut params = layout.glorot::<f64>(hidden, 5);
+            loss(&params, &mut ws);
+            net.backward(&params, &mut ws, n, false, false, Par::Sequential)
+                .unwrap();
+            let analytic = ws.grads.clone();
+            let dropped = ws.masks[0].iter().filter(|&&m| m == 0.0).count();
+            assert!(dropped > 0 && dropped < ws.masks[0].len());
+            let h = 1e-6;
+            for t in 0..params.len() {
+                for i in 0..params[t].len() {
+                    let orig = params[t][i];
+                    params[t][i] = orig + h;
+                    let up = loss(&params, &mut ws);
+                    params[t][i] = orig - h;
+                    let down = loss(&params, &mut ws);
+                    params[t][i] = orig;
+                    let numeric = (up - down) / (2.0 * h);
+                    let err = (numeric - analytic[t][i]).abs();
+                    assert!(
+                        err <= 1e-6 * (1.0 + numeric.abs()),
+                        "{hidden:?} tensor {t}[{i}]: {} vs {numeric}",
+                        analytic[t][i]
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn misplaced_chunks_and_early_steps_are_errors() {
         use crate::optimizer::{GradScale, Scalars, Schedule, Solver, StepScratch};
@@ -304,7 +387,7 @@ mod tests {
         let mut params = layout.glorot::<f64>(Activation::Relu, 1);
         let before = params.clone();
         let mut state: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
-        let mut runner = BatchRunner::<f64>::new(&layout, 8).unwrap();
+        let mut runner = BatchRunner::<f64>::new(&layout, 8, &Dropout::default()).unwrap();
         let solver = Solver::Sgd {
             momentum: 0.9,
             nesterov: true,
@@ -350,7 +433,7 @@ mod tests {
         let rows: Vec<usize> = (0..8).collect();
         let views: Vec<&mut [f64]> = params.iter_mut().map(|p| &mut p[..]).collect();
         runner
-            .run(&net, &data, &rows, &views, Par::Sequential)
+            .run(&net, &data, (&rows, 0), &views, Par::Sequential)
             .unwrap();
         let grads = runner.grads(&net);
         let mut room = vec![0.0; 20];

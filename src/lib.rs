@@ -10,7 +10,8 @@
 //!    kernels, errors, fallible allocation, NumPy's generator;
 //! 2. `data`, `gemm`, `narrow`, `parallel`: datasets and their gather, matrix products,
 //!    the per-call pool and the thread policy;
-//! 3. `network`, `activation`, `loss`: shapes, parameter layout, the math per layer;
+//! 3. `network`, `activation`, `loss`, `dropout`: shapes, parameter layout, the math
+//!    per layer;
 //! 4. `workspace`, `propagate`: forward / backward over one batch;
 //! 5. `batch`, `optimizer`: a batch in parallel parts, SGD / Adam updates;
 //! 6. `trainer`, `objective`, `predict`, `score`: the epoch loop, the L-BFGS objective,
@@ -24,6 +25,7 @@
 mod activation;
 mod batch;
 mod data;
+mod dropout;
 mod error;
 mod exp;
 mod gemm;
@@ -49,6 +51,7 @@ mod python;
 
 pub use activation::Activation;
 pub use data::{Dataset, Rows, Targets};
+pub use dropout::Dropout;
 pub use error::{Error, Result};
 pub use gemm::{matmul, matmul_with, Kernel};
 pub use loss::Loss;
@@ -57,7 +60,7 @@ pub use network::{Layout, SplitMix64};
 pub use objective::{loss_and_gradient, loss_threads};
 pub use optimizer::{Plateau, Scalars, Schedule, Solver};
 pub use parallel::{requested_threads, threads_for, with_threads, Par};
-pub use predict::{predict, predict_threads};
+pub use predict::{hidden_activations, predict, predict_threads};
 pub use propagate::Net;
 pub use real::Real;
 pub use score::Score;

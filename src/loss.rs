@@ -7,10 +7,18 @@ use crate::real::Real;
 use crate::simd::multiversion;
 
 /// The loss a network minimises, each with its canonical output activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Loss {
     /// Half the squared error, averaged over outputs (identity output).
     SquaredError,
+    /// The absolute error `|y - p|`, averaged over outputs (identity output).
+    AbsoluteError,
+    /// The Huber loss of `r = y - p`, averaged over outputs (identity output):
+    /// `0.5 r^2` where `|r| <= delta`, else `delta (|r| - 0.5 delta)`.
+    Huber {
+        /// Where the loss turns from quadratic to linear (> 0).
+        delta: f64,
+    },
     /// Half the Poisson deviance, summed over outputs (exp output).
     Poisson,
     /// Categorical cross-entropy (softmax output).
@@ -26,6 +34,9 @@ impl std::str::FromStr for Loss {
     fn from_str(name: &str) -> Result<Self> {
         match name {
             "squared_error" => Ok(Self::SquaredError),
+            "absolute_error" => Ok(Self::AbsoluteError),
+            // (the estimator's `huber_delta` replaces the default)
+            "huber" => Ok(Self::Huber { delta: 1.0 }),
             "poisson" => Ok(Self::Poisson),
             "log_loss" => Ok(Self::LogLoss),
             "binary_log_loss" => Ok(Self::BinaryLogLoss),
@@ -38,7 +49,9 @@ impl Loss {
     /// The output activation whose canonical pairing makes the output error `Y - T`.
     pub fn output_activation(self) -> OutputActivation {
         match self {
-            Self::SquaredError => OutputActivation::Identity,
+            Self::SquaredError | Self::AbsoluteError | Self::Huber { .. } => {
+                OutputActivation::Identity
+            }
             Self::Poisson => OutputActivation::Exp,
             Self::LogLoss => OutputActivation::Softmax,
             Self::BinaryLogLoss => OutputActivation::Logistic,
@@ -71,16 +84,21 @@ impl Loss {
         log_loss_of_classes(outputs, classes, weights, width)
     }
 
-    /// Writes the output-layer error `(Y - T) * w` into `delta` (in place over `outputs`'s
-    /// shape). The same formula holds for every canonical output/loss pair.
+    /// Writes the output-layer error, the loss's derivative with respect to the output
+    /// layer's pre-activations times each row's weight, into `delta` (`outputs`'s shape).
+    /// For every canonical output/loss pair of scikit-learn it is `(Y - T) * w`; the
+    /// absolute error's is `sign(Y - T) * w`, Huber's `clip(Y - T, -delta, delta) * w`.
+    /// (Like scikit-learn's squared error, none is divided by the number of outputs,
+    /// which the reported loss averages over.)
     pub fn output_delta<T: Real>(
+        self,
         outputs: &[T],
         targets: &[T],
         weights: Option<&[T]>,
         width: usize,
         delta: &mut [T],
     ) {
-        output_delta(outputs, targets, weights, width, delta)
+        output_delta(self, outputs, targets, weights, width, delta)
     }
 }
 
@@ -101,6 +119,13 @@ multiversion! {
                 Loss::SquaredError => pairs.for_each(|(&p, &y)| {
                     let d = (y - p).to_f64();
                     row += d * d;
+                }),
+                Loss::AbsoluteError => pairs.for_each(|(&p, &y)| {
+                    row += (y - p).to_f64().abs();
+                }),
+                Loss::Huber { delta } => pairs.for_each(|(&p, &y)| {
+                    let r = (y - p).to_f64().abs();
+                    row += if r <= delta { 0.5 * r * r } else { delta * (r - 0.5 * delta) };
                 }),
                 Loss::Poisson => pairs.for_each(|(&p, &y)| {
                     row += xlogy(y.to_f64(), (y / p).to_f64()) - y.to_f64() + p.to_f64();
@@ -125,6 +150,7 @@ multiversion! {
         }
         match loss {
             Loss::SquaredError => 0.5 * total / width as f64,
+            Loss::AbsoluteError | Loss::Huber { .. } => total / width as f64,
             _ => total,
         }
     }
@@ -173,14 +199,28 @@ multiversion! {
 
 multiversion! {
     fn output_delta<T: Real>(
+        loss: Loss,
         outputs: &[T],
         targets: &[T],
         weights: Option<&[T]>,
         width: usize,
         delta: &mut [T],
     ) {
-        for (d, (&p, &y)) in delta.iter_mut().zip(outputs.iter().zip(targets)) {
-            *d = p - y;
+        let pairs = delta.iter_mut().zip(outputs.iter().zip(targets));
+        match loss {
+            // (NaN stays NaN in each, so that a diverging run is seen as one)
+            Loss::AbsoluteError => pairs.for_each(|(d, (&p, &y))| {
+                let r = p - y;
+                *d = if r > T::zero() { T::one() } else if r < T::zero() { -T::one() } else { r };
+            }),
+            Loss::Huber { delta } => {
+                let delta = T::from_f64(delta);
+                pairs.for_each(|(d, (&p, &y))| {
+                    let r = p - y;
+                    *d = if r > delta { delta } else if r < -delta { -delta } else { r };
+                })
+            }
+            _ => pairs.for_each(|(d, (&p, &y))| *d = p - y),
         }
         if let Some(w) = weights {
             for (row, &wi) in delta.chunks_exact_mut(width).zip(w) {
@@ -247,6 +287,24 @@ mod tests {
     }
 
     #[test]
+    fn absolute_and_huber_losses_by_hand() {
+        let p = [1.0_f64, -2.0, 0.5, 4.0];
+        let t = [0.0_f64, 0.0, 0.0, 4.0];
+        // r = 1, 2, 0.5, 0 over rows (1, -2) and (0.5, 4): summed, averaged over outputs
+        let abs = Loss::AbsoluteError.weighted_sum(&p, &t, None, 2);
+        assert_eq!(abs, (1.0 + 2.0 + 0.5) / 2.0);
+        let huber = Loss::Huber { delta: 1.0 }.weighted_sum(&p, &t, Some(&[2.0, 1.0]), 2);
+        assert_eq!(huber, (2.0 * (0.5 + (2.0 - 0.5)) + 0.5 * 0.25) / 2.0);
+        let mut d = [0.0_f64; 4];
+        Loss::AbsoluteError.output_delta(&p, &t, None, 2, &mut d);
+        assert_eq!(d, [1.0, -1.0, 1.0, 0.0]);
+        Loss::Huber { delta: 1.0 }.output_delta(&p, &t, Some(&[2.0, 1.0]), 2, &mut d);
+        assert_eq!(d, [2.0, -2.0, 0.5, 0.0]);
+        Loss::AbsoluteError.output_delta(&[f64::NAN], &[0.0], None, 1, &mut d[..1]);
+        assert!(d[0].is_nan());
+    }
+
+    #[test]
     fn binary_log_loss_clips() {
         let s = Loss::BinaryLogLoss.weighted_sum(&[0.0_f64], &[1.0], None, 1);
         assert!((s + f64::EPSILON.ln()).abs() < 1e-9);
@@ -261,7 +319,7 @@ mod tests {
     #[test]
     fn delta_is_weighted() {
         let mut d = [0.0_f64; 4];
-        Loss::output_delta(
+        Loss::SquaredError.output_delta(
             &[1.0, 2.0, 3.0, 4.0],
             &[0.0; 4],
             Some(&[2.0, 0.5]),

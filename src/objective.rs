@@ -83,7 +83,9 @@ mod tests {
         let mut rng = SplitMix64(7);
         let x = Array2::from_shape_fn((n, n_in), |_| 2.0 * rng.next_f64() - 1.0);
         let y = Array2::from_shape_fn((n, n_out), |(i, j)| match loss {
-            Loss::SquaredError => rng.next_f64() * 3.0 - 1.5,
+            Loss::SquaredError | Loss::AbsoluteError | Loss::Huber { .. } => {
+                rng.next_f64() * 3.0 - 1.5
+            }
             Loss::Poisson => (rng.next_f64() * 4.0).floor(),
             Loss::LogLoss => f64::from(u8::from(i % n_out == j)),
             Loss::BinaryLogLoss => f64::from(u8::from(rng.next_f64() < 0.5)),
@@ -98,6 +100,8 @@ mod tests {
     fn gradients_match_finite_differences() {
         let losses = [
             (Loss::SquaredError, 2),
+            (Loss::AbsoluteError, 2),
+            (Loss::Huber { delta: 0.7 }, 2),
             (Loss::Poisson, 2),
             (Loss::LogLoss, 3),
             (Loss::BinaryLogLoss, 1),
@@ -134,14 +138,19 @@ mod tests {
                     loss_and_gradient(&net, alpha, &data, &packed, &mut grad, Par::Sequential)
                         .unwrap();
                     // scikit-learn reports the squared error averaged over outputs but
-                    // back-propagates Y - T: the gradient is that of the sum over outputs.
+                    // back-propagates Y - T: the gradient is that of the sum over outputs
+                    // (the absolute and Huber losses follow it).
                     let weight_sum = if weighted { w.iter().sum() } else { 9.0 };
                     let objective = |p: &[f64]| {
                         let mut scratch = vec![0.0; p.len()];
                         let l =
                             loss_and_gradient(&net, alpha, &data, p, &mut scratch, Par::Sequential)
                                 .unwrap();
-                        if loss == Loss::SquaredError {
+                        let averaged = matches!(
+                            loss,
+                            Loss::SquaredError | Loss::AbsoluteError | Loss::Huber { .. }
+                        );
+                        if averaged {
                             let pen = net.penalty(&layout.split(p).unwrap(), alpha) / weight_sum;
                             (l - pen) * n_out as f64 + pen
                         } else {

@@ -3,9 +3,9 @@
 //! does not depend on the number of threads.
 
 use crate::data::Rows;
-use crate::error::{ensure_shape, Result};
+use crate::error::{ensure_shape, Error, Result};
 use crate::parallel::{threads_for, Par, SendPtr};
-use crate::propagate::Net;
+use crate::propagate::{Net, Pass};
 use crate::real::Real;
 use crate::workspace::{Passes, Workspace};
 use rayon::prelude::*;
@@ -36,8 +36,40 @@ pub fn predict<T: Real>(
     out: &mut [T],
     par: Par,
 ) -> Result<()> {
+    forward_blocks(net, params, x, out, net.layout.n_layers(), par)
+}
+
+/// Writes the outputs of hidden layer `layer` (0-based among the hidden layers) for every
+/// row of `x` into `out` (`n x units`, row-major): the network as a feature extractor.
+pub fn hidden_activations<T: Real>(
+    net: &Net,
+    params: &[impl AsRef<[T]> + Sync],
+    x: &Rows<'_, T>,
+    layer: usize,
+    out: &mut [T],
+    par: Par,
+) -> Result<()> {
+    let hidden = net.layout.n_layers() - 1;
+    if layer >= hidden {
+        return Err(Error::Value(format!(
+            "layer {layer} is out of range: the network has {hidden} hidden layer(s)"
+        )));
+    }
+    forward_blocks(net, params, x, out, layer + 1, par)
+}
+
+/// The forward pass through the first `layers` layers over every row of `x`, in blocks
+/// of rows, with the last layer's outputs written into `out`.
+fn forward_blocks<T: Real>(
+    net: &Net,
+    params: &[impl AsRef<[T]> + Sync],
+    x: &Rows<'_, T>,
+    out: &mut [T],
+    layers: usize,
+    par: Par,
+) -> Result<()> {
     net.layout.check("parameters", params)?;
-    let (n, k) = (x.n_rows(), net.layout.n_outputs());
+    let (n, k) = (x.n_rows(), net.layout.units[layers]);
     ensure_shape(x.n_cols() == net.layout.n_inputs(), || {
         format!(
             "X has {} features, but the network expects {}",
@@ -54,6 +86,10 @@ pub fn predict<T: Real>(
     let block = n.min(BLOCK_ROWS);
     let count = block_count(n);
     let dst = SendPtr(out.as_mut_ptr());
+    let pass = Pass {
+        layers,
+        dropout: None,
+    };
     let run_block = |ws: &mut Workspace<T>, b: usize| {
         let start = b * block;
         let m = block.min(n - start);
@@ -61,10 +97,10 @@ pub fn predict<T: Real>(
         if rows.is_none() {
             x.gather_range(start, m, &mut ws.x);
         }
-        net.forward_rows(params, rows, ws, m, Par::Sequential)?;
+        net.forward_pass(params, rows, ws, m, Par::Sequential, pass)?;
         // SAFETY: block `b` owns rows `start..start + m` of `out`.
         let target = unsafe { std::slice::from_raw_parts_mut(dst.get().add(start * k), m * k) };
-        target.copy_from_slice(net.outputs(ws, m));
+        target.copy_from_slice(&ws.acts[layers - 1][..m * k]);
         Ok(())
     };
     let workspace = || Workspace::new(&net.layout, block, Passes::Forward);

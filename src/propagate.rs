@@ -4,6 +4,7 @@
 use crate::activation::{
     add_bias, add_bias_and_activate, add_column_sums, scale_by_derivative_and_sum, Activation,
 };
+use crate::dropout::{self, Dropout};
 use crate::error::{Error, Result};
 use crate::gemm::matmul;
 use crate::loss::Loss;
@@ -13,6 +14,14 @@ use crate::real::Real;
 use crate::reduce::sum_of_squares;
 use crate::workspace::Workspace;
 use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// How far a forward pass goes, and the dropout it applies (with the sample visit of its
+/// first row).
+#[derive(Clone, Copy)]
+pub(crate) struct Pass<'a> {
+    pub(crate) layers: usize,
+    pub(crate) dropout: Option<(&'a Dropout, u64)>,
+}
 
 /// What a network computes, independent of its current parameters.
 #[derive(Debug, Clone)]
@@ -86,12 +95,30 @@ impl Net {
         n: usize,
         par: Par,
     ) -> Result<()> {
+        let whole = Pass {
+            layers: self.layout.n_layers(),
+            dropout: None,
+        };
+        self.forward_pass(params, x, ws, n, par, whole)
+    }
+
+    /// The forward pass of [`Net::forward_rows`] through the first `pass.layers` layers,
+    /// dropping hidden units as `pass.dropout` says (training only).
+    pub(crate) fn forward_pass<T: Real>(
+        &self,
+        params: &[impl AsRef<[T]>],
+        x: Option<&[T]>,
+        ws: &mut Workspace<T>,
+        n: usize,
+        par: Par,
+        pass: Pass<'_>,
+    ) -> Result<()> {
         self.check_pass(params, ws, n)?;
         let u = &self.layout.units;
         let l_count = self.layout.n_layers();
         let output = self.loss.output_activation();
         let x = x.unwrap_or(&ws.x);
-        for l in 0..l_count {
+        for l in 0..pass.layers.min(l_count) {
             let (before, after) = ws.acts.split_at_mut(l);
             let input = if l == 0 { x } else { &before[l - 1][..] };
             let z = &mut after[0];
@@ -106,6 +133,13 @@ impl Net {
             let z = &mut z[..n * u[l + 1]];
             if l + 1 < l_count {
                 add_bias_and_activate(z, bias, self.hidden);
+                match pass.dropout {
+                    Some((d, first_visit)) if d.active(l) && !ws.masks[l].is_empty() => {
+                        let (kept, mask) = (&mut ws.kept[l][..z.len()], &mut ws.masks[l]);
+                        dropout::apply(d, l, first_visit, u[l + 1], z, kept, &mut mask[..z.len()]);
+                    }
+                    _ => {}
+                }
             } else {
                 add_bias(z, bias);
                 output.apply(z, u[l + 1]);
@@ -205,7 +239,7 @@ impl Net {
             let w = weighted.then(|| &ws.w[..n]);
             let last = l_count - 1;
             let delta = &mut ws.deltas[last][..n * k];
-            Loss::output_delta(&ws.acts[last][..n * k], &ws.y[..n * k], w, k, delta);
+            (self.loss).output_delta(&ws.acts[last][..n * k], &ws.y[..n * k], w, k, delta);
             let sums = &mut ws.delta_sums[last];
             sums.fill(T::zero());
             add_column_sums(sums, delta);
@@ -220,9 +254,17 @@ impl Net {
                 false,
                 par,
             )?;
+            // through the dropout mask, and the derivative at the outputs before it
+            let dropped = ws.masks.get(l - 1).is_some_and(|m| !m.is_empty());
+            let outputs = if dropped {
+                dropout::backward(&ws.masks[l - 1][..n * u[l]], &mut below[..n * u[l]]);
+                &ws.kept[l - 1][..n * u[l]]
+            } else {
+                &ws.acts[l - 1][..n * u[l]]
+            };
             scale_by_derivative_and_sum(
                 self.hidden,
-                &ws.acts[l - 1][..n * u[l]],
+                outputs,
                 &mut below[..n * u[l]],
                 &mut ws.delta_sums[l - 1],
             );

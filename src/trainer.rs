@@ -6,6 +6,7 @@
 
 use crate::batch::{BatchResult, BatchRunner};
 use crate::data::Dataset;
+use crate::dropout::Dropout;
 use crate::error::{ensure_shape, Error, Result};
 use crate::memory;
 use crate::network::SplitMix64;
@@ -42,6 +43,8 @@ pub struct TrainConfig {
     pub incremental: bool,
     /// The validation score of early stopping.
     pub score: Score,
+    /// Dropout of hidden units (no rates: none).
+    pub dropout: Dropout,
 }
 
 /// Counters that persist on the estimator between calls.
@@ -87,6 +90,9 @@ pub enum StopReason {
     Interrupted,
     /// A per-epoch hook asked to stop.
     Callback,
+    /// The loss stopped being finite with early stopping, which has best weights to
+    /// fall back on (without early stopping that is an [`Error::Diverged`]).
+    Diverged,
 }
 
 /// What the loop tells its caller after each epoch.
@@ -139,6 +145,9 @@ pub struct Outcome {
     pub loss_curve: Vec<f64>,
     /// Each epoch's validation score (with early stopping).
     pub validation_scores: Vec<f64>,
+    /// Each epoch's validation loss, the training loss without the L2 term (with early
+    /// stopping).
+    pub validation_losses: Vec<f64>,
     /// Why the loop ended.
     pub stop: StopReason,
 }
@@ -148,8 +157,22 @@ impl Outcome {
         Self {
             loss_curve: Vec::new(),
             validation_scores: Vec::new(),
+            validation_losses: Vec::new(),
             stop: StopReason::MaxIter,
         }
+    }
+
+    /// The end of a run whose loss became `loss` (not finite) with early stopping: the
+    /// epoch counts, and its loss and validation score record it (NaN: scikit-learn,
+    /// which trains on after a divergence, would score NaN weights).
+    fn end_diverged(&mut self, progress: &mut Progress, loss: f64, n_samples: usize) {
+        progress.n_iter += 1;
+        progress.loss = loss;
+        progress.t += n_samples as u64;
+        self.loss_curve.push(loss);
+        self.validation_scores.push(f64::NAN);
+        self.validation_losses.push(f64::NAN);
+        self.stop = StopReason::Diverged;
     }
 }
 
@@ -208,18 +231,29 @@ pub fn train<'d, T: Real>(
         if cfg.shuffle {
             hooks.shuffle(&mut epochs.order)?;
         }
-        let Some(loss) = epochs.run(params, optimizer_state, scalars, hooks, progress)? else {
-            outcome.stop = StopReason::Interrupted;
-            return Ok(outcome);
+        let loss = match epochs.run(params, optimizer_state, scalars, hooks, progress) {
+            Ok(Some(loss)) => loss,
+            Ok(None) => {
+                outcome.stop = StopReason::Interrupted;
+                return Ok(outcome);
+            }
+            // early stopping keeps its best weights: the caller restores them
+            Err(Error::Diverged { loss, .. }) if progress.best_validation_score.is_finite() => {
+                outcome.end_diverged(progress, loss, data.n_samples());
+                return Ok(outcome);
+            }
+            Err(e) => return Err(e),
         };
         progress.n_iter += 1;
         progress.loss = loss;
         progress.t += data.n_samples() as u64;
         outcome.loss_curve.push(loss);
-        let validation_score = epochs.validation_score(params)?;
-        if let Some(score) = validation_score {
+        let validation = epochs.validation(params)?;
+        if let Some((score, validation_loss)) = validation {
             outcome.validation_scores.push(score);
+            outcome.validation_losses.push(validation_loss);
         }
+        let validation_score = validation.map(|(score, _)| score);
         update_no_improvement_count(cfg, progress, validation_score, params, best);
         let callback_stop = hooks.epoch_end(&EpochReport {
             n_iter: progress.n_iter,
@@ -387,7 +421,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             cfg,
             data,
             validation,
-            runner: BatchRunner::new(&net.layout, cfg.batch_size.min(n))?,
+            runner: BatchRunner::new(&net.layout, cfg.batch_size.min(n), &cfg.dropout)?,
             order,
             norm: net.squared_norm(params),
             scratch: StepScratch::default(),
@@ -413,7 +447,19 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
                 return Ok(None);
             }
             let end = (start + batch).min(n);
-            let batch_loss = self.batch(start..end, params, optimizer_state, scalars)?;
+            let first_visit = progress.t + start as u64;
+            let rows = (start..end, first_visit);
+            let batch_loss = self.batch(rows, params, optimizer_state, scalars)?;
+            let Some(batch_loss) = batch_loss else {
+                return Err(Error::Value(format!(
+                    "The sample weights of mini-batch {} of epoch {} (rows {start} to {} of \
+                     the epoch's order) sum to zero, so it has no loss to minimise. Give \
+                     fewer samples a zero weight, or use a larger batch_size.",
+                    start / batch + 1,
+                    progress.n_iter + 1,
+                    end - 1
+                )));
+            };
             if !batch_loss.is_finite() {
                 return Err(Error::Diverged {
                     epoch: progress.n_iter + 1,
@@ -428,25 +474,31 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
 
     /// Forward and backward passes over the rows `order[range]` and the optimizer's
     /// update (`_backprop` and `_optimizer.update_params`); returns the batch loss, and
-    /// skips the update when that is not finite.
+    /// skips the update when that is not finite; `None` (and no update) when the rows'
+    /// weights sum to zero.
     fn batch(
         &mut self,
-        range: std::ops::Range<usize>,
+        (range, first_visit): (std::ops::Range<usize>, u64),
         params: &mut [&mut [T]],
         optimizer_state: &mut [&mut [T]],
         scalars: &mut Scalars,
-    ) -> Result<f64> {
+    ) -> Result<Option<f64>> {
         let (net, cfg) = (self.net, self.cfg);
         let rows = &self.order[range];
         let BatchResult {
             loss_sum,
             weight_sum,
-        } = self.runner.run(net, self.data, rows, params, self.par)?;
+        } = self
+            .runner
+            .run(net, self.data, (rows, first_visit), params, self.par)?;
+        if weight_sum == T::zero() {
+            return Ok(None);
+        }
         let penalty = 0.5 * cfg.alpha * self.norm;
         let batch_loss = (loss_sum + penalty) / weight_sum.to_f64();
         if !batch_loss.is_finite() {
             // a diverged batch updates nothing (the caller stops)
-            return Ok(batch_loss);
+            return Ok(Some(batch_loss));
         }
         let scale = GradScale {
             alpha: cfg.alpha,
@@ -462,26 +514,29 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             &mut self.scratch,
             self.par,
         )?;
-        Ok(batch_loss)
+        Ok(Some(batch_loss))
     }
 
     /// The validation score of the current parameters (scikit-learn's `_score` on the
-    /// validation split), computed in workspace-sized blocks; `None` without early
-    /// stopping.
-    fn validation_score(&mut self, params: &[&mut [T]]) -> Result<Option<f64>> {
+    /// validation split) and their validation loss (without the L2 term), computed in
+    /// workspace-sized blocks; `None` without early stopping.
+    fn validation(&mut self, params: &[&mut [T]]) -> Result<Option<(f64, f64)>> {
         let Some((v, ws)) = self.validation.as_mut() else {
             return Ok(None);
         };
         let net = self.net;
         let k = net.layout.n_outputs();
         let mut acc = ScoreAccumulator::new(self.cfg.score, net.loss.output_activation(), k);
+        let (mut loss_sum, mut weight_sum) = (0.0, 0.0);
         let n = v.n_samples();
+        let weighted = v.sample_weight.is_some();
         for start in (0..n).step_by(ws.capacity) {
             let m = ws.capacity.min(n - start);
             let rows = v.x.contiguous(start, m);
-            ws.gather_range(v, start, m, rows.is_none());
+            weight_sum += ws.gather_range(v, start, m, rows.is_none()).to_f64();
             net.forward_rows(params, rows, ws, m, self.par)?;
-            let w = v.sample_weight.is_some().then(|| &ws.w[..m]);
+            loss_sum += net.loss_sum(ws, m, weighted);
+            let w = weighted.then(|| &ws.w[..m]);
             acc.add(net.outputs(ws, m), &ws.y[..m * k], w);
         }
         if acc.needs_second_pass() {
@@ -492,7 +547,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
                 acc.add_targets_again(&ws.y[..m * k], w);
             }
         }
-        Ok(Some(acc.finish()))
+        Ok(Some((acc.finish(), loss_sum / weight_sum)))
     }
 }
 
@@ -556,6 +611,7 @@ mod tests {
             early_stopping: false,
             incremental: false,
             score: Score::R2,
+            dropout: Dropout::default(),
         };
         let scalars = Scalars {
             learning_rate_init: lr_init,

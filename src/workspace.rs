@@ -1,6 +1,7 @@
 //! Per-fit buffers, sized once for the largest batch so the epoch loop never allocates.
 
 use crate::data::{BatchBuffers, Dataset};
+use crate::dropout::Dropout;
 use crate::error::Result;
 use crate::memory;
 use crate::network::Layout;
@@ -41,6 +42,10 @@ pub struct Workspace<T> {
     pub delta_sums: Vec<Vec<T>>,
     /// Gradients, in the parameters' `2L` layout.
     pub grads: Vec<Vec<T>>,
+    /// Per hidden layer with dropout (else empty): its outputs before dropout...
+    pub kept: Vec<Vec<T>>,
+    /// ...and its mask (0 or `1 / (1 - p)`); `acts` holds the dropped outputs.
+    pub masks: Vec<Vec<T>>,
 }
 
 impl<T: Real> Workspace<T> {
@@ -85,7 +90,29 @@ impl<T: Real> Workspace<T> {
             } else {
                 Vec::new()
             },
+            kept: Vec::new(),
+            masks: Vec::new(),
         })
+    }
+
+    /// Buffers for the dropout of the hidden layers `dropout` drops from.
+    pub(crate) fn with_dropout(mut self, layout: &Layout, dropout: &Dropout) -> Result<Self> {
+        let hidden = layout.n_layers() - 1;
+        let buffer = |l: usize, what: &str| {
+            if !dropout.active(l) {
+                return Ok(Vec::new());
+            }
+            let units = layout.units[l + 1];
+            let what = || format!("{what} of layer {} ({} x {units})", l + 1, self.capacity);
+            let len = memory::product(self.capacity, units, what)?;
+            memory::filled(len, T::zero(), what)
+        };
+        let kept = (0..hidden).map(|l| buffer(l, "the outputs before dropout"));
+        let kept = kept.collect::<Result<Vec<_>>>()?;
+        let masks = (0..hidden).map(|l| buffer(l, "the dropout mask"));
+        self.masks = masks.collect::<Result<Vec<_>>>()?;
+        self.kept = kept;
+        Ok(self)
     }
 
     /// The bytes [`Workspace::new`] allocates (for a message before trying).

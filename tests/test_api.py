@@ -67,19 +67,37 @@ def coefs_equal(a, b):
 # --------------------------------------------------------------------------
 # signature / params
 # --------------------------------------------------------------------------
+# mlp_rs's own parameters, after scikit-learn's, keyword-only, with their defaults (each
+# default reproduces scikit-learn's model)
+OWN_PARAMETERS = {
+    "MLPClassifier": {
+        "n_jobs": None,
+        "callbacks": None,
+        "class_weight": None,
+        "dropout": 0.0,
+    },
+    "MLPRegressor": {
+        "n_jobs": None,
+        "callbacks": None,
+        "dropout": 0.0,
+        "huber_delta": 1.0,
+    },
+}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_signature_matches_sklearn_plus_ours(name):
     sig_sk = inspect.signature(getattr(sk_nn, name).__init__)
     sig_ours = inspect.signature(OURS[name].__init__)
     params_sk = list(sig_sk.parameters.values())
     params_ours = list(sig_ours.parameters.values())
-    extra = ["n_jobs", "callbacks"]
-    assert [p.name for p in params_ours] == [p.name for p in params_sk] + extra
+    extra = OWN_PARAMETERS[name]
+    assert [p.name for p in params_ours] == [p.name for p in params_sk] + list(extra)
     for p_ours, p_sk in zip(params_ours[: -len(extra)], params_sk, strict=True):
         assert p_ours.kind == p_sk.kind, p_sk.name
         assert p_ours.default == p_sk.default, p_sk.name
     for p in params_ours[-len(extra) :]:
-        assert p.default is None
+        assert p.default == extra[p.name]
         assert p.kind == inspect.Parameter.KEYWORD_ONLY
 
 
@@ -88,8 +106,7 @@ def test_get_params_and_clone(name):
     ours = OURS[name]()
     expected = {
         **getattr(sk_nn, name)().get_params(),
-        "n_jobs": None,
-        "callbacks": None,
+        **OWN_PARAMETERS[name],
     }
     assert ours.get_params() == expected
     est = OURS[name](hidden_layer_sizes=(3, 2), alpha=0.5, n_jobs=2, random_state=4)
@@ -632,8 +649,17 @@ INVALID_PARAMS = [
     ("MLPClassifier", dict(n_iter_no_change=0)),
     ("MLPClassifier", dict(max_fun=0, solver="lbfgs")),
     ("MLPClassifier", dict(warm_start="yes")),
-    ("MLPRegressor", dict(loss="absolute_error")),
 ]
+
+
+def test_invalid_loss_lists_the_losses_mlp_rs_has():
+    """scikit-learn's message for an unknown loss, with mlp_rs's longer list."""
+    X, y = make_data("regression", n_samples=20)
+    with pytest.raises(ValueError, match="must be a str among") as info:
+        MLPRegressor(loss="hinge").fit(X, y)
+    for loss in ("squared_error", "poisson", "absolute_error", "huber"):
+        assert repr(loss) in str(info.value)
+    assert "Got 'hinge' instead." in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -236,6 +236,12 @@ def _ours_and_sklearn(kind):
     return ours, getattr(sk_nn, name)
 
 
+def _own_defaults(ours_cls, sk_cls):
+    """mlp_rs's own parameters (n_jobs, callbacks, dropout...) and their defaults."""
+    theirs = sk_cls().get_params()
+    return {k: v for k, v in ours_cls().get_params().items() if k not in theirs}
+
+
 @pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("kind", CONVERSION_KINDS)
@@ -250,7 +256,8 @@ def test_to_sklearn(kind, dtype, solver):
     sk = est.to_sklearn()
     assert type(sk) is sk_cls
     expected = est.get_params()
-    del expected["n_jobs"], expected["callbacks"]
+    for own in _own_defaults(ours_cls, sk_cls):
+        del expected[own]
     assert sk.get_params() == expected
     for a, b in zip(
         est.coefs_ + est.intercepts_, sk.coefs_ + sk.intercepts_, strict=True
@@ -290,7 +297,7 @@ def test_from_sklearn(kind, dtype, solver):
 
     est = ours_cls.from_sklearn(sk)
     assert type(est) is ours_cls
-    assert est.get_params() == {**sk.get_params(), "n_jobs": None, "callbacks": None}
+    assert est.get_params() == {**sk.get_params(), **_own_defaults(ours_cls, sk_cls)}
     for a, b in zip(
         est.coefs_ + est.intercepts_, sk.coefs_ + sk.intercepts_, strict=True
     ):

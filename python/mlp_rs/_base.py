@@ -5,13 +5,14 @@ engine (``mlp_rs._core``) is stateless and works on arrays it is handed.
 """
 
 import operator
+import pickle
 import threading
 import time
 import warnings
 import weakref
 from abc import ABC, abstractmethod
 from itertools import chain
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.optimize
@@ -21,8 +22,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.optimize import _check_optimize_result
-from sklearn.utils.validation import _check_sample_weight
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import _convert, _core
 from ._core import __version__
@@ -43,6 +50,8 @@ _PARAMETER_CONSTRAINTS = {
     **_SkMLPRegressor._parameter_constraints,
     "n_jobs": [None, Integral],
     "callbacks": [None, callable, list],
+    # a rate, or one per hidden layer (each checked in fit, against the layers)
+    "dropout": [Interval(Real, 0, 1, closed="left"), tuple],
 }
 
 
@@ -80,6 +89,29 @@ def _fit_lock(estimator):
         if lock is None:
             lock = _FIT_LOCKS[estimator] = threading.RLock()
         return lock
+
+
+def _validation(X_val, y_val, sample_weight_val):
+    """The explicit validation data of ``fit``, or None when none is given."""
+    if X_val is None and y_val is None and sample_weight_val is None:
+        return None
+    return X_val, y_val, sample_weight_val
+
+
+def _engine_validation(X_val, y_val, sw_val, dtype):
+    """The validation data as the engine reads it."""
+    return (
+        _engine_input(X_val, dtype),
+        _engine_targets(y_val, dtype),
+        None if sw_val is None else np.ascontiguousarray(sw_val, dtype=dtype),
+    )
+
+
+def _check_finite_targets(y):
+    if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+        # (object targets holding None become NaN in validation, after its check)
+        what = "NaN" if np.isnan(y).any() else "infinity"
+        raise ValueError(f"Input y contains {what}.")
 
 
 def _engine_targets(y, dtype):
@@ -171,6 +203,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         max_fun,
         n_jobs,
         callbacks,
+        dropout,
     ):
         self.activation = activation
         self.solver = solver
@@ -198,6 +231,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.max_fun = max_fun
         self.n_jobs = n_jobs
         self.callbacks = callbacks
+        self.dropout = dropout
 
     # ----------------------------------------------------------------- engine glue
 
@@ -213,6 +247,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         it. ``n_jobs`` goes through as given: the engine owns the thread policy."""
         config = {
             **self._objective_config(),
+            "dropout": [],
+            "dropout_seed": 0,
             "batch_size": 1,
             "solver": self.solver,
             "learning_rate": self.learning_rate,
@@ -239,10 +275,16 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return {
             "units": self._layer_units(),
             "activation": self.activation,
-            "loss": _LOSS_OF_OUTPUT[self.out_activation_],
+            "loss": self._engine_loss(),
+            "huber_delta": float(getattr(self, "huber_delta", 1.0)),
             "alpha": float(self.alpha),
             "n_jobs": self.n_jobs,
         }
+
+    def _engine_loss(self):
+        """The loss the engine minimises: the canonical one of the output activation
+        (scikit-learn's rule), or a regressor's absolute / Huber loss."""
+        return _LOSS_OF_OUTPUT[self.out_activation_]
 
     def _params(self):
         # Both lists in one C call, so that they always come from the same fit.
@@ -299,16 +341,26 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self._no_improvement_count = 0
             if self.early_stopping:
                 self.validation_scores_ = []
+                self.validation_loss_curve_ = []
                 self.best_validation_score_ = -np.inf
                 self.best_loss_ = None
             else:
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
+                self.validation_loss_curve_ = None
                 self.best_validation_score_ = None
 
     # ------------------------------------------------------------------------ fit
 
-    def _fit(self, X, y, sample_weight=None, incremental=False, prepare=None):
+    def _fit(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        incremental=False,
+        prepare=None,
+        validation=None,
+    ):
         """Fits a shadow of the estimator and publishes the result at the end.
 
         Until the fit has succeeded, the estimator shows its previous model in full
@@ -317,13 +369,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         exactly as it was. The shadow starts as a shallow copy: training never mutates
         objects the old state refers to (it works on copies and assigns new lists).
         ``prepare(shadow)`` runs first (``partial_fit``'s first-call bookkeeping).
+        ``validation`` is ``(X_val, y_val, sample_weight_val)`` when given.
         """
         # Fits of one estimator from several threads run one after the other.
         with _fit_lock(self):
             shadow = self._snapshot(copy=True)
             if prepare is not None:
                 prepare(shadow)
-            shadow._fit_or_raise(X, y, sample_weight, incremental)
+            shadow._fit_or_raise(X, y, sample_weight, incremental, validation)
             # One assignment: readers see the whole old state or the whole new one.
             self.__dict__ = shadow.__dict__
             return self
@@ -336,37 +389,21 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         view.__dict__ = dict(self.__dict__) if copy else self.__dict__
         return view
 
-    def _fit_or_raise(self, X, y, sample_weight, incremental):
-        hidden_layer_sizes = self.hidden_layer_sizes
-        if not hasattr(hidden_layer_sizes, "__iter__"):
-            hidden_layer_sizes = [hidden_layer_sizes]
-        hidden_layer_sizes = list(hidden_layer_sizes)
-        if np.any(np.array(hidden_layer_sizes) <= 0):
-            raise ValueError(
-                "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
-            )
+    def _fit_or_raise(self, X, y, sample_weight, incremental, validation=None):
+        hidden_layer_sizes = self._hidden_layer_sizes()
+        self._check_extensions(len(hidden_layer_sizes), validation, incremental)
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
-
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
-            # (object targets holding None become NaN in validation, after its check)
-            what = "NaN" if np.isnan(y).any() else "infinity"
-            raise ValueError(f"Input y contains {what}.")
-        n_samples, n_features = X.shape
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
-            if not np.any(sample_weight):
-                # (scikit-learn >= 1.8's own check; older ones crash dividing by 0)
-                raise ValueError(
-                    "Sample weights must contain at least one non-zero number."
-                )
+        _check_finite_targets(y)
+        sample_weight = self._sample_weight(X, y, sample_weight, incremental)
         y, self.n_outputs_ = self._training_targets(y)
+        if validation is not None:
+            validation = self._validation_data(*validation)
 
-        layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
+        layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
-
         if first_pass:
             self._initialize(layer_units, X.dtype)
         elif self._layer_units() != layer_units:
@@ -386,7 +423,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, sample_weight, dtype, incremental, *params)
+            data = (X, y, sample_weight, validation)
+            self._fit_stochastic(data, dtype, incremental, *params)
         elif self.solver == "lbfgs":
             self._fit_lbfgs(X, y, sample_weight, dtype, *params)
 
@@ -398,6 +436,89 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 " parameters were left as they were before this call."
             )
         return self
+
+    def _hidden_layer_sizes(self):
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError(
+                "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
+            )
+        return hidden_layer_sizes
+
+    def _check_extensions(self, n_hidden, validation, incremental):
+        """The parameters scikit-learn's MLPs lack (dropout, explicit validation data)
+        against the rest of the configuration."""
+        rates = self._dropout_rates(n_hidden)
+        if any(rates) and self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(
+                f"dropout is applied by the stochastic solvers only; solver="
+                f"{self.solver!r} cannot use it (dropout={self.dropout!r})."
+            )
+        if validation is not None and not (
+            self.early_stopping and self.solver in _STOCHASTIC_SOLVERS
+        ):
+            raise ValueError(
+                "X_val and y_val are the validation data of early stopping: set "
+                "early_stopping=True (with solver='sgd' or 'adam') to use them."
+            )
+
+    def _dropout_rates(self, n_hidden):
+        """One dropout rate per hidden layer, from a float or a tuple of them."""
+        dropout = self.dropout
+        rates = (
+            list(dropout) if isinstance(dropout, tuple | list) else [dropout] * n_hidden
+        )
+        if len(rates) != n_hidden:
+            raise ValueError(
+                f"dropout has {len(rates)} rates but the network has {n_hidden} hidden "
+                f"layer(s) (hidden_layer_sizes={self.hidden_layer_sizes!r}): give one "
+                "rate per hidden layer, or a single float for all."
+            )
+        for rate in rates:
+            if (
+                isinstance(rate, bool)
+                or not isinstance(rate, Real)
+                or not 0 <= rate < 1
+            ):
+                raise ValueError(
+                    f"dropout rates must be floats in [0, 1); got {dropout!r}."
+                )
+        return [float(r) for r in rates]
+
+    def _sample_weight(self, X, y, sample_weight, incremental):
+        """The validated sample weights (None when there are none)."""
+        if sample_weight is None:
+            return None
+        sample_weight = _check_sample_weight(sample_weight, X)
+        if not np.any(sample_weight):
+            # (scikit-learn >= 1.8's own check; older ones crash dividing by 0)
+            raise ValueError(
+                "Sample weights must contain at least one non-zero number."
+            )
+        return sample_weight
+
+    def _validation_data(self, X_val, y_val, sample_weight_val):
+        """Explicit validation data (``fit(..., X_val=, y_val=)``), validated like the
+        training data: samples, targets as the network trains on them, weights."""
+        if X_val is None or y_val is None:
+            raise ValueError("X_val and y_val must be given together.")
+        X_val = validate_data(
+            self,
+            X_val,
+            reset=False,
+            accept_sparse=["csr", "csc"],
+            dtype=(np.float64, np.float32),
+        )
+        y_val = self._validation_targets(y_val)
+        check_consistent_length(X_val, y_val)
+        sw_val = self._sample_weight(X_val, y_val, sample_weight_val, False)
+        y_val, n_outputs = self._training_targets(y_val)
+        if n_outputs != self.n_outputs_:
+            raise ValueError(f"y_val has {n_outputs} outputs, y has {self.n_outputs_}.")
+        return X_val, y_val, sw_val
 
     def _fit_lbfgs(self, X, y, sample_weight, dtype, coefs, intercepts):
         x = _engine_input(X, dtype)
@@ -445,9 +566,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             ],
         }
 
-    def _fit_stochastic(
-        self, X, y, sample_weight, dtype, incremental, coefs, intercepts
-    ):
+    def _fit_stochastic(self, data, dtype, incremental, coefs, intercepts):
         """SGD / Adam epochs in the engine; scikit-learn's ``_fit_stochastic`` with its
         epoch loop (``_update_no_improvement_count``, ``iteration_ends``,
         ``trigger_stopping``) in ``src/trainer.rs``."""
@@ -456,11 +575,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         tensors = [t.copy() for t in state["tensors"]]
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        X_train, y_train, sw_train, validation = self._validation_split(
-            X, y, sample_weight, dtype
-        )
+        X_train, y_train, sw_train, validation = self._validation_split(*data, dtype)
         n_samples = X_train.shape[0]
         batch_size = self._batch_size(n_samples)
+        dropout = self._dropout_config()
         shuffler = _EpochShuffler(self, n_samples)
         best = [np.array(b, dtype=dtype, order="C") for b in self._best_params()]
         engine_state = self._engine_state(state)
@@ -474,7 +592,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 tensors,
                 best,
                 self._engine_config(
-                    batch_size=batch_size, incremental=bool(incremental)
+                    batch_size=batch_size, incremental=bool(incremental), **dropout
                 ),
                 engine_state,
                 shuffler.next_order,
@@ -496,7 +614,17 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 result["state"]["best_validation_score"]
                 > engine_state["best_validation_score"]
             )
-            self._restore_best(improved)
+            self._restore_best(improved or result["stop"] == "diverged")
+
+    def _dropout_config(self):
+        """The engine's dropout: the rates, and a seed drawn from the estimator's
+        random_state (only when a rate is positive, so that without dropout the
+        random stream is scikit-learn's)."""
+        rates = self._dropout_rates(len(self.coefs_) - 1)
+        if not any(rates):
+            return {}
+        seed = int(self._random_state.randint(0, np.iinfo(np.int64).max))
+        return {"dropout": rates, "dropout_seed": seed}
 
     def _optimizer_state_for(self, incremental, dtype):
         """The optimizer state to continue (partial_fit) or a new one."""
@@ -510,13 +638,16 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             state = self._new_optimizer_state(dtype)
         return state
 
-    def _validation_split(self, X, y, sample_weight, dtype):
+    def _validation_split(self, X, y, sample_weight, validation, dtype):
         """The early-stopping split of scikit-learn's ``_fit_stochastic``
-        (``train_test_split``, stratified for single-output classifiers): the training
-        part, and the validation part as the engine reads it (None without early
-        stopping)."""
+        (``train_test_split``, stratified for single-output classifiers), or the
+        explicit validation data: the training part, and the validation part as the
+        engine reads it (None without early stopping)."""
         if not self.early_stopping:
             return X, y, sample_weight, None
+        if validation is not None:
+            X_val, y_val, sw_val = validation
+            return X, y, sample_weight, _engine_validation(X_val, y_val, sw_val, dtype)
         should_stratify = is_classifier(self) and self.n_outputs_ == 1
         arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
         split = train_test_split(
@@ -532,11 +663,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 "The validation set is too small. Increase 'validation_fraction' "
                 "or the size of your dataset."
             )
-        validation = (
-            _engine_input(X_val, dtype),
-            _engine_targets(y_val, dtype),
-            None if sw_val is None else np.ascontiguousarray(sw_val),
-        )
+        validation = _engine_validation(X_val, y_val, sw_val, dtype)
         return X_train, y_train, sw_train, validation
 
     def _batch_size(self, n_samples):
@@ -579,6 +706,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.validation_scores_ = (
                 self.validation_scores_ + result["validation_scores"]
             )
+            self.validation_loss_curve_ = (
+                getattr(self, "validation_loss_curve_", None) or []
+            ) + result["validation_losses"]
             self.best_validation_score_ = out["best_validation_score"]
             n_layers = len(self.coefs_)
             self._best_coefs, self._best_intercepts = best[:n_layers], best[n_layers:]
@@ -594,6 +724,20 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
         elif stop == "interrupted":
             warnings.warn("Training interrupted by user.")
+        elif stop == "diverged":
+            warnings.warn(
+                "Training diverged: the loss became %s in epoch %d. The model keeps "
+                "the best weights early stopping found (validation score %f). The "
+                "learning rate is probably too high for this data, or the features "
+                "are not scaled: try a smaller learning_rate_init, or standardize X "
+                "(e.g. with sklearn.preprocessing.StandardScaler)."
+                % (
+                    self.loss_curve_[-1],
+                    len(self.loss_curve_),
+                    self.best_validation_score_,
+                ),
+                ConvergenceWarning,
+            )
 
     def _restore_best(self, improved):
         """The end of scikit-learn's ``_fit_stochastic`` with early stopping:
@@ -663,16 +807,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
-            from sklearn.utils.validation import validate_data
-
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        # Computed in the promoted dtype, as NumPy (and scikit-learn) would: a float32
-        # model given float64 data predicts in float64 rather than overflow.
-        dtype = self._dtype
-        if X.dtype.kind in "fiub":
-            dtype = np.result_type(X.dtype, dtype)
-            if dtype not in (np.float32, np.float64):
-                dtype = np.float64
+        dtype = self._predict_dtype(X)
         params = [np.asarray(p, dtype=dtype) for p in self._params()]
         return _core.predict(
             _engine_input(X, dtype),
@@ -680,6 +816,55 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.activation,
             _LOSS_OF_OUTPUT[self.out_activation_],
             self.n_jobs,
+        )
+
+    def _predict_dtype(self, X):
+        """Computed in the promoted dtype, as NumPy (and scikit-learn) would: a float32
+        model given float64 data predicts in float64 rather than overflow."""
+        dtype = self._dtype
+        if X.dtype.kind in "fiub":
+            dtype = np.result_type(X.dtype, dtype)
+            if dtype not in (np.float32, np.float64):
+                dtype = np.float64
+        return dtype
+
+    def hidden_activations(self, X, layer=-1):
+        """The outputs of a hidden layer: the fitted network as a feature extractor.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data, validated as ``predict`` validates it.
+
+        layer : int, default=-1
+            Which hidden layer, 0-based among the hidden layers; negative values count
+            from the last (-1, the default, is the last hidden layer).
+
+        Returns
+        -------
+        activations : ndarray of shape (n_samples, hidden_layer_sizes[layer])
+            The layer's outputs (after its activation function), in the model's dtype
+            (or float64 for float64 X and a float32 model, as ``predict``).
+        """
+        model = self._snapshot()  # one fit's model, even while another publishes
+        check_is_fitted(model)
+        n_hidden = len(model.coefs_) - 1
+        if isinstance(layer, bool) or not isinstance(layer, Integral):
+            raise TypeError(f"layer must be an int, got {layer!r}.")
+        if not -n_hidden <= layer < n_hidden:
+            raise ValueError(
+                f"layer={layer} is out of range: the network has {n_hidden} hidden "
+                f"layer(s), so layer must be in [{-n_hidden}, {n_hidden - 1}]."
+            )
+        X = validate_data(model, X, accept_sparse=["csr", "csc"], reset=False)
+        dtype = model._predict_dtype(X)
+        params = [np.asarray(p, dtype=dtype) for p in model._params()]
+        return _core.hidden_activations(
+            _engine_input(X, dtype),
+            params,
+            model.activation,
+            int(layer) % n_hidden,
+            model.n_jobs,
         )
 
     def _score_with_function(self, X, y, sample_weight, score_function):
@@ -758,8 +943,22 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     # --------------------------------------------------------------- persistence
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # a copy: BaseEstimator may hand back the instance's own __dict__
+        state = dict(super().__getstate__())
         state["_mlp_rs_version"] = __version__
+        if state.get("callbacks") is not None:
+            try:
+                pickle.dumps(state["callbacks"])
+            except Exception as exc:
+                # A lambda or a progress bar: the model is what matters in a pickle.
+                warnings.warn(
+                    f"The callbacks of this {type(self).__name__} cannot be pickled "
+                    f"({type(exc).__name__}: {exc}); the pickle leaves them out "
+                    "(callbacks=None when loaded). The model and its other parameters "
+                    "are kept.",
+                    UserWarning,
+                )
+                state["callbacks"] = None
         return state
 
     def __setstate__(self, state):

@@ -5,15 +5,22 @@ from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
 from sklearn.neural_network import MLPClassifier as _SkMLPClassifier
 from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
     type_of_target,
     unique_labels,
 )
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
-from ._base import BaseMultilayerPerceptron
+from ._base import BaseMultilayerPerceptron, _validation
 from ._docs import COMMON_ATTRIBUTES, COMMON_PARAMETERS
 
 
@@ -30,6 +37,14 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     ----------"""
         + COMMON_PARAMETERS
         + """
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, as in :class:`~sklearn.linear_model.LogisticRegression`:
+        ``{label: weight}``, or 'balanced' for ``n_samples / (n_classes *
+        np.bincount(y))``. Fitting with them is fitting with
+        ``sample_weight * compute_sample_weight(class_weight, y)`` (the early-stopping
+        split and its score included; explicit validation data are weighed by their
+        own labels). Not for multilabel targets; ``partial_fit`` accepts a dict only.
+
     Attributes
     ----------
     classes_ : ndarray or list of ndarray of shape (n_classes,)
@@ -54,6 +69,10 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     )
 
     _sklearn_class = _SkMLPClassifier
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
 
     def __init__(
         self,
@@ -83,6 +102,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         max_fun=15000,
         n_jobs=None,
         callbacks=None,
+        class_weight=None,
+        dropout=0.0,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -111,7 +132,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             max_fun=max_fun,
             n_jobs=n_jobs,
             callbacks=callbacks,
+            dropout=dropout,
         )
+        self.class_weight = class_weight
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -147,6 +170,46 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
         return X, y
 
+    def _sample_weight(self, X, y, sample_weight, incremental):
+        """``sample_weight * compute_sample_weight(class_weight, y)``, computed before
+        any conversion, so that the model is exactly the one those weights train."""
+        if self.class_weight is not None:
+            if incremental and self.class_weight == "balanced":
+                # SGDClassifier.partial_fit's error
+                cw = self.class_weight
+                raise ValueError(
+                    f"class_weight '{cw}' is not supported for partial_fit. In order "
+                    f"to use '{cw}' weights, use compute_class_weight('{cw}', "
+                    "classes=classes, y=y). In place of y you can use a large enough "
+                    "sample of the full training set target to properly estimate the "
+                    "class frequency distributions. Pass the resulting weights as the "
+                    "class_weight parameter."
+                )
+            if self._label_binarizer.y_type_.startswith("multilabel"):
+                raise ValueError(
+                    "class_weight is not supported for multilabel targets: weigh the "
+                    "samples with sample_weight instead."
+                )
+            class_weights = compute_sample_weight(self.class_weight, y)
+            if sample_weight is None:
+                sample_weight = class_weights
+            else:
+                sample_weight = np.asarray(sample_weight) * class_weights
+        return super()._sample_weight(X, y, sample_weight, incremental)
+
+    def _validation_targets(self, y_val):
+        """y_val validated as y is, with labels among ``classes_``."""
+        y_val = check_array(y_val, ensure_2d=False, dtype=None)
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        unseen = np.setdiff1d(unique_labels(y_val), self.classes_)
+        if len(unseen):
+            raise ValueError(
+                f"y_val has classes not in the training data: {unseen}; the model's "
+                f"classes are {self.classes_}."
+            )
+        return y_val
+
     def _training_targets(self, y):
         if self._label_binarizer.y_type_ == "multiclass" and y.ndim == 2:
             # multilabel y for a multiclass model: scikit-learn's error (binarizer)
@@ -163,7 +226,16 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        *,
+        X_val=None,
+        y_val=None,
+        sample_weight_val=None,
+    ):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -175,14 +247,32 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             The target class labels (a label indicator matrix for multilabel).
 
         sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
+            Sample weights (multiplied by the class weights of ``class_weight``).
+
+        X_val : {array-like, sparse matrix} of shape (n_val_samples, n_features), \
+                default=None
+            Validation samples for early stopping, in place of the
+            ``validation_fraction`` split (as in ``HistGradientBoostingClassifier``).
+            Requires ``early_stopping=True``.
+
+        y_val : array-like of shape (n_val_samples,) or (n_val_samples, n_outputs), \
+                default=None
+            Their labels, among those of ``y``.
+
+        sample_weight_val : array-like of shape (n_val_samples,), default=None
+            Their weights.
 
         Returns
         -------
         self : object
             Returns a trained MLP model.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            validation=_validation(X_val, y_val, sample_weight_val),
+        )
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

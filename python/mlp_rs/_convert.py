@@ -29,7 +29,13 @@ _SHARED_ATTRIBUTES = (
     "_label_binarizer",
     "_no_improvement_count",
 )
-_OURS_ONLY_PARAMETERS = ("n_jobs", "callbacks")
+_OURS_ONLY_PARAMETERS = (
+    "n_jobs",
+    "callbacks",
+    "class_weight",
+    "dropout",
+    "huber_delta",
+)
 
 
 def _copy_state(source, target):
@@ -48,6 +54,13 @@ def to_sklearn(est, sklearn_class):
     """A fitted `sklearn_class` equal to the fitted mlp_rs estimator `est`."""
     check_is_fitted(est)
     params = est.get_params(deep=False)
+    if params.get("loss") in ("absolute_error", "huber"):
+        raise ValueError(
+            f"scikit-learn's MLPRegressor has no loss={params['loss']!r}, so it cannot "
+            "continue this model's training. Its predictions need only the weights: "
+            "for a model that predicts the same, convert "
+            "est.set_params(loss='squared_error')."
+        )
     for name in _OURS_ONLY_PARAMETERS:
         params.pop(name, None)
     sk = sklearn_class(**params)

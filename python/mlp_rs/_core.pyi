@@ -6,7 +6,13 @@ from typing import Any, TypedDict
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["fit_stochastic", "loss_and_gradient", "predict", "__version__"]
+__all__ = [
+    "fit_stochastic",
+    "loss_and_gradient",
+    "predict",
+    "hidden_activations",
+    "__version__",
+]
 
 __version__: str
 
@@ -29,6 +35,7 @@ class _State(TypedDict):
 class _FitResult(TypedDict):
     loss_curve: list[float]
     validation_scores: list[float]
+    validation_losses: list[float]
     stop: str
     n_iter: int
     threads: int
@@ -61,5 +68,12 @@ def predict(
     params: Sequence[_Dense],
     activation: str,
     loss: str,
+    n_jobs: int | None = None,
+) -> _Dense: ...
+def hidden_activations(
+    x: _Dense | _Csr,
+    params: Sequence[_Dense],
+    activation: str,
+    layer: int,
     n_jobs: int | None = None,
 ) -> _Dense: ...

@@ -88,6 +88,16 @@ COMMON_PARAMETERS = """
         call (from 1), the epoch's training loss, the validation score (None without
         early stopping) and the seconds since the call started. Training stops after
         the epoch if any callback returns True. Use it for progress bars and logging.
+        Callbacks that cannot be pickled (a lambda, a progress bar) are left out of
+        the estimator's pickle, with a warning.
+
+    dropout : float or tuple of float, default=0.0
+        Inverted dropout of the hidden layers' outputs during stochastic training
+        (solver='sgd' or 'adam'): each unit is kept with probability ``1 - p`` and
+        scaled by ``1 / (1 - p)``, or set to 0; prediction never drops. A float in
+        [0, 1) applies to every hidden layer, a tuple gives one rate per hidden
+        layer. The masks come from a generator seeded from ``random_state`` and do not
+        depend on ``n_jobs``. 0.0 (the default) is scikit-learn's model exactly.
 """
 
 COMMON_ATTRIBUTES = """
@@ -102,6 +112,10 @@ COMMON_ATTRIBUTES = """
 
     validation_scores_ : list of shape (n_iter_,) or None
         The validation score after each epoch (early stopping only).
+
+    validation_loss_curve_ : list of shape (n_iter_,) or None
+        The loss on the validation data after each epoch, without the L2 term (early
+        stopping only; not in scikit-learn).
 
     best_validation_score_ : float or None
         The best validation score (early stopping only).

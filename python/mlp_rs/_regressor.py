@@ -1,13 +1,21 @@
 """MLPRegressor: squared-error or Poisson regression on top of the shared base."""
 
+from numbers import Real
+
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
-from ._base import BaseMultilayerPerceptron
+from ._base import BaseMultilayerPerceptron, _validation
 from ._docs import COMMON_ATTRIBUTES, COMMON_PARAMETERS
 
 
@@ -22,12 +30,19 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     Parameters
     ----------
-    loss : {'squared_error', 'poisson'}, default='squared_error'
+    loss : {'squared_error', 'poisson', 'absolute_error', 'huber'}, \
+            default='squared_error'
         The loss function: half the squared error, or half the Poisson deviance with a
-        log link (requires ``y >= 0``).
+        log link (requires ``y >= 0``), as in scikit-learn; or, beyond it, the absolute
+        error ``|y - p|`` or the Huber loss (``0.5 r^2`` where ``|r| <= huber_delta``,
+        else ``huber_delta * (|r| - 0.5 huber_delta)``), robust to outliers. Each is
+        averaged over samples (sample-weighted) and outputs, plus the same L2 term.
 """
         + COMMON_PARAMETERS
         + """
+    huber_delta : float, default=1.0
+        Where the Huber loss turns from quadratic to linear (loss='huber'), > 0.
+
     Attributes
     ----------"""
         + COMMON_ATTRIBUTES
@@ -49,6 +64,11 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     )
 
     _sklearn_class = _SkMLPRegressor
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
+    }
 
     def __init__(
         self,
@@ -79,6 +99,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         max_fun=15000,
         n_jobs=None,
         callbacks=None,
+        dropout=0.0,
+        huber_delta=1.0,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -107,7 +129,9 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             max_fun=max_fun,
             n_jobs=n_jobs,
             callbacks=callbacks,
+            dropout=dropout,
         )
+        self.huber_delta = huber_delta
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -124,8 +148,34 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             y = column_or_1d(y, warn=True)
         return X, y
 
+    def _engine_loss(self):
+        """The absolute and Huber losses train an identity output (a model whose output
+        is not, e.g. a warm start from a Poisson fit, keeps its own loss)."""
+        if (
+            self.loss in ("absolute_error", "huber")
+            and self.out_activation_ == "identity"
+        ):
+            return self.loss
+        return super()._engine_loss()
+
+    def _validation_targets(self, y_val):
+        """y_val validated as y is (numeric)."""
+        y_val = check_array(y_val, ensure_2d=False, dtype="numeric")
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        return y_val
+
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        *,
+        X_val=None,
+        y_val=None,
+        sample_weight_val=None,
+    ):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -139,12 +189,30 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
 
+        X_val : {array-like, sparse matrix} of shape (n_val_samples, n_features), \
+                default=None
+            Validation samples for early stopping, in place of the
+            ``validation_fraction`` split (as in ``HistGradientBoostingRegressor``).
+            Requires ``early_stopping=True``.
+
+        y_val : array-like of shape (n_val_samples,) or (n_val_samples, n_outputs), \
+                default=None
+            Their targets.
+
+        sample_weight_val : array-like of shape (n_val_samples,), default=None
+            Their weights.
+
         Returns
         -------
         self : object
             Returns a trained MLP model.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            validation=_validation(X_val, y_val, sample_weight_val),
+        )
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

@@ -3,8 +3,8 @@
 //! dicts, and the dispatch on the model's dtype.
 
 use crate::{
-    Activation, Dataset, Error, Layout, Loss, Net, Real, Rows, Schedule, Score, Solver, Targets,
-    TrainConfig,
+    Activation, Dataset, Dropout, Error, Layout, Loss, Net, Real, Rows, Schedule, Score, Solver,
+    Targets, TrainConfig,
 };
 use numpy::{
     Element, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArrayDyn,
@@ -157,12 +157,22 @@ pub(super) fn slices_mut<'a, T: Element>(
         .collect()
 }
 
-/// The network the engine computes: layer sizes, hidden activation and loss by name.
-pub(super) fn net(units: Vec<usize>, activation: &str, loss: &str) -> Result<Net, Error> {
+/// The network the engine computes: layer sizes, hidden activation and loss by name
+/// (with the Huber loss's `delta`).
+pub(super) fn net(
+    units: Vec<usize>,
+    activation: &str,
+    loss: &str,
+    huber_delta: f64,
+) -> Result<Net, Error> {
+    let loss = match loss.parse::<Loss>()? {
+        Loss::Huber { .. } => Loss::Huber { delta: huber_delta },
+        other => other,
+    };
     Ok(Net {
         layout: Layout::new(units)?,
         hidden: activation.parse::<Activation>()?,
-        loss: loss.parse::<Loss>()?,
+        loss,
     })
 }
 
@@ -174,6 +184,7 @@ pub(super) struct ConfigArg {
     units: Vec<usize>,
     activation: String,
     loss: String,
+    huber_delta: f64,
     alpha: f64,
     batch_size: usize,
     solver: String,
@@ -192,12 +203,19 @@ pub(super) struct ConfigArg {
     early_stopping: bool,
     incremental: bool,
     score: String,
+    dropout: Vec<f64>,
+    dropout_seed: u64,
     pub(super) n_jobs: Option<i64>,
 }
 
 impl ConfigArg {
     pub(super) fn net(&self) -> Result<Net, Error> {
-        net(self.units.clone(), &self.activation, &self.loss)
+        net(
+            self.units.clone(),
+            &self.activation,
+            &self.loss,
+            self.huber_delta,
+        )
     }
 
     fn solver(&self) -> Result<Solver, Error> {
@@ -231,6 +249,10 @@ impl ConfigArg {
             early_stopping: self.early_stopping,
             incremental: self.incremental,
             score: self.score.parse::<Score>()?,
+            dropout: Dropout {
+                rates: self.dropout.clone(),
+                seed: self.dropout_seed,
+            },
         })
     }
 }
@@ -242,13 +264,19 @@ pub(super) struct ObjectiveArg {
     units: Vec<usize>,
     activation: String,
     loss: String,
+    huber_delta: f64,
     pub(super) alpha: f64,
     pub(super) n_jobs: Option<i64>,
 }
 
 impl ObjectiveArg {
     pub(super) fn net(&self) -> Result<Net, Error> {
-        net(self.units.clone(), &self.activation, &self.loss)
+        net(
+            self.units.clone(),
+            &self.activation,
+            &self.loss,
+            self.huber_delta,
+        )
     }
 }
 

@@ -149,6 +149,7 @@ fn stop_name(s: StopReason) -> &'static str {
         StopReason::Incremental => "incremental",
         StopReason::Interrupted => "interrupted",
         StopReason::Callback => "callback",
+        StopReason::Diverged => "diverged",
     }
 }
 
@@ -165,6 +166,7 @@ fn fit_result<'py>(
     out.set_item("threads", threads)?;
     out.set_item("loss_curve", outcome.loss_curve)?;
     out.set_item("validation_scores", outcome.validation_scores)?;
+    out.set_item("validation_losses", outcome.validation_losses)?;
     out.set_item("stop", stop_name(outcome.stop))?;
     out.set_item("n_iter", progress.n_iter)?;
     let state = StateArg {

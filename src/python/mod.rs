@@ -7,7 +7,7 @@
 //! - `hooks`: the engine's hooks in Python (shuffles, callbacks) and the run of a fit
 //!   with the GIL released and Ctrl-C honoured;
 //! - `fit`: `fit_stochastic` and `loss_and_gradient`;
-//! - `predict`: `predict`.
+//! - `predict`: `predict` and `hidden_activations`.
 
 mod args;
 mod errors;
@@ -22,6 +22,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit::fit_stochastic, m)?)?;
     m.add_function(wrap_pyfunction!(fit::loss_and_gradient, m)?)?;
     m.add_function(wrap_pyfunction!(predict::predict, m)?)?;
+    m.add_function(wrap_pyfunction!(predict::hidden_activations, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

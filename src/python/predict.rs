@@ -5,7 +5,10 @@
 use super::args::{first_item, net, with_dtype, XArg};
 use super::errors::run_detached;
 use crate::memory;
-use crate::{predict as engine_predict, predict_threads, with_threads, Real};
+use crate::{
+    hidden_activations as hidden_activations_of, predict as engine_predict, predict_threads,
+    with_threads, Real,
+};
 use numpy::ndarray::Array2;
 use numpy::{Element, IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -22,7 +25,44 @@ pub(super) fn predict<'py>(
     loss: &str,
     n_jobs: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    with_dtype!(&first_item(params)?, T => predict_typed::<T>(py, x, params, activation, loss, n_jobs))
+    let call = PredictCall {
+        activation,
+        loss,
+        layer: None,
+        n_jobs,
+    };
+    with_dtype!(&first_item(params)?, T => predict_typed::<T>(py, x, params, call))
+}
+
+/// The outputs of hidden layer `layer` (0-based among the hidden layers) for every row
+/// of `x`.
+#[pyfunction]
+#[pyo3(signature = (x, params, activation, layer, n_jobs=None))]
+pub(super) fn hidden_activations<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    params: &Bound<'py, PyAny>,
+    activation: &str,
+    layer: usize,
+    n_jobs: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let call = PredictCall {
+        activation,
+        // (any loss: the output layer is not reached)
+        loss: "squared_error",
+        layer: Some(layer),
+        n_jobs,
+    };
+    with_dtype!(&first_item(params)?, T => predict_typed::<T>(py, x, params, call))
+}
+
+/// What a prediction computes besides its arrays.
+struct PredictCall<'a> {
+    activation: &'a str,
+    loss: &'a str,
+    /// A hidden layer whose outputs to return instead of the network's.
+    layer: Option<usize>,
+    n_jobs: Option<i64>,
 }
 
 /// Layer sizes from `coefs_ + intercepts_`: the first matrix's rows, then every
@@ -47,13 +87,12 @@ fn predict_typed<'py, T: Element + Real>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     params: &Bound<'py, PyAny>,
-    activation: &str,
-    loss: &str,
-    n_jobs: Option<i64>,
+    call: PredictCall<'_>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let x = XArg::<T>::extract(x)?;
     let params: Vec<PyReadonlyArrayDyn<T>> = params.extract()?;
-    let net = net(units(&params)?, activation, loss)?;
+    // (the output activation is all predict needs of the loss)
+    let net = net(units(&params)?, call.activation, call.loss, 1.0)?;
     let slices: Vec<&[T]> = params
         .iter()
         .map(|a| {
@@ -62,19 +101,24 @@ fn predict_typed<'py, T: Element + Real>(
         })
         .collect::<PyResult<_>>()?;
     let rows = x.rows()?;
-    let (n, k) = (rows.n_rows(), net.layout.n_outputs());
+    let n = rows.n_rows();
+    let k = match call.layer {
+        Some(layer) => *net.layout.units.get(layer + 1).unwrap_or(&0),
+        None => net.layout.n_outputs(),
+    };
     let what = || format!("the predictions ({n} x {k} {})", T::DTYPE);
     let len = memory::product(n, k, what)?;
     let out = memory::filled(len, T::zero(), what)?;
     let mut out = Array2::from_shape_vec((n, k), out)
         .map_err(|_| PyRuntimeError::new_err("internal error: output shape"))?;
-    let threads = predict_threads(n_jobs, &net, n)?;
+    let threads = predict_threads(call.n_jobs, &net, n)?;
     let buf = out
         .as_slice_mut()
         .ok_or_else(|| PyRuntimeError::new_err("internal error: output not contiguous"))?;
     run_detached(py, || {
-        with_threads(threads, |par| {
-            engine_predict(&net, &slices, &rows, buf, par)
+        with_threads(threads, |par| match call.layer {
+            Some(layer) => hidden_activations_of(&net, &slices, &rows, layer, buf, par),
+            None => engine_predict(&net, &slices, &rows, buf, par),
         })?
     })?;
     Ok(out.into_pyarray(py).into_any())
