@@ -96,9 +96,22 @@ if missing or len(cores) != 1:
 EOF
 
 # ------------------------------------------------------- one interpreter, the wheel only
-# Python versions the matrix covers; the main interpreter is checked in full.
+# Python versions the matrix covers; the main interpreter is checked in full. The
+# oldest runs with the dependency floors of pyproject.toml pinned (numpy==X for
+# numpy>=X ...), so that the floors are versions CI actually ran.
 VERSIONS=(3.10 3.11 3.12 3.13)
+FLOORS_VERSION=3.10
 MATRIX_LINES=()
+FLOORS="$WORK/floors.txt"
+"$VPY" - "$ROOT/pyproject.toml" > "$FLOORS" <<'EOF'
+import re
+import sys
+
+text = open(sys.argv[1]).read()
+deps = re.search(r"^dependencies = \[(.*?)\]", text, re.M | re.S).group(1)
+for name, version in re.findall(r'"([A-Za-z0-9_.-]+)>=([^",]+)"', deps):
+    print(f"{name}=={version}")
+EOF
 
 # The interpreter of CPython $1 on this machine (PATH, then pyenv), or nothing.
 find_python() {
@@ -122,9 +135,11 @@ check_python() {
     local py=$1 label=$2 full=$3 venv="$WORK/venv-$2" run="$WORK/run-$2"
     step "[$label] fresh venv of $py without system site packages; only the wheel"
     "$py" -m venv "$venv" || { fail "[$label] venv (install python3-venv)"; return; }
-    local vpy="$venv/bin/python"
+    local vpy="$venv/bin/python" pins=()
+    [ "$label" = "$FLOORS_VERSION" ] && pins=(-c "$FLOORS")
     "$vpy" -m pip install -q --upgrade pip
-    "$vpy" -m pip install -q "$WHEEL" || { fail "[$label] installing the wheel"; return; }
+    "$vpy" -m pip install -q ${pins[@]+"${pins[@]}"} "$WHEEL" \
+        || { fail "[$label] installing the wheel"; return; }
     "$vpy" -m pip list
     # Everything below runs outside the source tree.
     mkdir -p "$run"
@@ -140,7 +155,8 @@ check_python() {
     if [ "$full" = 1 ] && [ "$MINIMAL" = 0 ]; then
         deps+=("dask[array]" distributed dask-ml tqdm skl2onnx onnxruntime)
     fi
-    "$vpy" -m pip install -q "${deps[@]}" || { fail "[$label] test dependencies"; return; }
+    "$vpy" -m pip install -q ${pins[@]+"${pins[@]}"} "${deps[@]}" \
+        || { fail "[$label] test dependencies"; return; }
     local sklearn
     sklearn=$("$vpy" -c 'import sklearn, numpy, scipy; print(f"scikit-learn {sklearn.__version__}, numpy {numpy.__version__}, scipy {scipy.__version__}")')
     cp -r "$ROOT/tests" "$run/tests"
