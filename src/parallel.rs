@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// How the current call may run its chunks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,17 +77,57 @@ fn cores() -> usize {
 }
 
 /// Runs `f` with `threads` threads: directly when one is enough, else inside a pool built
-/// for this call alone.
+/// for this call alone (a fit: its pool lives as long as the fit).
 pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce(Par) -> R + Send) -> Result<R> {
     if threads <= 1 {
         return Ok(f(Par::Sequential));
     }
-    let pool = rayon::ThreadPoolBuilder::new()
+    let pool = new_pool(threads)?;
+    Ok(pool.install(|| f(Par::Rayon)))
+}
+
+/// [`with_threads`] in a pool kept for the process (one per thread count) rather than
+/// started per call: for the short calls made many times (predictions, the L-BFGS
+/// objective), where starting threads (~0.1-0.2 ms) would cost more than the work.
+/// A process forked after the pool started (whose copy has no worker threads) starts
+/// its own.
+pub fn with_shared_threads<R: Send>(threads: usize, f: impl FnOnce(Par) -> R + Send) -> Result<R> {
+    if threads <= 1 {
+        return Ok(f(Par::Sequential));
+    }
+    let pool = shared_pool(threads)?;
+    Ok(pool.install(|| f(Par::Rayon)))
+}
+
+fn new_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("mlp_rs-{i}"))
         .build()
-        .map_err(|e| Error::Value(format!("could not start {threads} threads: {e}")))?;
-    Ok(pool.install(|| f(Par::Rayon)))
+        .map_err(|e| Error::Value(format!("could not start {threads} threads: {e}")))
+}
+
+/// The process's pool of `threads` threads, made at first use.
+fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    type Pools = Vec<(u32, usize, Arc<rayon::ThreadPool>)>;
+    static POOLS: Mutex<Pools> = Mutex::new(Vec::new());
+    let pid = std::process::id();
+    // (a panic elsewhere cannot leave the list half-changed: it is only pushed to)
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, pool)) = pools.iter().find(|(p, t, _)| *p == pid && *t == threads) {
+        return Ok(Arc::clone(pool));
+    }
+    // pools of a parent process (before a fork) have no threads here: dropped from
+    // the list, never joined
+    pools.retain(|(p, _, pool)| {
+        if *p != pid {
+            std::mem::forget(Arc::clone(pool));
+        }
+        *p == pid
+    });
+    let pool = Arc::new(new_pool(threads)?);
+    pools.push((pid, threads, Arc::clone(&pool)));
+    Ok(pool)
 }
 
 /// A raw pointer that may cross threads: each chunk touches a disjoint region.

@@ -10,21 +10,23 @@ use crate::real::Real;
 use crate::workspace::{Passes, Workspace};
 use rayon::prelude::*;
 
-/// Rows per block: enough for efficient products, small enough to spread over threads.
+/// Rows per block at most: enough for efficient products, small enough to spread over
+/// threads.
 const BLOCK_ROWS: usize = 512;
 
-/// The blocks a prediction over `n` rows runs in: the most threads it can keep busy.
-fn block_count(n: usize) -> usize {
-    n.div_ceil(BLOCK_ROWS)
+/// Rows per block of a prediction over `n` rows: at least two blocks when there are
+/// rows to split (so that a few hundred rows keep two cores busy: `gemm` does not split
+/// a product of 100 rows itself), by `n` alone (results never depend on the threads).
+fn block_rows(n: usize) -> usize {
+    n.div_ceil(2).clamp(1, BLOCK_ROWS)
 }
 
 /// The threads a prediction over `n_rows` rows runs on (see [`threads_for`]): a block of
-/// rows is a step, and there are no more threads than blocks (so a prediction that fits
-/// one block runs on the calling thread: a pool would only cost its start-up, ~0.1-0.2
-/// ms).
+/// rows is a step. Blocks run in parallel; a lone block spreads its matrix products
+/// over the threads instead.
 pub fn predict_threads(n_jobs: Option<i64>, net: &Net, n_rows: usize) -> Result<usize> {
-    let step = n_rows.min(BLOCK_ROWS) * net.layout.n_params();
-    threads_for(n_jobs, step, block_count(n_rows))
+    let step = block_rows(n_rows) * net.layout.n_params();
+    threads_for(n_jobs, step, usize::MAX)
 }
 
 /// Writes the network's outputs for every row of `x` into `out` (`n x n_outputs`,
@@ -83,13 +85,15 @@ fn forward_blocks<T: Real>(
     if n == 0 {
         return Ok(());
     }
-    let block = n.min(BLOCK_ROWS);
-    let count = block_count(n);
+    let block = block_rows(n);
+    let count = n.div_ceil(block);
     let dst = SendPtr(out.as_mut_ptr());
     let pass = Pass {
         layers,
         dropout: None,
     };
+    // a lone block may spread its products over the threads
+    let inner = if count == 1 { par } else { Par::Sequential };
     let run_block = |ws: &mut Workspace<T>, b: usize| {
         let start = b * block;
         let m = block.min(n - start);
@@ -97,7 +101,7 @@ fn forward_blocks<T: Real>(
         if rows.is_none() {
             x.gather_range(start, m, &mut ws.x);
         }
-        net.forward_pass(params, rows, ws, m, Par::Sequential, pass)?;
+        net.forward_pass(params, rows, ws, m, inner, pass)?;
         // SAFETY: block `b` owns rows `start..start + m` of `out`.
         let target = unsafe { std::slice::from_raw_parts_mut(dst.get().add(start * k), m * k) };
         target.copy_from_slice(&ws.acts[layers - 1][..m * k]);

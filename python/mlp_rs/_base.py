@@ -806,17 +806,43 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     # -------------------------------------------------------------------- predict
 
     def _forward_pass_fast(self, X, check_input=True):
-        if check_input:
+        # The serving path: a plain float array skips scikit-learn's generic validation
+        # (feature names, dataframe detection, conversions), which costs several times
+        # the engine's work on a few rows; the engine checks finiteness as it reads X.
+        served = check_input and self._is_plain_input(X)
+        if check_input and not served:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         dtype = self._predict_dtype(X)
         params = [np.asarray(p, dtype=dtype) for p in self._params()]
-        return _core.predict(
-            _engine_input(X, dtype),
-            params,
-            self.activation,
-            _LOSS_OF_OUTPUT[self.out_activation_],
-            self.n_jobs,
+        x = _engine_input(X, dtype)
+        loss = _LOSS_OF_OUTPUT[self.out_activation_]
+        out = _core.predict(x, params, self.activation, loss, self.n_jobs, served)
+        if out is None:
+            # NaN or infinity: scikit-learn's validation raises its own error (and
+            # under assume_finite=True lets the values through, as it does)
+            validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+            out = _core.predict(x, params, self.activation, loss, self.n_jobs)
+        return out
+
+    def _is_plain_input(self, X):
+        """Whether X is what scikit-learn's validation would pass through untouched
+        and without a word: a 2-D float32/float64 NumPy array (no subclass, no
+        dataframe) with rows, of the fitted feature count, for a model fitted without
+        feature names. Finiteness is left to the engine."""
+        return (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype.kind == "f"
+            and X.dtype.itemsize in (4, 8)
+            and X.shape[0] > 0
+            and X.shape[1] == self.__dict__.get("n_features_in_")
+            and "feature_names_in_" not in self.__dict__
         )
+
+    def _check_fitted(self):
+        """check_is_fitted, without its cost when the weights are there."""
+        if "coefs_" not in self.__dict__:
+            check_is_fitted(self)
 
     def _predict_dtype(self, X):
         """Computed in the promoted dtype, as NumPy (and scikit-learn) would: a float32

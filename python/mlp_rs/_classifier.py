@@ -15,7 +15,6 @@ from sklearn.utils.multiclass import (
 )
 from sklearn.utils.validation import (
     check_array,
-    check_is_fitted,
     column_or_1d,
     validate_data,
 )
@@ -325,14 +324,35 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             The predicted classes.
         """
         model = self._snapshot()  # one fit's model, even while another publishes
-        check_is_fitted(model)
+        model._check_fitted()
         return model._predict(X)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        return self._labels(y_pred)
+
+    def _labels(self, y_pred):
+        """``LabelBinarizer.inverse_transform(y_pred)`` (threshold 0.5 between its
+        default labels 0 and 1): its argmax / thresholding done directly for dense
+        multiclass and binary outputs, without the ~30 us of its checks."""
+        binarizer = self._label_binarizer
+        plain = (
+            not getattr(binarizer, "sparse_input_", False)
+            and binarizer.neg_label == 0
+            and binarizer.pos_label == 1
+        )
+        classes = np.asarray(binarizer.classes_)
+        if plain and binarizer.y_type_ == "multiclass":
+            # sklearn.preprocessing._label._inverse_binarize_multiclass
+            return classes.take(y_pred.argmax(axis=1), mode="clip")
+        if plain and binarizer.y_type_ == "binary" and y_pred.ndim == 1:
+            # _inverse_binarize_thresholding, binary case
+            if len(classes) == 1:
+                return np.repeat(classes[0], len(y_pred))
+            return classes[np.array(y_pred > 0.5, dtype=int)]
+        return binarizer.inverse_transform(y_pred)
 
     def _score(self, X, y, sample_weight=None):
         return self._score_with_function(
@@ -353,7 +373,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             The predicted probability of each class, in the order of ``classes_``.
         """
         model = self._snapshot()  # one fit's model, even while another publishes
-        check_is_fitted(model)
+        model._check_fitted()
         y_pred = model._forward_pass_fast(X)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()

@@ -10,7 +10,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
     check_array,
-    check_is_fitted,
     column_or_1d,
     validate_data,
 )
@@ -251,7 +250,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             The predicted values.
         """
         model = self._snapshot()  # one fit's model, even while another publishes
-        check_is_fitted(model)
+        model._check_fitted()
         return model._predict(X)
 
     def _predict(self, X, check_input=True):

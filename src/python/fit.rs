@@ -6,7 +6,8 @@ use super::errors::run_detached;
 use super::hooks::{run_interruptible, PyHooks, Shuffler};
 use crate::memory;
 use crate::{
-    fit_threads, loss_and_gradient as engine_loss_and_gradient, loss_threads, train, with_threads,
+    fit_threads, loss_and_gradient as engine_loss_and_gradient, loss_threads, train,
+    with_shared_threads,
     Model, Outcome, Progress, Real, Scalars, StopReason,
 };
 use numpy::{Element, IntoPyArray, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArrayDyn};
@@ -214,7 +215,7 @@ fn loss_grad_typed<T: Element + Real>(
     let data = data.dataset()?;
     let threads = loss_threads(config.n_jobs, &net, data.n_samples())?;
     let loss = run_detached(py, || {
-        with_threads(threads, |par| {
+        with_shared_threads(threads, |par| {
             engine_loss_and_gradient(&net, config.alpha, &data, packed, &mut grad, par)
         })?
     })?;

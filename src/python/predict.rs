@@ -7,16 +7,19 @@ use super::errors::run_detached;
 use crate::memory;
 use crate::{
     hidden_activations as hidden_activations_of, predict as engine_predict, predict_threads,
-    with_threads, Real,
+    with_shared_threads, Real,
 };
 use numpy::ndarray::Array2;
 use numpy::{Element, IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-/// The network's outputs (after the output activation) for every row of `x`.
+/// The network's outputs (after the output activation) for every row of `x`. With
+/// `check_finite`, None when `x` holds NaN or infinity (the caller's validation then
+/// raises scikit-learn's exact error): the serving path's check rides along here.
 #[pyfunction]
-#[pyo3(signature = (x, params, activation, loss, n_jobs=None))]
+#[pyo3(signature = (x, params, activation, loss, n_jobs=None, check_finite=false))]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn predict<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -24,12 +27,14 @@ pub(super) fn predict<'py>(
     activation: &str,
     loss: &str,
     n_jobs: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
+    check_finite: bool,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     let call = PredictCall {
         activation,
         loss,
         layer: None,
         n_jobs,
+        check_finite,
     };
     with_dtype!(&first_item(params)?, T => predict_typed::<T>(py, x, params, call))
 }
@@ -52,8 +57,10 @@ pub(super) fn hidden_activations<'py>(
         loss: "squared_error",
         layer: Some(layer),
         n_jobs,
+        check_finite: false,
     };
-    with_dtype!(&first_item(params)?, T => predict_typed::<T>(py, x, params, call))
+    let out = with_dtype!(&first_item(params)?, T => predict_typed::<T>(py, x, params, call))?;
+    out.ok_or_else(|| PyRuntimeError::new_err("internal error: no activations"))
 }
 
 /// What a prediction computes besides its arrays.
@@ -63,6 +70,8 @@ struct PredictCall<'a> {
     /// A hidden layer whose outputs to return instead of the network's.
     layer: Option<usize>,
     n_jobs: Option<i64>,
+    /// Whether to check first that `x` is finite (returning None when not).
+    check_finite: bool,
 }
 
 /// Layer sizes from `coefs_ + intercepts_`: the first matrix's rows, then every
@@ -88,7 +97,7 @@ fn predict_typed<'py, T: Element + Real>(
     x: &Bound<'py, PyAny>,
     params: &Bound<'py, PyAny>,
     call: PredictCall<'_>,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     let x = XArg::<T>::extract(x)?;
     let params: Vec<PyReadonlyArrayDyn<T>> = params.extract()?;
     // (the output activation is all predict needs of the loss)
@@ -115,11 +124,15 @@ fn predict_typed<'py, T: Element + Real>(
     let buf = out
         .as_slice_mut()
         .ok_or_else(|| PyRuntimeError::new_err("internal error: output not contiguous"))?;
-    run_detached(py, || {
-        with_threads(threads, |par| match call.layer {
+    let finite = run_detached(py, || {
+        if call.check_finite && !rows.all_finite() {
+            return Ok(false);
+        }
+        with_shared_threads(threads, |par| match call.layer {
             Some(layer) => hidden_activations_of(&net, &slices, &rows, layer, buf, par),
             None => engine_predict(&net, &slices, &rows, buf, par),
-        })?
+        })??;
+        Ok(true)
     })?;
-    Ok(out.into_pyarray(py).into_any())
+    Ok(finite.then(|| out.into_pyarray(py).into_any()))
 }

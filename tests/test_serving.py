@@ -1,0 +1,141 @@
+"""The serving path of predict / predict_proba / predict_log_proba / score.
+
+A plain float NumPy array skips scikit-learn's generic validation; everything else goes
+the full way. Whichever way an input goes, the outputs, the errors (type and message)
+and the warnings must be those of the full path: each case runs with the serving path
+on and with it forced off, and the two are compared.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import sklearn
+from conftest import make_data
+from mlp_rs import MLPClassifier, MLPRegressor
+
+pd = pytest.importorskip("pandas")
+
+
+def _outcome(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            out = ("ok", call())
+        except Exception as exc:  # noqa: BLE001 - compared below
+            out = ("error", type(exc), str(exc))
+    return out, [(w.category, str(w.message)) for w in caught]
+
+
+def _same(a, b):
+    (out_a, warn_a), (out_b, warn_b) = a, b
+    assert warn_a == warn_b
+    assert out_a[0] == out_b[0], (out_a, out_b)
+    if out_a[0] == "ok":
+        np.testing.assert_array_equal(out_a[1], out_b[1])
+    else:
+        assert out_a[1:] == out_b[1:]
+
+
+def _inputs(X):
+    nan, inf = X.copy(), X.copy()
+    nan[1, 2], inf[0, 0] = np.nan, np.inf
+    return {
+        "float64": X,
+        "float32": X.astype(np.float32),
+        "fortran": np.asfortranarray(X),
+        "strided": X[::2],
+        "one row": X[:1],
+        "nan": nan,
+        "inf": inf,
+        "nan float32": nan.astype(np.float32),
+        "too few features": X[:, :-1],
+        "too many features": np.hstack([X, X[:, :1]]),
+        "no rows": X[:0],
+        "1-D": X[0],
+        "float16": X.astype(np.float16),
+        "int": (X * 10).astype(np.int64),
+        "object": X.astype(object),
+        "list": X[:3].tolist(),
+        "dataframe": pd.DataFrame(X),
+        "csr": sp.csr_matrix(X),
+        "matrix": np.asmatrix(X),
+    }
+
+
+def _models():
+    X, y = make_data("multiclass", n_samples=60)
+    Xb, yb = make_data("binary", n_samples=60)
+    Xr, yr = make_data("regression", n_samples=60)
+    kw = dict(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "multiclass": (MLPClassifier(**kw).fit(X, y), X, y),
+            "binary": (MLPClassifier(**kw).fit(Xb, yb), Xb, yb),
+            "multiclass float32": (
+                MLPClassifier(**kw).fit(X.astype(np.float32), y),
+                X,
+                y,
+            ),
+            "regressor": (MLPRegressor(**kw).fit(Xr, yr), Xr, yr),
+            "feature names": (
+                MLPClassifier(**kw).fit(pd.DataFrame(X, columns=list("abcdef")), y),
+                X,
+                y,
+            ),
+        }
+
+
+MODELS = _models()
+METHODS = ["predict", "predict_proba", "predict_log_proba", "score"]
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("assume_finite", [False, True])
+def test_serving_path_is_the_full_path(model, method, assume_finite, monkeypatch):
+    est, X, y = MODELS[model]
+    if not hasattr(est, method):
+        pytest.skip(f"{type(est).__name__} has no {method}")
+    for name, X_in in _inputs(X).items():
+
+        def call(X_in=X_in):
+            f = getattr(est, method)
+            n = getattr(X_in, "shape", (len(X_in),))[0]
+            return f(X_in, y[:n]) if method == "score" else f(X_in)
+
+        with sklearn.config_context(assume_finite=assume_finite):
+            fast = _outcome(call)
+            with monkeypatch.context() as m:
+                m.setattr(type(est), "_is_plain_input", lambda self, X: False)
+                full = _outcome(call)
+        try:
+            _same(fast, full)
+        except AssertionError as exc:
+            raise AssertionError(f"{model} {method} {name}: {exc}") from None
+
+
+def test_serving_path_is_taken_for_plain_arrays(monkeypatch):
+    est, X, _ = MODELS["multiclass"]
+    calls = []
+    original = sklearn.utils.validation.validate_data
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    import mlp_rs._base
+
+    monkeypatch.setattr(mlp_rs._base, "validate_data", spy)
+    est.predict_proba(X)
+    est.predict(X[:1])
+    assert calls == []
+    est.predict_proba(X.tolist())  # a list: the full path
+    assert calls == [1]
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        est.predict_proba(bad)  # the engine found NaN: the full path raises
+    assert calls == [1, 1]
