@@ -42,6 +42,9 @@ pub(crate) fn all_finite<T: Real>(values: &[T]) -> bool {
             *a += v * T::zero();
         }
     }
-    let tail = chunks.remainder().iter().fold(T::zero(), |a, &v| a + v * T::zero());
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(T::zero(), |a, &v| a + v * T::zero());
     acc.iter().fold(tail, |a, &b| a + b) == T::zero()
 }

@@ -7,8 +7,7 @@ use super::hooks::{run_interruptible, PyHooks, Shuffler};
 use crate::memory;
 use crate::{
     fit_threads, loss_and_gradient as engine_loss_and_gradient, loss_threads, train,
-    with_shared_threads,
-    Model, Outcome, Progress, Real, Scalars, StopReason,
+    with_shared_threads, Model, Outcome, Progress, Real, Scalars, StopReason,
 };
 use numpy::{Element, IntoPyArray, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArrayDyn};
 use pyo3::prelude::*;
