@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 need_rust
 ensure_venv
-venv_install "maturin>=1.7,<2" numpy scikit-learn scipy pandas pytest hypothesis ruff
+venv_install "maturin>=1.9,<2" numpy scikit-learn scipy pandas pytest hypothesis ruff
 if [ "${1:-}" != "--tools" ]; then
     (cd "$ROOT" && "$VPY" -m pip install -q --disable-pip-version-check \
         --no-build-isolation -e .)

@@ -15,7 +15,9 @@
 # A failed build stops the script; the checks all run, and the script ends with a
 # summary (the support matrix, with pass counts) and exits non-zero if any failed.
 #
-# Usage: bash scripts/wheel_check.sh [--matrix] [--minimal] [--keep] [-- PYTEST_ARGS...]
+# Usage: bash scripts/wheel_check.sh [--wheel W] [--matrix] [--minimal] [--keep]
+#                                    [-- PYTEST_ARGS...]
+#   --wheel W   check the wheel W (e.g. release.sh's dist/ wheel) instead of building one
 #   --matrix    also check every other CPython 3.10-3.13 found
 #   --minimal   no optional test dependencies for the main interpreter either
 #   --keep      keep the temporary directory (wheel, venvs) and print its path
@@ -28,14 +30,16 @@ source "$(dirname "$0")/env.sh"
 MINIMAL=0
 KEEP=0
 MATRIX=0
+GIVEN_WHEEL=
 PYTEST_ARGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --matrix) MATRIX=1 ;;
+        --wheel) GIVEN_WHEEL=$(realpath "$2"); shift ;;
         --minimal) MINIMAL=1 ;;
         --keep) KEEP=1 ;;
         --) shift; PYTEST_ARGS=("$@"); break ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "wheel_check: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -64,19 +68,24 @@ echo "source: $ROOT (Cargo.toml version $EXPECTED_VERSION)"
 echo "work:   $WORK"
 
 # ---------------------------------------------------------------- build the wheel
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/wheel-check}
-step "building the wheel (maturin build --release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-# maturin from the project's own environment (scripts/setup.sh --tools installs it)
 ensure_venv
-"$VPY" -m maturin --version >/dev/null 2>&1 || venv_install "maturin>=1.7,<2"
-MATURIN=("$VPY" -m maturin)
-"${MATURIN[@]}" --version
-(cd "$ROOT" && "${MATURIN[@]}" build --release --interpreter "$PY" -o "$WORK/dist")
-shopt -s nullglob
-WHEELS=("$WORK"/dist/mlp_rs-*.whl)
-shopt -u nullglob
-[ ${#WHEELS[@]} -eq 1 ] || die "expected one wheel in $WORK/dist, found ${#WHEELS[@]}"
-WHEEL=${WHEELS[0]}
+if [ -n "$GIVEN_WHEEL" ]; then
+    WHEEL=$GIVEN_WHEEL
+    [ -f "$WHEEL" ] || die "no wheel $WHEEL"
+else
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/wheel-check}
+    step "building the wheel (maturin build --release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    # maturin from the project's own environment (scripts/setup.sh --tools installs it)
+    "$VPY" -m maturin --version >/dev/null 2>&1 || venv_install "maturin>=1.9,<2"
+    MATURIN=("$VPY" -m maturin)
+    "${MATURIN[@]}" --version
+    (cd "$ROOT" && "${MATURIN[@]}" build --release --interpreter "$PY" -o "$WORK/dist")
+    shopt -s nullglob
+    WHEELS=("$WORK"/dist/mlp_rs-*.whl)
+    shopt -u nullglob
+    [ ${#WHEELS[@]} -eq 1 ] || die "expected one wheel in $WORK/dist, found ${#WHEELS[@]}"
+    WHEEL=${WHEELS[0]}
+fi
 echo "wheel: $(basename "$WHEEL")"
 case "$(basename "$WHEEL")" in
     mlp_rs-"$EXPECTED_VERSION"-*abi3*.whl) ;;
