@@ -7,7 +7,7 @@
 //! while it is in cache. Every cut depends on the shapes alone, never on the number of
 //! threads, so results are bit-identical whatever `n_jobs` is.
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Rows};
 use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::network::Layout;
@@ -56,14 +56,19 @@ pub(crate) struct BatchResult<T> {
 impl<T: Real> BatchRunner<T> {
     /// Buffers for batches of up to `batch` rows. When they do not fit in memory, the
     /// error gives their total size (what to shrink: the batch or the layers).
-    pub(crate) fn new(layout: &Layout, batch: usize, dropout: &Dropout) -> Result<Self> {
+    pub(crate) fn new(
+        layout: &Layout,
+        batch: usize,
+        dropout: &Dropout,
+        x: &Rows<'_, T>,
+    ) -> Result<Self> {
         let parts = part_count(batch);
         let capacity = batch.min(PART_ROWS);
-        let workspaces: Result<Vec<_>> = (0..parts)
-            .map(|_| {
-                Workspace::new(layout, capacity, Passes::Deltas)?.with_dropout(layout, dropout)
-            })
-            .collect();
+        let workspace = || {
+            let ws = Workspace::new(layout, capacity, Passes::Deltas)?.for_input(x);
+            ws.with_dropout(layout, dropout)
+        };
+        let workspaces: Result<Vec<_>> = (0..parts).map(|_| workspace()).collect();
         let workspaces = workspaces.map_err(|e| match e {
             Error::Memory { .. } => Error::Memory {
                 what: format!(
@@ -133,7 +138,7 @@ impl<T: Real> BatchRunner<T> {
             let (lo, hi) = (cut(i), cut(i + 1));
             // SAFETY: part `i` is touched by this call alone; `i < count <= len`.
             let ws = unsafe { &mut *parts.get().add(i) };
-            let weight_sum = ws.gather(data, &rows[lo..hi]);
+            let weight_sum = ws.gather(data, &rows[lo..hi])?;
             let pass = Pass {
                 layers: net.layout.n_layers(),
                 dropout: dropout.map(|d| (d, first_visit + lo as u64)),
@@ -234,7 +239,7 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
 mod tests {
     use super::*;
     use crate::activation::Activation;
-    use crate::data::{Rows, Targets};
+    use crate::data::Targets;
     use crate::loss::Loss;
     use crate::network::SplitMix64;
     use crate::parallel::with_threads;
@@ -277,7 +282,7 @@ mod tests {
         let rows: Vec<usize> = (0..n).rev().collect();
 
         let run = |threads: usize| {
-            let mut runner = BatchRunner::new(&layout, n, &Dropout::default()).unwrap();
+            let mut runner = BatchRunner::new(&layout, n, &Dropout::default(), &data.x).unwrap();
             let result = with_threads(threads, |par| {
                 runner.run(&net, &data, (&rows, 0), &params, par)
             })
@@ -298,7 +303,7 @@ mod tests {
 
         // the same gradient as one pass over the whole batch
         let mut one = Workspace::new(&layout, n, Passes::Gradients).unwrap();
-        one.gather(&data, &rows);
+        one.gather(&data, &rows).unwrap();
         net.forward(&params, &mut one, n, Par::Sequential).unwrap();
         net.backward(&params, &mut one, n, false, false, Par::Sequential)
             .unwrap();
@@ -342,7 +347,7 @@ mod tests {
                 dropout: Some((&dropout, 40)),
             };
             let loss = |params: &[Vec<f64>], ws: &mut Workspace<f64>| {
-                ws.gather(&data, &rows);
+                ws.gather(&data, &rows).unwrap();
                 net.forward_pass(params, None, ws, n, Par::Sequential, pass)
                     .unwrap();
                 net.loss_sum(ws, n, false)
@@ -387,7 +392,13 @@ mod tests {
         let mut params = layout.glorot::<f64>(Activation::Relu, 1);
         let before = params.clone();
         let mut state: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
-        let mut runner = BatchRunner::<f64>::new(&layout, 8, &Dropout::default()).unwrap();
+        let mut runner = BatchRunner::<f64>::new(
+            &layout,
+            8,
+            &Dropout::default(),
+            &Rows::Dense(ndarray::Array2::zeros((1, 3)).view()),
+        )
+        .unwrap();
         let solver = Solver::Sgd {
             momentum: 0.9,
             nesterov: true,

@@ -3,9 +3,70 @@
 //! buffers.
 
 use crate::error::{ensure_shape, Error, Result};
+use crate::memory;
 use crate::real::Real;
 use crate::reduce::all_finite;
 use ndarray::ArrayView2;
+
+/// The column indices of a CSR matrix, in the integer width scipy stored them (int32
+/// usually: read as they are, never copied to a wider type).
+#[derive(Debug, Clone, Copy)]
+pub enum Columns<'a> {
+    /// 32-bit indices (scipy's default).
+    I32(&'a [i32]),
+    /// 64-bit indices (large matrices).
+    I64(&'a [i64]),
+}
+
+impl<'a> From<&'a [i32]> for Columns<'a> {
+    fn from(indices: &'a [i32]) -> Self {
+        Columns::I32(indices)
+    }
+}
+
+impl<'a> From<&'a [i64]> for Columns<'a> {
+    fn from(indices: &'a [i64]) -> Self {
+        Columns::I64(indices)
+    }
+}
+
+impl Columns<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Columns::I32(c) => c.len(),
+            Columns::I64(c) => c.len(),
+        }
+    }
+
+    /// Whether every index lies in `0..n_cols`.
+    fn within(&self, n_cols: usize) -> bool {
+        match self {
+            Columns::I32(c) => c.iter().all(|&j| j >= 0 && (j as usize) < n_cols),
+            Columns::I64(c) => c.iter().all(|&j| j >= 0 && (j as usize) < n_cols),
+        }
+    }
+
+    /// Writes the columns of entries `lo..hi` into `out`.
+    fn copy_into(&self, lo: usize, hi: usize, out: &mut [usize]) {
+        match self {
+            Columns::I32(c) => out
+                .iter_mut()
+                .zip(&c[lo..hi])
+                .for_each(|(o, &j)| *o = j as usize),
+            Columns::I64(c) => out
+                .iter_mut()
+                .zip(&c[lo..hi])
+                .for_each(|(o, &j)| *o = j as usize),
+        }
+    }
+
+    fn get(&self, e: usize) -> usize {
+        match self {
+            Columns::I32(c) => c[e] as usize,
+            Columns::I64(c) => c[e] as usize,
+        }
+    }
+}
 
 /// A read-only matrix of samples.
 #[derive(Debug, Clone, Copy)]
@@ -17,7 +78,7 @@ pub enum Rows<'a, T> {
         /// The stored values, row after row.
         data: &'a [T],
         /// The column of each stored value.
-        indices: &'a [i64],
+        indices: Columns<'a>,
         /// Where each row starts in `data` (`n_rows + 1` entries).
         indptr: &'a [i64],
         /// Number of columns (features).
@@ -29,10 +90,11 @@ impl<'a, T: Real> Rows<'a, T> {
     /// Checks the CSR invariants once, so that gathering can index without panicking.
     pub fn csr(
         data: &'a [T],
-        indices: &'a [i64],
+        indices: impl Into<Columns<'a>>,
         indptr: &'a [i64],
         n_cols: usize,
     ) -> Result<Self> {
+        let indices = indices.into();
         ensure_shape(!indptr.is_empty() && data.len() == indices.len(), || {
             "CSR matrix: data and indices differ in length, or indptr is empty".into()
         })?;
@@ -54,7 +116,7 @@ impl<'a, T: Real> Rows<'a, T> {
                 "CSR matrix: indptr does not end at nnz".into(),
             ));
         }
-        if indices.iter().any(|&j| j < 0 || j as usize >= n_cols) {
+        if !indices.within(n_cols) {
             return Err(Error::Value(
                 "CSR matrix: a column index is out of range".into(),
             ));
@@ -81,6 +143,36 @@ impl<'a, T: Real> Rows<'a, T> {
             Rows::Dense(x) => x.ncols(),
             Rows::Csr { n_cols, .. } => *n_cols,
         }
+    }
+
+    /// Gathers the rows `which` (all `< n_rows`): the entries of CSR rows into `sparse`
+    /// when given, else the rows into `dense`, row-major.
+    pub(crate) fn gather_into(
+        &self,
+        which: impl ExactSizeIterator<Item = usize> + Clone,
+        dense: &mut [T],
+        sparse: Option<&mut SparseBatch<T>>,
+    ) -> Result<()> {
+        match (self, sparse) {
+            (
+                Rows::Csr {
+                    data,
+                    indices,
+                    indptr,
+                    ..
+                },
+                Some(batch),
+            ) => batch.gather((data, *indices, indptr), which),
+            _ => {
+                self.gather_rows(which, dense);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the rows are CSR parts (trained and predicted from sparse batches).
+    pub fn is_sparse(&self) -> bool {
+        matches!(self, Rows::Csr { .. })
     }
 
     /// Whether every value is finite (no NaN, no infinity): one pass, vectorised.
@@ -135,9 +227,9 @@ impl<'a, T: Real> Rows<'a, T> {
                 out.fill(T::zero());
                 for (dst, r) in out.chunks_exact_mut(width).zip(which) {
                     let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
-                    for (&j, &v) in indices[lo..hi].iter().zip(&data[lo..hi]) {
+                    for (e, &v) in (lo..hi).zip(&data[lo..hi]) {
                         // Duplicate entries add up, as in scipy's own products.
-                        dst[j as usize] += v;
+                        dst[indices.get(e)] += v;
                     }
                 }
             }
@@ -209,10 +301,61 @@ pub struct Dataset<'a, T> {
     pub sample_weight: Option<&'a [T]>,
 }
 
-/// Where a gather writes one batch: row-major inputs and targets, each row's class (for
-/// class targets) and weight. Sized for at least the rows gathered.
+/// Rows of a CSR matrix gathered for one batch: row `i` holds the entries
+/// `indptr[i]..indptr[i + 1]` of `indices` (columns) and `values`, in X's order. A sparse
+/// X trains and predicts from these, never from dense rows `n_features` wide.
+#[derive(Debug, Default)]
+pub struct SparseBatch<T> {
+    /// Where each row starts (one more entry than rows).
+    pub indptr: Vec<usize>,
+    /// The column of each entry.
+    pub indices: Vec<usize>,
+    /// The value of each entry.
+    pub values: Vec<T>,
+}
+
+impl<T: Real> SparseBatch<T> {
+    /// The rows `which` of the CSR matrix `(data, indices, indptr)` (checked by
+    /// [`Rows::csr`]); the buffers grow to the largest batch seen, fallibly.
+    fn gather(
+        &mut self,
+        (data, indices, indptr): (&[T], Columns<'_>, &[i64]),
+        which: impl ExactSizeIterator<Item = usize> + Clone,
+    ) -> Result<()> {
+        let nnz: usize = which
+            .clone()
+            .map(|r| (indptr[r + 1] - indptr[r]) as usize)
+            .sum();
+        let what = || format!("the entries of a sparse batch ({nnz})");
+        memory::grow(&mut self.values, nnz, T::zero(), what)?;
+        memory::grow(&mut self.indices, nnz, 0, what)?;
+        memory::grow(&mut self.indptr, which.len() + 1, 0, what)?;
+        let mut at = 0;
+        self.indptr[0] = 0;
+        for (i, r) in which.enumerate() {
+            let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
+            let len = hi - lo;
+            self.values[at..at + len].copy_from_slice(&data[lo..hi]);
+            indices.copy_into(lo, hi, &mut self.indices[at..at + len]);
+            at += len;
+            self.indptr[i + 1] = at;
+        }
+        Ok(())
+    }
+
+    /// Row `i`'s columns and values.
+    pub(crate) fn row(&self, i: usize) -> (&[usize], &[T]) {
+        let (lo, hi) = (self.indptr[i], self.indptr[i + 1]);
+        (&self.indices[lo..hi], &self.values[lo..hi])
+    }
+}
+
+/// Where a gather writes one batch: row-major inputs (or, for a sparse X with `sparse`
+/// given, its entries) and targets, each row's class (for class targets) and weight.
+/// Sized for at least the rows gathered.
 pub(crate) struct BatchBuffers<'w, T> {
     pub x: &'w mut [T],
+    pub sparse: Option<&'w mut SparseBatch<T>>,
     pub y: &'w mut [T],
     pub n_outputs: usize,
     pub classes: &'w mut [usize],
@@ -262,9 +405,9 @@ impl<T: Real> Dataset<'_, T> {
         which: impl ExactSizeIterator<Item = usize> + Clone,
         with_x: bool,
         dst: BatchBuffers<'_, T>,
-    ) -> Gathered<T> {
+    ) -> Result<Gathered<T>> {
         if with_x {
-            self.x.gather_rows(which.clone(), dst.x);
+            self.x.gather_into(which.clone(), dst.x, dst.sparse)?;
         }
         let count = which.len();
         self.y.gather_rows(which.clone(), dst.n_outputs, dst.y);
@@ -288,10 +431,10 @@ impl<T: Real> Dataset<'_, T> {
             }
             None => T::from_f64(count as f64),
         };
-        Gathered {
+        Ok(Gathered {
             weight_sum,
             one_hot,
-        }
+        })
     }
 }
 
@@ -305,7 +448,7 @@ mod tests {
         let x = array![[1.0_f64, 0.0, 2.0], [0.0, 0.0, 3.0], [4.0, 5.0, 0.0]];
         let csr = Rows::csr(
             &[1.0, 2.0, 3.0, 4.0, 5.0],
-            &[0, 2, 2, 0, 1],
+            &[0_i32, 2, 2, 0, 1][..],
             &[0, 2, 3, 5],
             3,
         )
@@ -335,13 +478,13 @@ mod tests {
             assert!(!Rows::Dense(x.t()).all_finite(), "any strides");
             x[[2, 1499]] = 1.0;
         }
-        let csr = Rows::csr(&[1.0_f64, f64::NAN], &[0, 1], &[0, 1, 2], 2).unwrap();
+        let csr = Rows::csr(&[1.0_f64, f64::NAN], &[0_i64, 1][..], &[0, 1, 2], 2).unwrap();
         assert!(!csr.all_finite());
     }
 
     #[test]
     fn bad_csr_is_an_error() {
-        assert!(Rows::<f64>::csr(&[1.0], &[5], &[0, 1], 3).is_err());
-        assert!(Rows::<f64>::csr(&[1.0], &[0], &[0, 2], 3).is_err());
+        assert!(Rows::<f64>::csr(&[1.0], &[5_i64][..], &[0, 1], 3).is_err());
+        assert!(Rows::<f64>::csr(&[1.0], &[0_i32][..], &[0, 2], 3).is_err());
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! 1. `real`, `simd`, `exp`, `reduce`, `error`, `memory`, `mt19937`: numbers, vector
 //!    kernels, errors, fallible allocation, NumPy's generator;
-//! 2. `data`, `gemm`, `narrow`, `parallel`: datasets and their gather, matrix products,
+//! 2. `data`, `gemm`, `narrow`, `sparse`, `parallel`: datasets and their gather, matrix
+//!    products (dense, narrow, sparse first layer),
 //!    the per-call pool and the thread policy;
 //! 3. `network`, `activation`, `loss`, `dropout`: shapes, parameter layout, the math
 //!    per layer;
@@ -43,6 +44,7 @@ mod real;
 mod reduce;
 mod score;
 mod simd;
+mod sparse;
 mod trainer;
 mod workspace;
 
@@ -50,7 +52,7 @@ mod workspace;
 mod python;
 
 pub use activation::Activation;
-pub use data::{Dataset, Rows, Targets};
+pub use data::{Columns, Dataset, Rows, Targets};
 pub use dropout::Dropout;
 pub use error::{Error, Result};
 pub use gemm::{matmul, matmul_with, Kernel};

@@ -45,12 +45,13 @@ pub fn loss_and_gradient<T: Real>(
         return Err(Error::Value("no samples to compute a loss on".into()));
     }
     let weighted = data.sample_weight.is_some();
-    let mut ws = Workspace::new(&net.layout, n.min(BLOCK_ROWS), Passes::Gradients)?;
+    let mut ws =
+        Workspace::new(&net.layout, n.min(BLOCK_ROWS), Passes::Gradients)?.for_input(&data.x);
     let mut loss_sum = 0.0;
     let mut weight_sum = T::zero();
     for (b, start) in (0..n).step_by(ws.capacity).enumerate() {
         let m = ws.capacity.min(n - start);
-        weight_sum += ws.gather_range(data, start, m, true);
+        weight_sum += ws.gather_range(data, start, m, true)?;
         net.forward(&params, &mut ws, m, par)?;
         loss_sum += net.loss_sum(&ws, m, weighted);
         net.backward(&params, &mut ws, m, weighted, b > 0, par)?;

@@ -12,6 +12,7 @@ use crate::network::Layout;
 use crate::parallel::Par;
 use crate::real::Real;
 use crate::reduce::sum_of_squares;
+use crate::sparse;
 use crate::workspace::Workspace;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -62,7 +63,7 @@ impl Net {
     ) -> Result<()> {
         self.layout.check("parameters", params)?;
         let sized = ws.acts.len() == self.layout.n_layers()
-            && ws.x.len() >= ws.capacity * self.layout.n_inputs()
+            && (ws.sparse.is_some() || ws.x.len() >= ws.capacity * self.layout.n_inputs())
             && ws.y.len() >= ws.capacity * self.layout.n_outputs();
         if !sized || n > ws.capacity {
             return Err(Error::Shape(format!(
@@ -117,18 +118,26 @@ impl Net {
         let u = &self.layout.units;
         let l_count = self.layout.n_layers();
         let output = self.loss.output_activation();
-        let x = x.unwrap_or(&ws.x);
+        let dense_x = x.unwrap_or(&ws.x);
+        // a sparse X's gathered entries, unless rows were handed over
+        let sparse_x = ws.sparse.as_ref().filter(|_| x.is_none());
         for l in 0..pass.layers.min(l_count) {
             let (before, after) = ws.acts.split_at_mut(l);
-            let input = if l == 0 { x } else { &before[l - 1][..] };
             let z = &mut after[0];
-            matmul(
-                view_mut(z, n, u[l + 1])?,
-                view(input, n, u[l])?,
-                view(params[l].as_ref(), u[l], u[l + 1])?,
-                false,
-                par,
-            )?;
+            let weights = params[l].as_ref();
+            match sparse_x {
+                Some(batch) if l == 0 => sparse::forward(z, batch, weights, u[1], n)?,
+                _ => {
+                    let input = if l == 0 { dense_x } else { &before[l - 1][..] };
+                    matmul(
+                        view_mut(z, n, u[l + 1])?,
+                        view(input, n, u[l])?,
+                        view(weights, u[l], u[l + 1])?,
+                        false,
+                        par,
+                    )?;
+                }
+            }
             let bias = params[l_count + l].as_ref();
             let z = &mut z[..n * u[l + 1]];
             if l + 1 < l_count {
@@ -293,6 +302,16 @@ impl Net {
             0
         };
         let rows = dst.len().checked_div(cols).unwrap_or(0);
+        if let (0, Some(batch)) = (l, ws.sparse.as_ref()) {
+            let end = first.saturating_add(rows);
+            if cols == 0 || rows * cols != dst.len() || end > u[0] || ws.deltas.is_empty() {
+                return Err(Error::Shape(format!(
+                    "no rows {first}..{end} in layer 0's weight gradient"
+                )));
+            }
+            let deltas = &ws.deltas[0];
+            return sparse::weight_gradient(dst, batch, first, deltas, cols, n, accumulate);
+        }
         let input = if l == 0 {
             Some(&ws.x[..])
         } else {

@@ -410,7 +410,8 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
         let validation = match validation {
             Some(v) => {
                 let rows = v.n_samples().min(VALIDATION_ROWS);
-                Some((v, Workspace::new(&net.layout, rows, Passes::Forward)?))
+                let ws = Workspace::new(&net.layout, rows, Passes::Forward)?.for_input(&v.x);
+                Some((v, ws))
             }
             None => None,
         };
@@ -421,7 +422,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             cfg,
             data,
             validation,
-            runner: BatchRunner::new(&net.layout, cfg.batch_size.min(n), &cfg.dropout)?,
+            runner: BatchRunner::new(&net.layout, cfg.batch_size.min(n), &cfg.dropout, &data.x)?,
             order,
             norm: net.squared_norm(params),
             scratch: StepScratch::default(),
@@ -533,7 +534,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
         for start in (0..n).step_by(ws.capacity) {
             let m = ws.capacity.min(n - start);
             let rows = v.x.contiguous(start, m);
-            weight_sum += ws.gather_range(v, start, m, rows.is_none()).to_f64();
+            weight_sum += ws.gather_range(v, start, m, rows.is_none())?.to_f64();
             net.forward_rows(params, rows, ws, m, self.par)?;
             loss_sum += net.loss_sum(ws, m, weighted);
             let w = weighted.then(|| &ws.w[..m]);
@@ -542,7 +543,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
         if acc.needs_second_pass() {
             for start in (0..n).step_by(ws.capacity) {
                 let m = ws.capacity.min(n - start);
-                ws.gather_range(v, start, m, false);
+                ws.gather_range(v, start, m, false)?;
                 let w = v.sample_weight.is_some().then(|| &ws.w[..m]);
                 acc.add_targets_again(&ws.y[..m * k], w);
             }

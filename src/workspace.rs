@@ -1,6 +1,6 @@
 //! Per-fit buffers, sized once for the largest batch so the epoch loop never allocates.
 
-use crate::data::{BatchBuffers, Dataset};
+use crate::data::{BatchBuffers, Dataset, Rows, SparseBatch};
 use crate::dropout::Dropout;
 use crate::error::Result;
 use crate::memory;
@@ -21,8 +21,10 @@ pub enum Passes {
 pub struct Workspace<T> {
     /// Rows per batch the buffers can hold.
     pub capacity: usize,
-    /// The gathered input rows (`capacity x units[0]`).
+    /// The gathered input rows (`capacity x units[0]`; empty for a sparse X).
     pub x: Vec<T>,
+    /// The gathered entries of a sparse X (CSR rows), when the input is sparse.
+    pub sparse: Option<SparseBatch<T>>,
     /// The gathered targets (`capacity x n_outputs`).
     pub y: Vec<T>,
     pub n_outputs: usize,
@@ -68,6 +70,7 @@ impl<T: Real> Workspace<T> {
         Ok(Self {
             capacity,
             x: block(layout.n_inputs(), "the gathered samples")?,
+            sparse: None,
             y: block(layout.n_outputs(), "the gathered targets")?,
             n_outputs: layout.n_outputs(),
             one_hot: false,
@@ -93,6 +96,16 @@ impl<T: Real> Workspace<T> {
             kept: Vec::new(),
             masks: Vec::new(),
         })
+    }
+
+    /// A workspace of the same shape for rows of `x`: a sparse X gathers its entries
+    /// (no dense `capacity x n_features` buffer); a dense one is unchanged.
+    pub(crate) fn for_input(mut self, x: &Rows<'_, T>) -> Self {
+        if x.is_sparse() {
+            self.x = Vec::new();
+            self.sparse = Some(SparseBatch::default());
+        }
+        self
     }
 
     /// Buffers for the dropout of the hidden layers `dropout` drops from.
@@ -144,7 +157,7 @@ fn gradient_buffers<T: Real>(layout: &Layout) -> Result<Vec<Vec<T>>> {
 impl<T: Real> Workspace<T> {
     /// Gathers rows `which` of `data` (samples, targets, weights) into the buffers;
     /// returns the sum of their weights (their count when unweighted).
-    pub fn gather(&mut self, data: &Dataset<'_, T>, which: &[usize]) -> T {
+    pub fn gather(&mut self, data: &Dataset<'_, T>, which: &[usize]) -> Result<T> {
         self.gather_rows(data, which.iter().copied(), true)
     }
 
@@ -156,7 +169,7 @@ impl<T: Real> Workspace<T> {
         start: usize,
         len: usize,
         with_x: bool,
-    ) -> T {
+    ) -> Result<T> {
         self.gather_rows(data, start..start + len, with_x)
     }
 
@@ -165,16 +178,17 @@ impl<T: Real> Workspace<T> {
         data: &Dataset<'_, T>,
         which: impl ExactSizeIterator<Item = usize> + Clone,
         with_x: bool,
-    ) -> T {
+    ) -> Result<T> {
         let dst = BatchBuffers {
             x: &mut self.x,
+            sparse: self.sparse.as_mut(),
             y: &mut self.y,
             n_outputs: self.n_outputs,
             classes: &mut self.classes,
             w: &mut self.w,
         };
-        let gathered = data.gather_rows(which, with_x, dst);
+        let gathered = data.gather_rows(which, with_x, dst)?;
         self.one_hot = gathered.one_hot;
-        gathered.weight_sum
+        Ok(gathered.weight_sum)
     }
 }

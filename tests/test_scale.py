@@ -255,3 +255,58 @@ def test_partial_fit_over_memmap_chunks_regressor(memmap_files):
     print(f"\nheld-out R^2: fit {s_full:.4f}, partial_fit over chunks {s_chunked:.4f}")
     assert s_full > 0.8, s_full
     assert abs(s_full - s_chunked) < 0.03
+
+
+# A sparse fit (the text-classification shape of bench/workloads.py's W3, one epoch):
+# the first layer works on the CSR entries, so no batch x n_features buffer exists.
+_SPARSE = r"""
+import json, warnings
+import numpy as np
+import scipy.sparse as sp
+from mlp_rs import MLPClassifier
+warnings.simplefilter("ignore")
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+
+before = status("VmRSS:")
+n, f, nnz = 20_000, 50_000, 100
+rng = np.random.default_rng(0)
+indices = rng.integers(0, f, size=n * nnz).astype(np.int32)
+indptr = np.arange(0, n * nnz + 1, nnz)
+X = sp.csr_matrix((rng.random(n * nnz), indices, indptr), shape=(n, f))
+X.sum_duplicates()
+y = rng.integers(0, 20, n)
+x_bytes = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")
+est = MLPClassifier(hidden_layer_sizes=(100,), max_iter=1, random_state=0).fit(X, y)
+peak = status("VmHWM:")
+params = sum(a.size for a in est.coefs_ + est.intercepts_)
+print(json.dumps(dict(before=before, peak=peak, x_bytes=x_bytes, params=params,
+                      n_iter=est.n_iter_)))
+"""
+
+
+def test_sparse_fit_memory_is_x_model_and_optimizer_state():
+    proc = subprocess.run(
+        [sys.executable, "-c", _SPARSE],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert m["n_iter"] == 1
+    model = 8 * m["params"]
+    budget = 1.5 * (m["x_bytes"] + model + 2 * model)  # Adam: two moments
+    used = m["peak"] - m["before"]
+    print(
+        f"\nsparse fit: X {m['x_bytes'] / MiB:.0f} MiB, model {model / MiB:.0f} MiB, "
+        f"peak {used / MiB:.0f} MiB over the interpreter (budget {budget / MiB:.0f})"
+    )
+    assert used <= budget, f"{used / MiB:.0f} MiB > {budget / MiB:.0f} MiB"

@@ -65,12 +65,16 @@ def _lbfgs_options(iprint):
 
 
 def _engine_input(X, dtype):
-    """X as the engine borrows it: a C-contiguous array, or CSR parts in int64."""
+    """X as the engine borrows it: a C-contiguous array, or CSR parts (the indices in
+    scipy's int32 or int64, read as they are: no copy of them)."""
     if sp.issparse(X):
         X = X.tocsr()
+        indices = X.indices
+        if indices.dtype not in (np.int32, np.int64):
+            indices = indices.astype(np.int64)
         return (
             np.ascontiguousarray(X.data, dtype=dtype),
-            np.ascontiguousarray(X.indices, dtype=np.int64),
+            np.ascontiguousarray(indices),
             np.ascontiguousarray(X.indptr, dtype=np.int64),
             int(X.shape[1]),
         )
@@ -301,9 +305,18 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         """Sets new weights, both lists at once (see _params)."""
         self.__dict__.update(coefs_=coefs, intercepts_=intercepts)
 
-    def _private_parameters(self, dtype):
-        """C-contiguous copies of the parameters for the engine to train: arrays a
-        user assigned, and those a concurrent predict is reading, stay untouched."""
+    def _private_parameters(self, dtype, fresh):
+        """The parameters for the engine to train in place: C-contiguous copies, so that
+        arrays a user assigned or a concurrent predict is reading stay untouched; or,
+        for ``fresh`` weights just drawn for this fit (seen by nobody else), those
+        arrays themselves (no second copy of the model in memory)."""
+        if fresh:
+            ok = all(
+                a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+                for a in self.coefs_ + self.intercepts_
+            )
+            if ok:
+                return list(self.coefs_), list(self.intercepts_)
         coefs = [np.array(c, dtype=dtype, order="C") for c in self.coefs_]
         intercepts = [np.array(b, dtype=dtype, order="C") for b in self.intercepts_]
         return coefs, intercepts
@@ -333,8 +346,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             intercepts.append(intercept.astype(dtype, copy=False))
         self._publish(coefs, intercepts)
 
-        self._best_coefs = [c.copy() for c in self.coefs_]
-        self._best_intercepts = [i.copy() for i in self.intercepts_]
+        # (scikit-learn copies them always; only early stopping reads them)
+        if self.early_stopping:
+            self._best_coefs = [c.copy() for c in self.coefs_]
+            self._best_intercepts = [i.copy() for i in self.intercepts_]
+        else:
+            self._best_coefs = self._best_intercepts = None
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
@@ -418,7 +435,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         # so the next warm-start fit trains the "best" weights in place: without a new
         # best score it ends on the last epoch's weights. Reproduced for parity.
         self._best_follows_training = getattr(self, "_best_coefs", None) is self.coefs_
-        params = self._private_parameters(dtype)
+        params = self._private_parameters(dtype, fresh=first_pass)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
 
@@ -570,9 +587,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         """SGD / Adam epochs in the engine; scikit-learn's ``_fit_stochastic`` with its
         epoch loop (``_update_no_improvement_count``, ``iteration_ends``,
         ``trigger_stopping``) in ``src/trainer.rs``."""
-        state = self._optimizer_state_for(incremental, dtype)
-        # Trained on copies and committed only when the engine succeeds.
-        tensors = [t.copy() for t in state["tensors"]]
+        state, fresh = self._optimizer_state_for(incremental, dtype)
+        # Trained on copies and committed only when the engine succeeds (a new state
+        # belongs to this fit alone).
+        tensors = state["tensors"] if fresh else [t.copy() for t in state["tensors"]]
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         X_train, y_train, sw_train, validation = self._validation_split(*data, dtype)
@@ -627,7 +645,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return {"dropout": rates, "dropout_seed": seed}
 
     def _optimizer_state_for(self, incremental, dtype):
-        """The optimizer state to continue (partial_fit) or a new one."""
+        """The optimizer state to continue (partial_fit) or a new one, and whether it
+        is new."""
         state = getattr(self, "_optimizer_state", None)
         if (
             not incremental
@@ -635,8 +654,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             or state["solver"] != self.solver
             or state["tensors"][0].dtype != dtype
         ):
-            state = self._new_optimizer_state(dtype)
-        return state
+            return self._new_optimizer_state(dtype), True
+        return state, False
 
     def _validation_split(self, X, y, sample_weight, validation, dtype):
         """The early-stopping split of scikit-learn's ``_fit_stochastic``
@@ -749,7 +768,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self._best_intercepts = self.intercepts_
 
     def _best_params(self):
-        return self._best_coefs + self._best_intercepts if self.early_stopping else []
+        if not self.early_stopping:
+            return []
+        if getattr(self, "_best_coefs", None) is None:
+            # a model fitted without early stopping: its current weights
+            return [p.copy() for p in self._params()]
+        return self._best_coefs + self._best_intercepts
 
     def _callbacks(self):
         if self.callbacks is None:

@@ -48,6 +48,10 @@ def _copy_state(source, target):
     if best is not None:
         target._best_coefs = [np.array(c) for c in source._best_coefs]
         target._best_intercepts = [np.array(b) for b in source._best_intercepts]
+    else:
+        # (mlp_rs keeps them only with early stopping; scikit-learn always has them)
+        target._best_coefs = [np.array(c) for c in source.coefs_]
+        target._best_intercepts = [np.array(b) for b in source.intercepts_]
 
 
 def to_sklearn(est, sklearn_class):

@@ -18,8 +18,9 @@ __version__: str
 
 _Float = np.float32 | np.float64
 _Dense = NDArray[Any]
-# (data, indices as int64, indptr as int64, n_features) of a CSR matrix
-_Csr = tuple[NDArray[Any], NDArray[np.int64], NDArray[np.int64], int]
+# (data, indices as int32 or int64, indptr as int64, n_features) of a CSR matrix
+_Indices = NDArray[np.int32] | NDArray[np.int64]
+_Csr = tuple[NDArray[Any], _Indices, NDArray[np.int64], int]
 # targets: n x n_outputs floats of the model's dtype, or n int64 class indices
 _Targets = NDArray[Any]
 

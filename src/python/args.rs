@@ -3,8 +3,8 @@
 //! dicts, and the dispatch on the model's dtype.
 
 use crate::{
-    Activation, Dataset, Dropout, Error, Layout, Loss, Net, Real, Rows, Schedule, Score, Solver,
-    Targets, TrainConfig,
+    Activation, Columns, Dataset, Dropout, Error, Layout, Loss, Net, Real, Rows, Schedule, Score,
+    Solver, Targets, TrainConfig,
 };
 use numpy::{
     Element, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArrayDyn,
@@ -54,15 +54,31 @@ pub(super) fn first_item<'py>(seq: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Py
 }
 
 /// The samples argument: a 2-D array, or `(data, indices, indptr, n_features)` of a CSR
-/// matrix (indices and indptr as int64).
+/// matrix (indices as int32 or int64, indptr as int64).
 pub(super) enum XArg<'py, T: Element> {
     Dense(PyReadonlyArray2<'py, T>),
     Csr(
         PyReadonlyArray1<'py, T>,
-        PyReadonlyArray1<'py, i64>,
+        IndicesArg<'py>,
         PyReadonlyArray1<'py, i64>,
         usize,
     ),
+}
+
+/// CSR column indices in scipy's own width.
+#[derive(FromPyObject)]
+pub(super) enum IndicesArg<'py> {
+    I32(PyReadonlyArray1<'py, i32>),
+    I64(PyReadonlyArray1<'py, i64>),
+}
+
+impl IndicesArg<'_> {
+    fn columns(&self) -> Result<Columns<'_>, Error> {
+        Ok(match self {
+            IndicesArg::I32(a) => Columns::I32(as_slice(a)?),
+            IndicesArg::I64(a) => Columns::I64(as_slice(a)?),
+        })
+    }
 }
 
 impl<'py, T: Element + Real> XArg<'py, T> {
@@ -79,7 +95,7 @@ impl<'py, T: Element + Real> XArg<'py, T> {
             XArg::Dense(x) => Ok(Rows::Dense(x.as_array())),
             XArg::Csr(data, indices, indptr, n_cols) => Rows::csr(
                 as_slice(data)?,
-                as_slice(indices)?,
+                indices.columns()?,
                 as_slice(indptr)?,
                 *n_cols,
             ),

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Everyday workloads, mlp_rs against scikit-learn side by side (the workloads issue).
+
+=====  ===============================================================================
+W1     tabular: ``MLPClassifier()`` defaults (adam, (100,), batch 200) on
+       make_classification 50,000 x 20, 3 classes, max_iter=30
+W2     ``MLPRegressor((64, 32))`` adam on make_regression 100,000 x 50, max_iter=10
+W3     sparse CSR 20,000 x 50,000, 100 nonzeros a row, 20 classes, (100,), adam,
+       max_iter=3
+W4-1   ``predict_proba`` of 1 row, 784-100-10 float64 model (Fashion-MNIST's shape)
+W4-100 ``predict_proba`` of 100 rows, same model
+W5     ``cross_val_score(cv=5)`` on digits, (64,), adam, max_iter=50
+W6     float32 200,000 x 256, (256, 128), sgd momentum 0.9, batch 512, 3 epochs
+=====  ===============================================================================
+
+Each workload runs scikit-learn and mlp_rs interleaved (the order alternating per
+repetition, an idle pause before each timed run so that neither is timed against the
+other's leftover BLAS threads), ``--repeats`` times; the table gives medians (min-max)
+and the ratio of the medians. Fits run exactly their epochs (tol=0). Results go to
+stdout as Markdown and, with ``--out``, as JSON.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/workloads.py
+    python bench/workloads.py --only W1,W4-1 --repeats 3
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+import warnings
+
+import mlp_rs
+import numpy as np
+import scipy.sparse as sp
+import sklearn
+from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import cross_val_score
+from sklearn.neural_network import MLPClassifier as SkClassifier
+from sklearn.neural_network import MLPRegressor as SkRegressor
+
+COOL_DOWN_S = 0.3
+EXACT = dict(tol=0.0, n_iter_no_change=10**6, random_state=0)
+
+
+def _fit(cls, X, y, **params):
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            cls(**params, **EXACT).fit(X, y)
+
+    return run
+
+
+def w1(lib):
+    X, y = make_classification(
+        50_000, 20, n_informative=10, n_classes=3, random_state=0
+    )
+    return _fit(lib["clf"], X, y, max_iter=30)
+
+
+def w2(lib):
+    X, y = make_regression(100_000, 50, noise=1.0, random_state=0)
+    y = y / y.std()
+    return _fit(lib["reg"], X, y, hidden_layer_sizes=(64, 32), max_iter=10)
+
+
+def w3(lib):
+    n, f, nnz = 20_000, 50_000, 100
+    rng = np.random.default_rng(0)
+    indices = rng.integers(0, f, size=n * nnz).astype(np.int32)
+    indptr = np.arange(0, n * nnz + 1, nnz)
+    X = sp.csr_matrix((rng.random(n * nnz), indices, indptr), shape=(n, f))
+    X.sum_duplicates()
+    y = rng.integers(0, 20, n)
+    return _fit(lib["clf"], X, y, hidden_layer_sizes=(100,), max_iter=3)
+
+
+def _w4(lib, rows):
+    rng = np.random.RandomState(0)
+    X = rng.rand(2000, 784)
+    y = rng.randint(0, 10, 2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = lib["clf"](hidden_layer_sizes=(100,), max_iter=1, random_state=0).fit(
+            X, y
+        )
+    x = X[:rows]
+    calls = 2000 if rows == 1 else 300
+
+    def run():
+        for _ in range(calls):
+            est.predict_proba(x)
+
+    run.per_call = calls
+    return run
+
+
+def w4_1(lib):
+    return _w4(lib, 1)
+
+
+def w4_100(lib):
+    return _w4(lib, 100)
+
+
+def w5(lib):
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    est = lib["clf"](hidden_layer_sizes=(64,), max_iter=50, **EXACT)
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            cross_val_score(est, X, y, cv=5)
+
+    return run
+
+
+def w6(lib):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200_000, 256), dtype=np.float32)
+    y = (X[:, :8].sum(axis=1) > 0).astype(int) + (X[:, 8] > 1)
+    return _fit(
+        lib["clf"],
+        X,
+        y,
+        hidden_layer_sizes=(256, 128),
+        solver="sgd",
+        momentum=0.9,
+        batch_size=512,
+        learning_rate_init=0.01,
+        max_iter=3,
+    )
+
+
+WORKLOADS = {
+    "W1": w1,
+    "W2": w2,
+    "W3": w3,
+    "W4-1": w4_1,
+    "W4-100": w4_100,
+    "W5": w5,
+    "W6": w6,
+}
+LIBS = {
+    "scikit-learn": {"clf": SkClassifier, "reg": SkRegressor},
+    "mlp_rs": {"clf": mlp_rs.MLPClassifier, "reg": mlp_rs.MLPRegressor},
+}
+
+
+def measure(name, repeats):
+    runs = {lib: WORKLOADS[name](LIBS[lib]) for lib in LIBS}
+    times = {lib: [] for lib in LIBS}
+    for r in range(repeats):
+        order = list(LIBS) if r % 2 == 0 else list(LIBS)[::-1]
+        for lib in order:
+            time.sleep(COOL_DOWN_S)
+            start = time.perf_counter()
+            runs[lib]()
+            seconds = time.perf_counter() - start
+            times[lib].append(seconds / getattr(runs[lib], "per_call", 1))
+    return times
+
+
+def _fmt(seconds):
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", default=",".join(WORKLOADS))
+    parser.add_argument("--out", help="write every measurement as JSON here")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"scikit-learn {sklearn.__version__}, mlp_rs {mlp_rs.__version__}; "
+        f"load average {load[0]:.2f} at the start; medians of {args.repeats}"
+    )
+    print("\n| workload | scikit-learn | mlp_rs | speed-up |\n|---|---|---|---|")
+    results = {}
+    for name in args.only.split(","):
+        times = measure(name, args.repeats)
+        results[name] = times
+        med = {lib: statistics.median(t) for lib, t in times.items()}
+        cells = [
+            f"{_fmt(med[lib])} ({_fmt(min(times[lib]))}-{_fmt(max(times[lib]))})"
+            for lib in LIBS
+        ]
+        ratio = med["scikit-learn"] / med["mlp_rs"]
+        print(f"| {name} | {cells[0]} | {cells[1]} | {ratio:.2f}x |", flush=True)
+    print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"load": load, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
