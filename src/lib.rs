@@ -25,6 +25,7 @@
 
 mod activation;
 mod batch;
+mod bf16;
 mod data;
 mod dropout;
 mod error;
@@ -52,6 +53,7 @@ mod workspace;
 mod python;
 
 pub use activation::Activation;
+pub use bf16::{matmul as matmul_bf16, matmul_with as matmul_bf16_with, Bf16Kernel};
 pub use data::{Columns, Dataset, Rows, Targets};
 pub use dropout::Dropout;
 pub use error::{Error, Result};

@@ -130,6 +130,102 @@ fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
     Ok(pool)
 }
 
+/// Decides, step by step (a fit's mini-batches), whether a step runs on the pool's
+/// threads or on one of them alone, by the time steps take: on a machine whose other
+/// cores are busy, a thread of the pool is descheduled now and then and every step
+/// waits for it, so that two threads can be slower than one. Steps are cut by their
+/// shapes alone, whoever computes them: the choice changes speed, never results.
+///
+/// It starts parallel; after a warm-up it probes the other way for a few steps and
+/// keeps whichever was faster, probing again after an interval that doubles while the
+/// choice holds (so that a quiet machine pays a fraction of a percent for the probes)
+/// and starts over when the choice flips (the machine's load changed).
+#[derive(Debug)]
+pub(crate) struct Governor {
+    /// Whether the call has threads at all.
+    threaded: bool,
+    parallel: bool,
+    /// Mean seconds per step of the current way (exponential average).
+    current: Option<f64>,
+    /// Probe steps timed so far, and their total.
+    probe: Option<(u32, f64)>,
+    /// Steps until the next probe, and the interval after it.
+    countdown: u32,
+    interval: u32,
+}
+
+/// Steps before the first probe, and the first interval between probes...
+const FIRST_PROBE: u32 = 16;
+/// ...that doubles up to this many steps...
+const LONGEST_INTERVAL: u32 = 4096;
+/// ...and steps a probe times.
+const PROBE_STEPS: u32 = 4;
+
+impl Governor {
+    /// A governor for a call on `par`'s threads.
+    pub(crate) fn new(par: Par) -> Self {
+        Self {
+            threaded: par == Par::Rayon,
+            parallel: true,
+            current: None,
+            probe: None,
+            countdown: FIRST_PROBE,
+            interval: FIRST_PROBE,
+        }
+    }
+
+    /// How the next step runs.
+    pub(crate) fn par(&self) -> Par {
+        let parallel = self.parallel != self.probe.is_some();
+        if self.threaded && parallel {
+            Par::Rayon
+        } else {
+            Par::Sequential
+        }
+    }
+
+    /// The seconds the last step took (call only for steps of full size).
+    pub(crate) fn record(&mut self, seconds: f64) {
+        if !self.threaded {
+            return;
+        }
+        match self.probe.as_mut() {
+            Some((steps, total)) => {
+                *steps += 1;
+                *total += seconds;
+                if *steps == PROBE_STEPS {
+                    let probed = *total / f64::from(PROBE_STEPS);
+                    self.end_probe(probed);
+                }
+            }
+            None => {
+                self.current = Some(match self.current {
+                    Some(mean) => 0.875 * mean + 0.125 * seconds,
+                    None => seconds,
+                });
+                self.countdown = self.countdown.saturating_sub(1);
+                if self.countdown == 0 {
+                    self.probe = Some((0, 0.0));
+                }
+            }
+        }
+    }
+
+    fn end_probe(&mut self, probed: f64) {
+        self.probe = None;
+        let current = self.current.unwrap_or(f64::INFINITY);
+        if probed < 0.9 * current {
+            // the other way is clearly faster: switch, and watch closely again
+            self.parallel = !self.parallel;
+            self.current = Some(probed);
+            self.interval = FIRST_PROBE;
+        } else {
+            self.interval = (self.interval * 2).min(LONGEST_INTERVAL);
+        }
+        self.countdown = self.interval;
+    }
+}
+
 /// A raw pointer that may cross threads: each chunk touches a disjoint region.
 pub(crate) struct SendPtr<T>(pub *mut T);
 // By hand: derives would require `T: Copy`.
@@ -146,5 +242,44 @@ impl<T> SendPtr<T> {
     /// Through a method, so closures capture the wrapper (which is Send), not the field.
     pub(crate) fn get(self) -> *mut T {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Steps of `parallel` and `sequential` seconds: which way the governor runs them.
+    fn settle(parallel: f64, sequential: f64, steps: usize) -> (usize, Par) {
+        let mut g = Governor::new(Par::Rayon);
+        let mut parallel_steps = 0;
+        for _ in 0..steps {
+            let par = g.par();
+            if par == Par::Rayon {
+                parallel_steps += 1;
+            }
+            g.record(if par == Par::Rayon {
+                parallel
+            } else {
+                sequential
+            });
+        }
+        (parallel_steps, g.par())
+    }
+
+    #[test]
+    fn keeps_the_faster_way_and_probes_rarely() {
+        // quiet: two threads faster; a few probes of one thread in 3,000 steps
+        let (parallel, now) = settle(1.0, 1.8, 3000);
+        assert_eq!(now, Par::Rayon);
+        assert!(parallel > 2950, "{parallel}");
+        // loaded: one thread faster; a few probes of two
+        let (parallel, now) = settle(2.5, 1.0, 3000);
+        assert_eq!(now, Par::Sequential);
+        assert!(parallel < 60, "{parallel}");
+        // no threads: always sequential
+        let mut g = Governor::new(Par::Sequential);
+        g.record(1.0);
+        assert_eq!(g.par(), Par::Sequential);
     }
 }

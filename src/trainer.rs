@@ -11,11 +11,12 @@ use crate::error::{ensure_shape, Error, Result};
 use crate::memory;
 use crate::network::SplitMix64;
 use crate::optimizer::{GradScale, Plateau, Scalars, Solver, StepScratch};
-use crate::parallel::{threads_for, Par};
+use crate::parallel::{threads_for, Governor, Par};
 use crate::propagate::Net;
 use crate::real::Real;
 use crate::score::{Score, ScoreAccumulator};
 use crate::workspace::{Passes, Workspace};
+use std::time::Instant;
 
 /// Rows per block when scoring the validation set.
 const VALIDATION_ROWS: usize = 1024;
@@ -395,6 +396,8 @@ struct Epochs<'n, 'd, T> {
     norm: f64,
     scratch: StepScratch<T>,
     par: Par,
+    /// Whether each batch runs on the pool's threads (see [`Governor`]).
+    governor: Governor,
 }
 
 impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
@@ -426,6 +429,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             order,
             norm: net.squared_norm(params),
             scratch: StepScratch::default(),
+            governor: Governor::new(par),
             par,
         })
     }
@@ -450,7 +454,12 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             let end = (start + batch).min(n);
             let first_visit = progress.t + start as u64;
             let rows = (start..end, first_visit);
-            let batch_loss = self.batch(rows, params, optimizer_state, scalars)?;
+            let par = self.governor.par();
+            let started = Instant::now();
+            let batch_loss = self.batch(rows, params, optimizer_state, scalars, par)?;
+            if end - start == batch {
+                self.governor.record(started.elapsed().as_secs_f64());
+            }
             let Some(batch_loss) = batch_loss else {
                 return Err(Error::Value(format!(
                     "The sample weights of mini-batch {} of epoch {} (rows {start} to {} of \
@@ -483,6 +492,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
         params: &mut [&mut [T]],
         optimizer_state: &mut [&mut [T]],
         scalars: &mut Scalars,
+        par: Par,
     ) -> Result<Option<f64>> {
         let (net, cfg) = (self.net, self.cfg);
         let rows = &self.order[range];
@@ -491,7 +501,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             weight_sum,
         } = self
             .runner
-            .run(net, self.data, (rows, first_visit), params, self.par)?;
+            .run(net, self.data, (rows, first_visit), params, par)?;
         if weight_sum == T::zero() {
             return Ok(None);
         }
@@ -513,7 +523,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             scalars,
             scale,
             &mut self.scratch,
-            self.par,
+            par,
         )?;
         Ok(Some(batch_loss))
     }

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Speed under a competing load: the default n_jobs against n_jobs=1, quiet and with
+one busy process per other core (started and stopped here).
+
+=====  ==========================================================================
+C1     Fashion-MNIST 30,000 rows, 784-100-10 relu, sgd momentum 0.9, batch 200,
+       2 epochs, float32
+C2     Fashion-MNIST 30,000 rows, 784-512-256-10, batch 256, 1 epoch, float32
+W1     make_classification 50,000 x 20, 3 classes, ``MLPClassifier()`` defaults,
+       10 epochs
+=====  ==========================================================================
+
+For each condition (quiet, loaded) and workload, the default and ``n_jobs=1`` fits run
+interleaved, ``--repeats`` times; the table gives medians (min-max) and
+default / n_jobs=1 (below 1: the threads help; the load issue asks for at most 1.1
+under load). Fashion-MNIST falls back to random data of its shape when it is not
+installed.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/load.py [--repeats 3]
+"""
+
+import argparse
+import gzip
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from mlp_rs import MLPClassifier
+from sklearn.datasets import make_classification
+from sklearn.exceptions import ConvergenceWarning
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+BUSY = "while True:\n    pass\n"
+
+
+def fashion(n):
+    try:
+        with gzip.open(FASHION / "train-images-idx3-ubyte.gz") as f:
+            _, count, rows, cols = struct.unpack(">IIII", f.read(16))
+            X = np.frombuffer(f.read(), np.uint8).reshape(count, rows * cols)
+        with gzip.open(FASHION / "train-labels-idx1-ubyte.gz") as f:
+            f.read(8)
+            y = np.frombuffer(f.read(), np.uint8)
+    except OSError:
+        rng = np.random.RandomState(0)
+        X, y = rng.randint(0, 256, (60_000, 784)), rng.randint(0, 10, 60_000)
+    return (X[:n] / 255.0).astype(np.float32), y[:n]
+
+
+def workloads():
+    X, y = fashion(30_000)
+    Xt, yt = make_classification(
+        50_000, 20, n_informative=10, n_classes=3, random_state=0
+    )
+    sgd = dict(solver="sgd", momentum=0.9, learning_rate_init=0.01)
+    exact = dict(tol=0.0, n_iter_no_change=10**6, random_state=0)
+    return {
+        "C1": (
+            X,
+            y,
+            dict(hidden_layer_sizes=(100,), batch_size=200, max_iter=2, **sgd, **exact),
+        ),
+        "C2": (
+            X,
+            y,
+            dict(
+                hidden_layer_sizes=(512, 256),
+                batch_size=256,
+                max_iter=1,
+                **sgd,
+                **exact,
+            ),
+        ),
+        "W1": (Xt, yt, dict(max_iter=10, **exact)),
+    }
+
+
+def fit_seconds(X, y, params, n_jobs):
+    est = MLPClassifier(**params, n_jobs=n_jobs)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    return time.perf_counter() - start, est
+
+
+def run(condition, repeats, cases):
+    rows = []
+    for name, (X, y, params) in cases.items():
+        times = {"default": [], "n_jobs=1": []}
+        weights = {}
+        for r in range(repeats):
+            order = [("default", None), ("n_jobs=1", 1)]
+            for label, n_jobs in order if r % 2 == 0 else order[::-1]:
+                time.sleep(0.3)
+                seconds, est = fit_seconds(X, y, params, n_jobs)
+                times[label].append(seconds)
+                weights[label] = [a.tobytes() for a in est.coefs_ + est.intercepts_]
+        same = weights["default"] == weights["n_jobs=1"]
+        med = {k: statistics.median(v) for k, v in times.items()}
+        cells = [
+            f"{med[k]:.3f} s ({min(v):.3f}-{max(v):.3f})" for k, v in times.items()
+        ]
+        ratio = med["default"] / med["n_jobs=1"]
+        rows.append(
+            f"| {condition} | {name} | {cells[0]} | {cells[1]} | {ratio:.2f} | "
+            f"{'yes' if same else 'NO'} |"
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", default="C1,C2,W1")
+    args = parser.parse_args()
+    cases = {k: v for k, v in workloads().items() if k in args.only.split(",")}
+    cores = os.cpu_count() or 1
+    print(f"{cores} cores; load average {os.getloadavg()[0]:.2f} before the quiet runs")
+    print(
+        "\n| condition | workload | default n_jobs | n_jobs=1 | default / n_jobs=1 "
+        "| same weights |\n|---|---|---|---|---|---|"
+    )
+    run("quiet", args.repeats, cases)
+    busy = [
+        subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(max(cores - 1, 1))
+    ]
+    try:
+        time.sleep(1.0)
+        run(f"{len(busy)} busy process(es)", args.repeats, cases)
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,394 @@
+//! Matrix products with bfloat16 operands and float32 accumulation (the estimators'
+//! `matmul_precision="bfloat16"`): `dst (+)= a · b` where every element of `a` and `b`
+//! is first rounded to bfloat16 (round to nearest, ties to even).
+//!
+//! The operands are packed once per product: `a` in panels of [`MR`] rows and `b` in
+//! panels of [`NR`] columns, both as pairs of consecutive `k` (two bfloat16 in a 32-bit
+//! word), the layout of the `vdpbf16ps` instruction, which adds two products to each
+//! f32 lane. Two kernels compute a tile from the panels, chosen at run time:
+//!
+//! - AVX512-BF16 (`vdpbf16ps`), where the CPU has it;
+//! - a portable one everywhere else, which does what `vdpbf16ps` specifies in the same
+//!   order: per pair, `acc += a1 * b1`, then `acc += a0 * b0`, each product exact in
+//!   f32, each sum rounded to nearest even, denormal inputs and results flushed to zero.
+//!   The two agree bit for bit (tested where the CPU has the instruction).
+//!
+//! Each output element sums its `k` pairs in order, whichever thread computes its tile:
+//! results do not depend on the number of threads.
+
+use crate::error::{ensure_shape, Result};
+use crate::parallel::{Par, SendPtr};
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Rows of a packed panel of `a` (and of a tile).
+pub(crate) const MR: usize = 8;
+/// Columns of a packed panel of `b` (and of a tile): two 512-bit vectors of f32.
+pub(crate) const NR: usize = 32;
+
+/// `x` rounded to bfloat16 (nearest, ties to even), as the top 16 bits of an f32. NaN
+/// stays a (quiet) NaN.
+#[inline(always)]
+pub(crate) fn round(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) | 0x40) as u16;
+    }
+    let rounding = 0x7FFF + ((bits >> 16) & 1);
+    (bits.wrapping_add(rounding) >> 16) as u16
+}
+
+/// The f32 value of a bfloat16.
+#[inline(always)]
+pub(crate) fn widen(h: u16) -> f32 {
+    f32::from_bits(u32::from(h) << 16)
+}
+
+/// Whether this CPU runs the AVX512-BF16 kernel.
+fn has_avx512_bf16() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bf16")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// The kernel a product runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bf16Kernel {
+    /// `vdpbf16ps` on 512-bit registers.
+    Avx512,
+    /// Portable Rust, the same results.
+    Portable,
+}
+
+impl Bf16Kernel {
+    /// The fastest kernel this CPU has.
+    pub fn best() -> Self {
+        if has_avx512_bf16() {
+            Bf16Kernel::Avx512
+        } else {
+            Bf16Kernel::Portable
+        }
+    }
+}
+
+/// `dst = a · b` (or `dst += a · b`) with bfloat16 operands, f32 accumulation, on the
+/// fastest kernel of this CPU.
+pub fn matmul(
+    dst: ArrayViewMut2<'_, f32>,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    accumulate: bool,
+    par: Par,
+) -> Result<()> {
+    matmul_with(Bf16Kernel::best(), dst, a, b, accumulate, par)
+}
+
+/// [`matmul`] on a given kernel (tests compare them); the Avx512 kernel falls back to
+/// the portable one on a CPU without it.
+pub fn matmul_with(
+    kernel: Bf16Kernel,
+    mut dst: ArrayViewMut2<'_, f32>,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    accumulate: bool,
+    par: Par,
+) -> Result<()> {
+    let (m, n) = dst.dim();
+    let k = a.ncols();
+    ensure_shape(a.nrows() == m && b.nrows() == k && b.ncols() == n, || {
+        format!(
+            "bf16 matmul shapes do not fit: ({m}, {n}) = ({}, {}) x ({}, {})",
+            a.nrows(),
+            a.ncols(),
+            b.nrows(),
+            b.ncols()
+        )
+    })?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let kernel = if kernel == Bf16Kernel::Avx512 && !has_avx512_bf16() {
+        Bf16Kernel::Portable
+    } else {
+        kernel
+    };
+    let pairs = k.div_ceil(2);
+    let packed_a = pack_a(a, pairs);
+    let packed_b = pack_b(b, pairs);
+    let (m_panels, n_panels) = (m.div_ceil(MR), n.div_ceil(NR));
+    let out = SendPtr(dst.as_mut_ptr());
+    let (drs, dcs) = (dst.strides()[0], dst.strides()[1]);
+    let tile = |t: usize| {
+        let (mp, np) = (t % m_panels, t / m_panels);
+        let pa = &packed_a[mp * pairs * MR..(mp + 1) * pairs * MR];
+        let pb = &packed_b[np * pairs * NR..(np + 1) * pairs * NR];
+        let mut acc = [0.0_f32; MR * NR];
+        run_kernel(kernel, pa, pb, pairs, &mut acc);
+        let rows = MR.min(m - mp * MR);
+        let cols = NR.min(n - np * NR);
+        for r in 0..rows {
+            for c in 0..cols {
+                let (i, j) = ((mp * MR + r) as isize, (np * NR + c) as isize);
+                // SAFETY: (i, j) lies inside `dst` (checked by the bounds above), whose
+                // strides are its own; each tile writes its own elements only.
+                unsafe {
+                    let p = out.get().offset(i * drs + j * dcs);
+                    *p = if accumulate {
+                        *p + acc[r * NR + c]
+                    } else {
+                        acc[r * NR + c]
+                    };
+                }
+            }
+        }
+    };
+    let tiles = m_panels * n_panels;
+    match par {
+        Par::Rayon if tiles > 1 => (0..tiles).into_par_iter().for_each(tile),
+        _ => (0..tiles).for_each(tile),
+    }
+    Ok(())
+}
+
+/// `a` (m x k) in panels of [`MR`] rows: panel `p`, pair `q`, row `r` at
+/// `(p * pairs + q) * MR + r`, holding `(a[r][2q], a[r][2q + 1])` as bfloat16 (low,
+/// high); rows and `k` past the end are zero.
+fn pack_a(a: ArrayView2<'_, f32>, pairs: usize) -> Vec<u32> {
+    let (m, k) = a.dim();
+    let panels = m.div_ceil(MR);
+    let mut packed = vec![0_u32; panels * pairs * MR];
+    for i in 0..m {
+        let (p, r) = (i / MR, i % MR);
+        let row = a.row(i);
+        for q in 0..pairs {
+            let lo = round(row[2 * q]);
+            let hi = if 2 * q + 1 < k {
+                round(row[2 * q + 1])
+            } else {
+                0
+            };
+            packed[(p * pairs + q) * MR + r] = u32::from(lo) | (u32::from(hi) << 16);
+        }
+    }
+    packed
+}
+
+/// `b` (k x n) in panels of [`NR`] columns: panel `p`, pair `q`, column `c` at
+/// `(p * pairs + q) * NR + c`, holding `(b[2q][c], b[2q + 1][c])` as bfloat16.
+fn pack_b(b: ArrayView2<'_, f32>, pairs: usize) -> Vec<u32> {
+    let (k, n) = b.dim();
+    let panels = n.div_ceil(NR);
+    let mut packed = vec![0_u32; panels * pairs * NR];
+    for q in 0..pairs {
+        let lo_row = b.row(2 * q);
+        let hi_row = (2 * q + 1 < k).then(|| b.row(2 * q + 1));
+        for j in 0..n {
+            let lo = round(lo_row[j]);
+            let hi = hi_row.map_or(0, |row| round(row[j]));
+            let (p, c) = (j / NR, j % NR);
+            packed[(p * pairs + q) * NR + c] = u32::from(lo) | (u32::from(hi) << 16);
+        }
+    }
+    packed
+}
+
+fn run_kernel(kernel: Bf16Kernel, a: &[u32], b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Bf16Kernel::Avx512 {
+        // SAFETY: the CPU has AVX-512 F and BF16 (checked by `matmul_with`); the panels
+        // hold `pairs * MR` and `pairs * NR` words.
+        unsafe { avx512::tile(a, b, pairs, acc) };
+        return;
+    }
+    let _ = kernel;
+    portable_tile(a, b, pairs, acc);
+}
+
+/// A denormal flushed to (signed) zero, as `vdpbf16ps` does with its inputs and
+/// results.
+#[inline(always)]
+fn flush(x: f32) -> f32 {
+    if x.abs() < f32::MIN_POSITIVE {
+        0.0_f32.copysign(x)
+    } else {
+        x
+    }
+}
+
+/// The tile of `vdpbf16ps`'s arithmetic, one f32 lane per output element.
+fn portable_tile(a: &[u32], b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
+    for q in 0..pairs {
+        let b_row = &b[q * NR..(q + 1) * NR];
+        for r in 0..MR {
+            let word = a[q * MR + r];
+            let a0 = flush(widen(word as u16));
+            let a1 = flush(widen((word >> 16) as u16));
+            let out = &mut acc[r * NR..(r + 1) * NR];
+            for (o, &bw) in out.iter_mut().zip(b_row) {
+                let b0 = flush(widen(bw as u16));
+                let b1 = flush(widen((bw >> 16) as u16));
+                let s = flush(*o + a1 * b1);
+                *o = flush(s + a0 * b0);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{MR, NR};
+    use std::arch::x86_64::*;
+
+    /// One tile on `vdpbf16ps`: MR x NR accumulators (MR x 2 registers), each pair of
+    /// `k` one instruction per register.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F and BF16; `a` holds `pairs * MR` words, `b` `pairs * NR`.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn tile(a: &[u32], b: &[u32], pairs: usize, out: &mut [f32; MR * NR]) {
+        debug_assert!(a.len() >= pairs * MR && b.len() >= pairs * NR);
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let (a, b) = (a.as_ptr(), b.as_ptr());
+        for q in 0..pairs {
+            // SAFETY: within the panels (see above).
+            let (b0, b1) = unsafe {
+                (
+                    _mm512_loadu_si512(b.add(q * NR).cast()),
+                    _mm512_loadu_si512(b.add(q * NR + 16).cast()),
+                )
+            };
+            let b0 = std::mem::transmute::<__m512i, __m512bh>(b0);
+            let b1 = std::mem::transmute::<__m512i, __m512bh>(b1);
+            for (r, row) in acc.iter_mut().enumerate() {
+                // SAFETY: within the panel.
+                let word = unsafe { *a.add(q * MR + r) };
+                let av = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(word as i32));
+                row[0] = _mm512_dpbf16_ps(row[0], av, b0);
+                row[1] = _mm512_dpbf16_ps(row[1], av, b1);
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            // SAFETY: `out` holds MR x NR values.
+            unsafe {
+                _mm512_storeu_ps(out.as_mut_ptr().add(r * NR), row[0]);
+                _mm512_storeu_ps(out.as_mut_ptr().add(r * NR + 16), row[1]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn filled(r: usize, c: usize, seed: f32) -> Array2<f32> {
+        Array2::from_shape_fn((r, c), |(i, j)| ((i * 31 + j * 17) as f32 * seed).sin())
+    }
+
+    #[test]
+    fn rounding_is_to_nearest_even() {
+        assert_eq!(round(1.0), 0x3F80);
+        // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties to the even 1.0
+        assert_eq!(round(1.0 + 1.0 / 256.0), 0x3F80);
+        // just above the tie rounds up
+        assert_eq!(round(f32::from_bits(0x3F80_8001)), 0x3F81);
+        // 1 + 3 * 2^-8 ties to the even 1 + 2^-6
+        assert_eq!(round(f32::from_bits(0x3F81_8000)), 0x3F82);
+        assert!(widen(round(f32::NAN)).is_nan());
+        assert_eq!(widen(round(f32::INFINITY)), f32::INFINITY);
+        assert_eq!(widen(round(-2.5)), -2.5);
+    }
+
+    /// The portable kernel against a float64 reference with the operands rounded to
+    /// bfloat16: exact products, so only the f32 sums differ (a tight bound).
+    #[test]
+    fn portable_matches_a_rounded_reference() {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (17, 33, 64),
+            (100, 10, 784),
+            (9, 40, 3),
+        ] {
+            let a = filled(m, k, 0.37);
+            let b = filled(k, n, 0.11);
+            let mut got = Array2::from_elem((m, n), f32::NAN);
+            matmul_with(
+                Bf16Kernel::Portable,
+                got.view_mut(),
+                a.view(),
+                b.view(),
+                false,
+                Par::Sequential,
+            )
+            .unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let exact: f64 = (0..k)
+                        .map(|p| {
+                            f64::from(widen(round(a[[i, p]]))) * f64::from(widen(round(b[[p, j]])))
+                        })
+                        .sum();
+                    let bound = 1e-6 * (k as f64) * (1.0 + exact.abs());
+                    assert!(
+                        (f64::from(got[[i, j]]) - exact).abs() <= bound,
+                        "({m},{n},{k})"
+                    );
+                }
+            }
+            let mut twice = got.clone();
+            matmul_with(
+                Bf16Kernel::Portable,
+                twice.view_mut(),
+                a.view(),
+                b.view(),
+                true,
+                Par::Sequential,
+            )
+            .unwrap();
+            assert_eq!(twice, &got + &got);
+        }
+    }
+
+    /// Transposed views, threads: the same bits; and the AVX512-BF16 kernel equals the
+    /// portable one bit for bit where the CPU has it.
+    #[test]
+    fn kernels_threads_and_layouts_agree() {
+        for &(m, n, k) in &[(128, 100, 784), (31, 70, 33), (8, 32, 2)] {
+            let a = filled(m, k, 0.23);
+            let b = filled(k, n, 0.41);
+            let at = a.t().to_owned();
+            let run = |kernel, a: ArrayView2<'_, f32>, par| {
+                let mut out = Array2::zeros((m, n));
+                matmul_with(kernel, out.view_mut(), a, b.view(), false, par).unwrap();
+                out
+            };
+            let reference = run(Bf16Kernel::Portable, a.view(), Par::Sequential);
+            assert_eq!(
+                run(Bf16Kernel::Portable, at.t(), Par::Sequential),
+                reference
+            );
+            let threaded =
+                crate::parallel::with_threads(3, |par| run(Bf16Kernel::Portable, a.view(), par))
+                    .unwrap();
+            assert_eq!(threaded, reference);
+            if has_avx512_bf16() {
+                assert_eq!(
+                    run(Bf16Kernel::Avx512, a.view(), Par::Sequential),
+                    reference
+                );
+            }
+        }
+    }
+}
