@@ -37,6 +37,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 BUSY = "while True:\n    pass\n"
+# the same, first pinned to one core (the argument)
+PINNED = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\n" + BUSY
 
 
 def fashion(n):
@@ -120,6 +122,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="C1,C2,W1")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin busy process k to core k (1, 2, ...), leaving core 0 free",
+    )
     args = parser.parse_args()
     cases = {k: v for k, v in workloads().items() if k in args.only.split(",")}
     cores = os.cpu_count() or 1
@@ -130,11 +137,17 @@ def main():
     )
     run("quiet", args.repeats, cases)
     busy = [
-        subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(max(cores - 1, 1))
+        subprocess.Popen(
+            [sys.executable, "-c", PINNED, str(k)]
+            if args.pin
+            else [sys.executable, "-c", BUSY]
+        )
+        for k in range(1, max(cores, 2))
     ]
     try:
         time.sleep(1.0)
-        run(f"{len(busy)} busy process(es)", args.repeats, cases)
+        pinned = ", pinned" if args.pin else ""
+        run(f"{len(busy)} busy process(es){pinned}", args.repeats, cases)
     finally:
         for p in busy:
             p.kill()

@@ -131,35 +131,67 @@ fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
 }
 
 /// Decides, step by step (a fit's mini-batches), whether a step runs on the pool's
-/// threads or on one of them alone, by the time steps take: on a machine whose other
-/// cores are busy, a thread of the pool is descheduled now and then and every step
-/// waits for it, so that two threads can be slower than one. Steps are cut by their
-/// shapes alone, whoever computes them: the choice changes speed, never results.
+/// threads or on one of them alone, by the time steps take. On a machine whose other
+/// cores are busy, a thread of the pool is descheduled now and then, and every step
+/// waits for it: two threads can be slower than one. Steps are cut by their shapes
+/// alone, whoever computes them: the choice changes speed, never results.
 ///
-/// It starts parallel; after a warm-up it probes the other way for a few steps and
-/// keeps whichever was faster, probing again after an interval that doubles while the
-/// choice holds (so that a quiet machine pays a fraction of a percent for the probes)
-/// and starts over when the choice flips (the machine's load changed).
+/// Parallel steps on a quiet machine take about the same time each; a step much
+/// slower than the fastest of its window (a stall) is the mark of a descheduled
+/// thread. After a few stalls the governor probes one thread for a while (long enough
+/// to span several scheduler time slices) and keeps the faster way. On one thread it
+/// probes the pool again after an interval that doubles while one thread stays faster.
+/// A quiet machine has no stalls, so it never probes, and pays nothing.
 #[derive(Debug)]
 pub(crate) struct Governor {
     /// Whether the call has threads at all.
     threaded: bool,
     parallel: bool,
-    /// Mean seconds per step of the current way (exponential average).
-    current: Option<f64>,
-    /// Probe steps timed so far, and their total.
-    probe: Option<(u32, f64)>,
-    /// Steps until the next probe, and the interval after it.
-    countdown: u32,
-    interval: u32,
+    /// The steps of the current way since the last decision...
+    window: Window,
+    /// ...and of the other way while it is probed.
+    probe: Option<Window>,
+    /// Seconds of the current way before the next probe: on one thread, until the
+    /// pool is tried again; on the pool, at least between two probes.
+    interval: f64,
 }
 
-/// Steps before the first probe, and the first interval between probes...
-const FIRST_PROBE: u32 = 16;
-/// ...that doubles up to this many steps...
-const LONGEST_INTERVAL: u32 = 4096;
-/// ...and steps a probe times.
+/// Steps timed in one way.
+#[derive(Debug, Default, Clone, Copy)]
+struct Window {
+    steps: u32,
+    seconds: f64,
+    fastest: f64,
+    stalls: u32,
+}
+
+impl Window {
+    fn add(&mut self, seconds: f64) {
+        if self.steps == 0 || seconds < self.fastest {
+            self.fastest = seconds;
+        }
+        if seconds > STALL * self.fastest {
+            self.stalls += 1;
+        }
+        self.steps += 1;
+        self.seconds += seconds;
+    }
+
+    fn mean(&self) -> f64 {
+        self.seconds / f64::from(self.steps.max(1))
+    }
+}
+
+/// A step this many times slower than the fastest of its window is a stall...
+const STALL: f64 = 3.0;
+/// ...and this many stalls start a probe of one thread.
+const STALLS: u32 = 2;
+/// A probe lasts at least this long (several scheduler time slices) and this many steps.
+const PROBE_SECONDS: f64 = 0.02;
 const PROBE_STEPS: u32 = 4;
+/// The first interval between probes, doubling up to the longest.
+const FIRST_INTERVAL: f64 = 0.02;
+const LONGEST_INTERVAL: f64 = 5.0;
 
 impl Governor {
     /// A governor for a call on `par`'s threads.
@@ -167,10 +199,9 @@ impl Governor {
         Self {
             threaded: par == Par::Rayon,
             parallel: true,
-            current: None,
+            window: Window::default(),
             probe: None,
-            countdown: FIRST_PROBE,
-            interval: FIRST_PROBE,
+            interval: FIRST_INTERVAL,
         }
     }
 
@@ -189,40 +220,32 @@ impl Governor {
         if !self.threaded {
             return;
         }
-        match self.probe.as_mut() {
-            Some((steps, total)) => {
-                *steps += 1;
-                *total += seconds;
-                if *steps == PROBE_STEPS {
-                    let probed = *total / f64::from(PROBE_STEPS);
-                    self.end_probe(probed);
-                }
+        if let Some(probe) = self.probe.as_mut() {
+            probe.add(seconds);
+            if probe.seconds >= PROBE_SECONDS && probe.steps >= PROBE_STEPS {
+                let probed = probe.mean();
+                self.decide(probed);
             }
-            None => {
-                self.current = Some(match self.current {
-                    Some(mean) => 0.875 * mean + 0.125 * seconds,
-                    None => seconds,
-                });
-                self.countdown = self.countdown.saturating_sub(1);
-                if self.countdown == 0 {
-                    self.probe = Some((0, 0.0));
-                }
-            }
+            return;
+        }
+        self.window.add(seconds);
+        let due = self.window.seconds >= self.interval;
+        let stalled = self.window.stalls >= STALLS;
+        if due && (stalled || !self.parallel) {
+            self.probe = Some(Window::default());
         }
     }
 
-    fn end_probe(&mut self, probed: f64) {
+    fn decide(&mut self, probed: f64) {
         self.probe = None;
-        let current = self.current.unwrap_or(f64::INFINITY);
-        if probed < 0.9 * current {
-            // the other way is clearly faster: switch, and watch closely again
+        let switch = probed < 0.9 * self.window.mean();
+        if switch {
             self.parallel = !self.parallel;
-            self.current = Some(probed);
-            self.interval = FIRST_PROBE;
+            self.interval = FIRST_INTERVAL;
         } else {
-            self.interval = (self.interval * 2).min(LONGEST_INTERVAL);
+            self.interval = (self.interval * 2.0).min(LONGEST_INTERVAL);
         }
-        self.countdown = self.interval;
+        self.window = Window::default();
     }
 }
 
@@ -249,17 +272,18 @@ impl<T> SendPtr<T> {
 mod tests {
     use super::*;
 
-    /// Steps of `parallel` and `sequential` seconds: which way the governor runs them.
-    fn settle(parallel: f64, sequential: f64, steps: usize) -> (usize, Par) {
+    /// Steps whose seconds `parallel(i)` / `sequential` gives: how many ran on the pool,
+    /// and the way the governor ends on.
+    fn settle(parallel: impl Fn(usize) -> f64, sequential: f64, steps: usize) -> (usize, Par) {
         let mut g = Governor::new(Par::Rayon);
         let mut parallel_steps = 0;
-        for _ in 0..steps {
+        for i in 0..steps {
             let par = g.par();
             if par == Par::Rayon {
                 parallel_steps += 1;
             }
             g.record(if par == Par::Rayon {
-                parallel
+                parallel(i)
             } else {
                 sequential
             });
@@ -268,15 +292,20 @@ mod tests {
     }
 
     #[test]
-    fn keeps_the_faster_way_and_probes_rarely() {
-        // quiet: two threads faster; a few probes of one thread in 3,000 steps
-        let (parallel, now) = settle(1.0, 1.8, 3000);
-        assert_eq!(now, Par::Rayon);
-        assert!(parallel > 2950, "{parallel}");
-        // loaded: one thread faster; a few probes of two
-        let (parallel, now) = settle(2.5, 1.0, 3000);
+    fn keeps_the_faster_way_and_probes_only_when_it_may_pay() {
+        // quiet: steady parallel steps (0.5 ms), no stall, never a probe
+        let (parallel, now) = settle(|_| 0.0005, 0.0009, 3000);
+        assert_eq!((parallel, now), (3000, Par::Rayon));
+        // loaded: a 10 ms stall every fifth step; one thread (0.9 ms) is faster
+        let stalls = |i: usize| if i.is_multiple_of(5) { 0.010 } else { 0.0005 };
+        let (parallel, now) = settle(stalls, 0.0009, 3000);
         assert_eq!(now, Par::Sequential);
-        assert!(parallel < 60, "{parallel}");
+        assert!(parallel < 300, "{parallel}");
+        // rare stalls that do not make one thread faster: back to the pool after a probe
+        let rare = |i: usize| if i.is_multiple_of(50) { 0.004 } else { 0.0005 };
+        let (parallel, now) = settle(rare, 0.0009, 3000);
+        assert_eq!(now, Par::Rayon);
+        assert!(parallel > 2700, "{parallel}");
         // no threads: always sequential
         let mut g = Governor::new(Par::Sequential);
         g.record(1.0);
