@@ -1,13 +1,13 @@
 //! Engine-only epoch timing (no Python): `cargo run --release --example epoch -- C1 f32 2`
 //! (C1, C2, C3 = C1 with Adam, C4; f32 or f64; n_jobs, read by the engine's thread policy as
-//! the estimators read it; epochs).
+//! the estimators read it; epochs; `bf16` for bfloat16 products).
 //! Synthetic data of Fashion-MNIST's (C1, C2) or digits' (C4) shape; prints seconds per epoch and GFLOPS, for
 //! profiling the engine (e.g. under `perf record`).
 
 use mlp_rs::{
     fit_threads, train, with_threads, Activation, Dataset, Dropout, Layout, Loss, Model, Net,
-    Progress, Real, Rows, Scalars, Schedule, Score, SeededHooks, Solver, SplitMix64, Targets,
-    TrainConfig,
+    Precision, Progress, Real, Rows, Scalars, Schedule, Score, SeededHooks, Solver, SplitMix64,
+    Targets, TrainConfig,
 };
 use ndarray::Array2;
 use std::time::Instant;
@@ -19,6 +19,7 @@ fn run<T: Real>(
     solver: Solver,
     n_jobs: i64,
     epochs: usize,
+    precision: Precision,
 ) {
     let (n, n_in, n_out) = shape;
     let mut rng = SplitMix64(1);
@@ -51,6 +52,7 @@ fn run<T: Real>(
         incremental: false,
         score: Score::Accuracy,
         dropout: Dropout::default(),
+        precision,
     };
     let mut scalars = Scalars {
         learning_rate_init: 0.01,
@@ -107,6 +109,10 @@ fn main() {
     let f64_mode = args.get(2).is_some_and(|s| s == "f64");
     let n_jobs: i64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
     let epochs: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let precision = match args.get(5).map(|s| s.as_str()) {
+        Some("bf16") => Precision::Bf16,
+        _ => Precision::Exact,
+    };
     let fashion = (60_000, 784, 10);
     let sgd = Solver::Sgd {
         momentum: 0.9,
@@ -129,8 +135,8 @@ fn main() {
         _ => (fashion, &[100], 200),
     };
     if f64_mode {
-        run::<f64>(shape, hidden, batch, solver, n_jobs, epochs)
+        run::<f64>(shape, hidden, batch, solver, n_jobs, epochs, precision)
     } else {
-        run::<f32>(shape, hidden, batch, solver, n_jobs, epochs)
+        run::<f32>(shape, hidden, batch, solver, n_jobs, epochs, precision)
     }
 }

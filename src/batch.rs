@@ -10,6 +10,7 @@
 use crate::data::{Dataset, Rows};
 use crate::dropout::Dropout;
 use crate::error::{Error, Result};
+use crate::gemm::Precision;
 use crate::network::Layout;
 use crate::optimizer::GradientSource;
 use crate::parallel::{Par, SendPtr};
@@ -59,13 +60,14 @@ impl<T: Real> BatchRunner<T> {
     pub(crate) fn new(
         layout: &Layout,
         batch: usize,
-        dropout: &Dropout,
+        (dropout, precision): (&Dropout, Precision),
         x: &Rows<'_, T>,
     ) -> Result<Self> {
         let parts = part_count(batch);
         let capacity = batch.min(PART_ROWS);
         let workspace = || {
-            let ws = Workspace::new(layout, capacity, Passes::Deltas)?.for_input(x);
+            let mut ws = Workspace::new(layout, capacity, Passes::Deltas)?.for_input(x);
+            ws.precision = precision;
             ws.with_dropout(layout, dropout)
         };
         let workspaces: Result<Vec<_>> = (0..parts).map(|_| workspace()).collect();
@@ -282,7 +284,9 @@ mod tests {
         let rows: Vec<usize> = (0..n).rev().collect();
 
         let run = |threads: usize| {
-            let mut runner = BatchRunner::new(&layout, n, &Dropout::default(), &data.x).unwrap();
+            let mut runner =
+                BatchRunner::new(&layout, n, (&Dropout::default(), Precision::Exact), &data.x)
+                    .unwrap();
             let result = with_threads(threads, |par| {
                 runner.run(&net, &data, (&rows, 0), &params, par)
             })
@@ -395,7 +399,7 @@ mod tests {
         let mut runner = BatchRunner::<f64>::new(
             &layout,
             8,
-            &Dropout::default(),
+            (&Dropout::default(), Precision::Exact),
             &Rows::Dense(ndarray::Array2::zeros((1, 3)).view()),
         )
         .unwrap();

@@ -32,11 +32,10 @@ pub(crate) const NR: usize = 32;
 #[inline(always)]
 pub(crate) fn round(x: f32) -> u16 {
     let bits = x.to_bits();
-    if x.is_nan() {
-        return ((bits >> 16) | 0x40) as u16;
-    }
-    let rounding = 0x7FFF + ((bits >> 16) & 1);
-    (bits.wrapping_add(rounding) >> 16) as u16
+    let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16;
+    // a select, so that packing loops vectorise
+    let nan = (bits & 0x7FFF_FFFF) > 0x7F80_0000;
+    (if nan { (bits >> 16) | 0x40 } else { rounded }) as u16
 }
 
 /// The f32 value of a bfloat16.
@@ -123,83 +122,199 @@ pub fn matmul_with(
         kernel
     };
     let pairs = k.div_ceil(2);
-    let packed_a = pack_a(a, pairs);
-    let packed_b = pack_b(b, pairs);
+    PACKED.with_borrow_mut(|(packed_a, packed_b)| {
+        pack_a(a, pairs, packed_a);
+        pack_b(b, pairs, packed_b);
+        let dst = dst.view_mut();
+        product(kernel, dst, (packed_a, packed_b), pairs, accumulate, par)
+    });
+    Ok(())
+}
+
+thread_local! {
+    /// The packed operands of the products of this thread, reused (grown, never shrunk).
+    static PACKED: std::cell::RefCell<(Vec<u32>, Vec<u32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// `dst (+)= A B` from the packed operands, tile by tile.
+fn product(
+    kernel: Bf16Kernel,
+    mut dst: ArrayViewMut2<'_, f32>,
+    (packed_a, packed_b): (&[u32], &[u32]),
+    pairs: usize,
+    accumulate: bool,
+    par: Par,
+) {
+    let (m, n) = dst.dim();
     let (m_panels, n_panels) = (m.div_ceil(MR), n.div_ceil(NR));
     let out = SendPtr(dst.as_mut_ptr());
     let (drs, dcs) = (dst.strides()[0], dst.strides()[1]);
-    let tile = |t: usize| {
-        let (mp, np) = (t % m_panels, t / m_panels);
-        let pa = &packed_a[mp * pairs * MR..(mp + 1) * pairs * MR];
-        let pb = &packed_b[np * pairs * NR..(np + 1) * pairs * NR];
-        let mut acc = [0.0_f32; MR * NR];
-        run_kernel(kernel, pa, pb, pairs, &mut acc);
+    let groups = m_panels.div_ceil(GROUP);
+    let write_tile = |mp: usize, np: usize, acc: &[f32; MR * NR]| {
         let rows = MR.min(m - mp * MR);
         let cols = NR.min(n - np * NR);
-        for r in 0..rows {
-            for c in 0..cols {
-                let (i, j) = ((mp * MR + r) as isize, (np * NR + c) as isize);
-                // SAFETY: (i, j) lies inside `dst` (checked by the bounds above), whose
-                // strides are its own; each tile writes its own elements only.
-                unsafe {
-                    let p = out.get().offset(i * drs + j * dcs);
-                    *p = if accumulate {
-                        *p + acc[r * NR + c]
-                    } else {
-                        acc[r * NR + c]
-                    };
+        for (r, values) in acc.chunks_exact(NR).take(rows).enumerate() {
+            let (i, j) = ((mp * MR + r) as isize, (np * NR) as isize);
+            // SAFETY: row i, columns j..j + cols lie inside `dst` (by the bounds above),
+            // reached through its own strides; each tile writes its own elements only.
+            unsafe {
+                let first = out.get().offset(i * drs + j * dcs);
+                if dcs == 1 {
+                    let row = std::slice::from_raw_parts_mut(first, cols);
+                    store(row, &values[..cols], accumulate);
+                } else {
+                    for (c, &v) in values[..cols].iter().enumerate() {
+                        let p = first.offset(c as isize * dcs);
+                        *p = if accumulate { *p + v } else { v };
+                    }
                 }
             }
         }
     };
-    let tiles = m_panels * n_panels;
+    // A task: one panel of B's columns against a group of A's row panels, k-block by
+    // k-block, so that each block of B stays in L1 while the group's rows use it. The
+    // tiles' partial sums wait in memory between blocks: an exact f32 store and load,
+    // so every element still sums its pairs in order (the bits of one long pass).
+    let task = |t: usize| {
+        let (group, np) = (t % groups, t / groups);
+        let panels = group * GROUP..((group + 1) * GROUP).min(m_panels);
+        let mut tiles = [[0.0_f32; MR * NR]; GROUP];
+        for q0 in (0..pairs).step_by(KC) {
+            let q1 = (q0 + KC).min(pairs);
+            let pb = &packed_b[(np * pairs + q0) * NR..(np * pairs + q1) * NR];
+            for (mp, acc) in panels.clone().zip(tiles.iter_mut()) {
+                let pa = &packed_a[(mp * pairs + q0) * MR..(mp * pairs + q1) * MR];
+                run_kernel(kernel, pa, pb, q1 - q0, acc);
+            }
+        }
+        for (mp, acc) in panels.zip(&tiles) {
+            write_tile(mp, np, acc);
+        }
+    };
+    let tasks = groups * n_panels;
     match par {
-        Par::Rayon if tiles > 1 => (0..tiles).into_par_iter().for_each(tile),
-        _ => (0..tiles).for_each(tile),
+        Par::Rayon if tasks > 1 => (0..tasks).into_par_iter().for_each(task),
+        _ => (0..tasks).for_each(task),
     }
-    Ok(())
+}
+
+/// Pairs of `k` per block (a block of B's panel: 16 KB, in L1)...
+const KC: usize = 128;
+/// ...and row panels of A per task.
+const GROUP: usize = 8;
+
+/// A tile's row into `dst` (added to it with `accumulate`).
+#[inline(always)]
+fn store(dst: &mut [f32], values: &[f32], accumulate: bool) {
+    if accumulate {
+        dst.iter_mut().zip(values).for_each(|(d, &v)| *d += v);
+    } else {
+        dst.copy_from_slice(values);
+    }
 }
 
 /// `a` (m x k) in panels of [`MR`] rows: panel `p`, pair `q`, row `r` at
 /// `(p * pairs + q) * MR + r`, holding `(a[r][2q], a[r][2q + 1])` as bfloat16 (low,
 /// high); rows and `k` past the end are zero.
-fn pack_a(a: ArrayView2<'_, f32>, pairs: usize) -> Vec<u32> {
-    let (m, k) = a.dim();
-    let panels = m.div_ceil(MR);
-    let mut packed = vec![0_u32; panels * pairs * MR];
-    for i in 0..m {
-        let (p, r) = (i / MR, i % MR);
-        let row = a.row(i);
-        for q in 0..pairs {
-            let lo = round(row[2 * q]);
-            let hi = if 2 * q + 1 < k {
-                round(row[2 * q + 1])
-            } else {
-                0
-            };
-            packed[(p * pairs + q) * MR + r] = u32::from(lo) | (u32::from(hi) << 16);
-        }
-    }
-    packed
+fn pack_a(a: ArrayView2<'_, f32>, pairs: usize, packed: &mut Vec<u32>) {
+    pack_lanes(a, MR, pairs, packed)
 }
 
 /// `b` (k x n) in panels of [`NR`] columns: panel `p`, pair `q`, column `c` at
-/// `(p * pairs + q) * NR + c`, holding `(b[2q][c], b[2q + 1][c])` as bfloat16.
-fn pack_b(b: ArrayView2<'_, f32>, pairs: usize) -> Vec<u32> {
-    let (k, n) = b.dim();
-    let panels = n.div_ceil(NR);
-    let mut packed = vec![0_u32; panels * pairs * NR];
-    for q in 0..pairs {
-        let lo_row = b.row(2 * q);
-        let hi_row = (2 * q + 1 < k).then(|| b.row(2 * q + 1));
-        for j in 0..n {
-            let lo = round(lo_row[j]);
-            let hi = hi_row.map_or(0, |row| round(row[j]));
-            let (p, c) = (j / NR, j % NR);
-            packed[(p * pairs + q) * NR + c] = u32::from(lo) | (u32::from(hi) << 16);
+/// `(p * pairs + q) * NR + c`, holding `(b[2q][c], b[2q + 1][c])` as bfloat16: `b^T`
+/// packed as `a` is, [`NR`] lanes wide.
+fn pack_b(b: ArrayView2<'_, f32>, pairs: usize, packed: &mut Vec<u32>) {
+    pack_lanes(b.t(), NR, pairs, packed)
+}
+
+/// `src` (lanes x k) in panels of `width` lanes, pairs of `k` in a word (see
+/// [`pack_a`]). Two layouts read contiguously: `k` contiguous within a lane (a
+/// row-major `a`), or lanes contiguous for each `k` (a transposed `a`, a row-major `b`).
+fn pack_lanes(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &mut Vec<u32>) {
+    let (lanes, _) = src.dim();
+    let panels = lanes.div_ceil(width);
+    packed.clear();
+    packed.resize(panels * pairs * width, 0);
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::Level::Avx512 {
+        // SAFETY: the CPU has the features `pack_avx512` is compiled for.
+        unsafe { pack_avx512(src, width, pairs, packed) };
+        return;
+    }
+    pack_body(src, width, pairs, packed);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+unsafe fn pack_avx512(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &mut [u32]) {
+    pack_body(src, width, pairs, packed)
+}
+
+#[inline(always)]
+fn pack_body(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &mut [u32]) {
+    let (lanes, k) = src.dim();
+    let word = |lo: f32, hi: f32| u32::from(round(lo)) | (u32::from(round(hi)) << 16);
+    if src.strides()[0] == 1 && k > 0 {
+        // lanes contiguous for each k: whole panels of words at once
+        let column = |j: usize| src.column(j).to_slice();
+        for q in 0..pairs {
+            let (Some(lo), hi) = (column(2 * q), (2 * q + 1 < k).then(|| column(2 * q + 1))) else {
+                return pack_indexed(src, width, pairs, packed);
+            };
+            for (p, chunk) in lo.chunks(width).enumerate() {
+                let out = &mut packed[(p * pairs + q) * width..][..chunk.len()];
+                match hi.flatten() {
+                    Some(hi) => {
+                        let hi = &hi[p * width..p * width + chunk.len()];
+                        for ((o, &l), &h) in out.iter_mut().zip(chunk).zip(hi) {
+                            *o = word(l, h);
+                        }
+                    }
+                    None => out
+                        .iter_mut()
+                        .zip(chunk)
+                        .for_each(|(o, &l)| *o = word(l, 0.0)),
+                }
+            }
+        }
+    } else if src.strides()[1] == 1 {
+        // k contiguous within a lane: a lane's words in turn
+        for i in 0..lanes {
+            let (p, r) = (i / width, i % width);
+            let row = src.row(i);
+            let Some(row) = row.to_slice() else {
+                return pack_indexed(src, width, pairs, packed);
+            };
+            let base = p * pairs * width + r;
+            let mut pairs_of = row.chunks_exact(2);
+            for (q, pair) in (&mut pairs_of).enumerate() {
+                packed[base + q * width] = word(pair[0], pair[1]);
+            }
+            if let [last] = pairs_of.remainder() {
+                packed[base + (pairs - 1) * width] = word(*last, 0.0);
+            }
+        }
+    } else {
+        pack_indexed(src, width, pairs, packed)
+    }
+}
+
+/// Any layout, element by element.
+fn pack_indexed(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &mut [u32]) {
+    let (lanes, k) = src.dim();
+    for i in 0..lanes {
+        let (p, r) = (i / width, i % width);
+        for q in 0..pairs {
+            let lo = round(src[[i, 2 * q]]);
+            let hi = if 2 * q + 1 < k {
+                round(src[[i, 2 * q + 1]])
+            } else {
+                0
+            };
+            packed[(p * pairs + q) * width + r] = u32::from(lo) | (u32::from(hi) << 16);
         }
     }
-    packed
 }
 
 fn run_kernel(kernel: Bf16Kernel, a: &[u32], b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
@@ -227,18 +342,44 @@ fn flush(x: f32) -> f32 {
 
 /// The tile of `vdpbf16ps`'s arithmetic, one f32 lane per output element.
 fn portable_tile(a: &[u32], b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::Level::Avx512 {
+        // SAFETY: the CPU has the features `portable_avx512` is compiled for.
+        unsafe { portable_avx512(a, b, pairs, acc) };
+        return;
+    }
+    portable_body(a, b, pairs, acc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+unsafe fn portable_avx512(a: &[u32], b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
+    portable_body(a, b, pairs, acc)
+}
+
+#[inline(always)]
+fn portable_body(a: &[u32], b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
     for q in 0..pairs {
-        let b_row = &b[q * NR..(q + 1) * NR];
+        // each pair of `b` widened (and flushed) once for the tile's rows
+        let mut b0 = [0.0_f32; NR];
+        let mut b1 = [0.0_f32; NR];
+        for ((lo, hi), &bw) in b0
+            .iter_mut()
+            .zip(b1.iter_mut())
+            .zip(&b[q * NR..(q + 1) * NR])
+        {
+            *lo = flush(widen(bw as u16));
+            *hi = flush(widen((bw >> 16) as u16));
+        }
         for r in 0..MR {
             let word = a[q * MR + r];
             let a0 = flush(widen(word as u16));
             let a1 = flush(widen((word >> 16) as u16));
             let out = &mut acc[r * NR..(r + 1) * NR];
-            for (o, &bw) in out.iter_mut().zip(b_row) {
-                let b0 = flush(widen(bw as u16));
-                let b1 = flush(widen((bw >> 16) as u16));
-                let s = flush(*o + a1 * b1);
-                *o = flush(s + a0 * b0);
+            for ((o, &lo), &hi) in out.iter_mut().zip(&b0).zip(&b1) {
+                // (a * b is exact for bfloat16 operands: the sums alone round)
+                let s = flush(*o + a1 * hi);
+                *o = flush(s + a0 * lo);
             }
         }
     }
@@ -249,15 +390,23 @@ mod avx512 {
     use super::{MR, NR};
     use std::arch::x86_64::*;
 
-    /// One tile on `vdpbf16ps`: MR x NR accumulators (MR x 2 registers), each pair of
-    /// `k` one instruction per register.
+    /// One tile on `vdpbf16ps`: MR x NR accumulators (MR x 2 registers) continuing from
+    /// `out`, each pair of `k` one instruction per register.
     ///
     /// # Safety
     /// The CPU has AVX-512 F and BF16; `a` holds `pairs * MR` words, `b` `pairs * NR`.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) unsafe fn tile(a: &[u32], b: &[u32], pairs: usize, out: &mut [f32; MR * NR]) {
         debug_assert!(a.len() >= pairs * MR && b.len() >= pairs * NR);
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        // continuing the sums in `out` (blocks of k follow one another)
+        let o = out.as_ptr();
+        // SAFETY: `out` holds MR x NR values.
+        let mut acc: [[__m512; 2]; MR] = std::array::from_fn(|r| unsafe {
+            [
+                _mm512_loadu_ps(o.add(r * NR)),
+                _mm512_loadu_ps(o.add(r * NR + 16)),
+            ]
+        });
         let (a, b) = (a.as_ptr(), b.as_ptr());
         for q in 0..pairs {
             // SAFETY: within the panels (see above).

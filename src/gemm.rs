@@ -10,11 +10,12 @@
 //! thread count, so every output element is accumulated in the same order whatever the
 //! number of threads: results are bit-identical (checked by the tests below).
 
+use crate::bf16;
 use crate::error::{ensure_shape, Result};
 use crate::narrow;
 use crate::parallel::Par;
 use crate::real::Real;
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use std::any::TypeId;
 
 /// Products of at most this many multiply-adds go to `nano-gemm`, on one thread (waking
@@ -51,6 +52,58 @@ impl Kernel {
             Kernel::Gemm
         }
     }
+}
+
+/// How a product treats its operands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// In the model's own type (f32 or f64), as scikit-learn computes.
+    #[default]
+    Exact,
+    /// f32 operands rounded to bfloat16, products accumulated in f32 (f64 products stay
+    /// exact); see [`crate::bf16`].
+    Bf16,
+}
+
+/// [`matmul`] with the operands treated as `precision` says.
+pub(crate) fn matmul_in<T: Real>(
+    precision: Precision,
+    dst: ArrayViewMut2<'_, T>,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    accumulate: bool,
+    par: Par,
+) -> Result<()> {
+    if precision == Precision::Bf16 && TypeId::of::<T>() == TypeId::of::<f32>() {
+        // SAFETY: `T` is f32; the views keep their shapes, strides and lifetimes.
+        let (dst, a, b) = unsafe { (as_f32_mut(dst), as_f32(a), as_f32(b)) };
+        return bf16::matmul(dst, a, b, accumulate, par);
+    }
+    matmul(dst, a, b, accumulate, par)
+}
+
+/// The same view as f32.
+///
+/// # Safety
+/// `T` is f32.
+unsafe fn as_f32<'a, T>(v: ArrayView2<'a, T>) -> ArrayView2<'a, f32> {
+    let (rows, cols) = v.dim();
+    let (rs, cs) = (v.strides()[0], v.strides()[1]);
+    let ptr = v.as_ptr().cast::<f32>();
+    // SAFETY: the caller's contract; a view's strides fit its data.
+    unsafe { ArrayView2::from_shape_ptr((rows, cols).strides((rs as usize, cs as usize)), ptr) }
+}
+
+/// The same mutable view as f32.
+///
+/// # Safety
+/// `T` is f32.
+unsafe fn as_f32_mut<'a, T>(mut v: ArrayViewMut2<'a, T>) -> ArrayViewMut2<'a, f32> {
+    let (rows, cols) = v.dim();
+    let (rs, cs) = (v.strides()[0], v.strides()[1]);
+    let ptr = v.as_mut_ptr().cast::<f32>();
+    // SAFETY: as above; the view is borrowed mutably, so no alias exists.
+    unsafe { ArrayViewMut2::from_shape_ptr((rows, cols).strides((rs as usize, cs as usize)), ptr) }
 }
 
 /// `dst = a · b` (or `dst += a · b` with `accumulate`), any strides (transposed views are

@@ -57,7 +57,7 @@ pub use bf16::{matmul as matmul_bf16, matmul_with as matmul_bf16_with, Bf16Kerne
 pub use data::{Columns, Dataset, Rows, Targets};
 pub use dropout::Dropout;
 pub use error::{Error, Result};
-pub use gemm::{matmul, matmul_with, Kernel};
+pub use gemm::{matmul, matmul_with, Kernel, Precision};
 pub use loss::Loss;
 pub use mt19937::Mt19937;
 pub use network::{Layout, SplitMix64};

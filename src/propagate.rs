@@ -6,7 +6,7 @@ use crate::activation::{
 };
 use crate::dropout::{self, Dropout};
 use crate::error::{Error, Result};
-use crate::gemm::matmul;
+use crate::gemm::matmul_in;
 use crate::loss::Loss;
 use crate::network::Layout;
 use crate::parallel::Par;
@@ -118,6 +118,7 @@ impl Net {
         let u = &self.layout.units;
         let l_count = self.layout.n_layers();
         let output = self.loss.output_activation();
+        let precision = ws.precision;
         let dense_x = x.unwrap_or(&ws.x);
         // a sparse X's gathered entries, unless rows were handed over
         let sparse_x = ws.sparse.as_ref().filter(|_| x.is_none());
@@ -129,7 +130,8 @@ impl Net {
                 Some(batch) if l == 0 => sparse::forward(z, batch, weights, u[1], n)?,
                 _ => {
                     let input = if l == 0 { dense_x } else { &before[l - 1][..] };
-                    matmul(
+                    matmul_in(
+                        precision,
                         view_mut(z, n, u[l + 1])?,
                         view(input, n, u[l])?,
                         view(weights, u[l], u[l + 1])?,
@@ -256,7 +258,8 @@ impl Net {
         for l in (1..l_count).rev() {
             let (lower, upper) = ws.deltas.split_at_mut(l);
             let below = &mut lower[l - 1];
-            matmul(
+            matmul_in(
+                ws.precision,
                 view_mut(below, n, u[l])?,
                 view(&upper[0], n, u[l + 1])?,
                 view(params[l].as_ref(), u[l], u[l + 1])?.t(),
@@ -326,7 +329,8 @@ impl Net {
             )));
         }
         let input = view(input, n, u[l])?;
-        matmul(
+        matmul_in(
+            ws.precision,
             view_mut(dst, rows, u[l + 1])?,
             input.slice(ndarray::s![.., first..end]).t(),
             view(&ws.deltas[l], n, u[l + 1])?,

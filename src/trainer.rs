@@ -8,6 +8,7 @@ use crate::batch::{BatchResult, BatchRunner};
 use crate::data::Dataset;
 use crate::dropout::Dropout;
 use crate::error::{ensure_shape, Error, Result};
+use crate::gemm::Precision;
 use crate::memory;
 use crate::network::SplitMix64;
 use crate::optimizer::{GradScale, Plateau, Scalars, Solver, StepScratch};
@@ -46,6 +47,9 @@ pub struct TrainConfig {
     pub score: Score,
     /// Dropout of hidden units (no rates: none).
     pub dropout: Dropout,
+    /// How the batches' matrix products treat their operands (predictions and
+    /// validation scores are always exact).
+    pub precision: Precision,
 }
 
 /// Counters that persist on the estimator between calls.
@@ -425,7 +429,12 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             cfg,
             data,
             validation,
-            runner: BatchRunner::new(&net.layout, cfg.batch_size.min(n), &cfg.dropout, &data.x)?,
+            runner: BatchRunner::new(
+                &net.layout,
+                cfg.batch_size.min(n),
+                (&cfg.dropout, cfg.precision),
+                &data.x,
+            )?,
             order,
             norm: net.squared_norm(params),
             scratch: StepScratch::default(),
@@ -623,6 +632,7 @@ mod tests {
             incremental: false,
             score: Score::R2,
             dropout: Dropout::default(),
+            precision: Precision::Exact,
         };
         let scalars = Scalars {
             learning_rate_init: lr_init,

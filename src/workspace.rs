@@ -3,6 +3,7 @@
 use crate::data::{BatchBuffers, Dataset, Rows, SparseBatch};
 use crate::dropout::Dropout;
 use crate::error::Result;
+use crate::gemm::Precision;
 use crate::memory;
 use crate::network::Layout;
 use crate::real::Real;
@@ -48,6 +49,8 @@ pub struct Workspace<T> {
     pub kept: Vec<Vec<T>>,
     /// ...and its mask (0 or `1 / (1 - p)`); `acts` holds the dropped outputs.
     pub masks: Vec<Vec<T>>,
+    /// How the passes over these buffers compute their matrix products.
+    pub precision: Precision,
 }
 
 impl<T: Real> Workspace<T> {
@@ -95,6 +98,7 @@ impl<T: Real> Workspace<T> {
             },
             kept: Vec::new(),
             masks: Vec::new(),
+            precision: Precision::Exact,
         })
     }
 

@@ -75,11 +75,13 @@ OWN_PARAMETERS = {
         "callbacks": None,
         "class_weight": None,
         "dropout": 0.0,
+        "matmul_precision": None,
     },
     "MLPRegressor": {
         "n_jobs": None,
         "callbacks": None,
         "dropout": 0.0,
+        "matmul_precision": None,
         "huber_delta": 1.0,
     },
 }

@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -52,6 +52,7 @@ _PARAMETER_CONSTRAINTS = {
     "callbacks": [None, callable, list],
     # a rate, or one per hidden layer (each checked in fit, against the layers)
     "dropout": [Interval(Real, 0, 1, closed="left"), tuple],
+    "matmul_precision": [None, StrOptions({"bfloat16"})],
 }
 
 
@@ -208,6 +209,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         n_jobs,
         callbacks,
         dropout,
+        matmul_precision,
     ):
         self.activation = activation
         self.solver = solver
@@ -236,6 +238,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.n_jobs = n_jobs
         self.callbacks = callbacks
         self.dropout = dropout
+        self.matmul_precision = matmul_precision
 
     # ----------------------------------------------------------------- engine glue
 
@@ -253,6 +256,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             **self._objective_config(),
             "dropout": [],
             "dropout_seed": 0,
+            "matmul_precision": self.matmul_precision,
             "batch_size": 1,
             "solver": self.solver,
             "learning_rate": self.learning_rate,
@@ -414,6 +418,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         )
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         _check_finite_targets(y)
+        X = self._precision_input(X, first_pass)
         sample_weight = self._sample_weight(X, y, sample_weight, incremental)
         y, self.n_outputs_ = self._training_targets(y)
         if validation is not None:
@@ -454,6 +459,19 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
         return self
 
+    def _precision_input(self, X, first_pass):
+        """bfloat16 products train a float32 model: float64 X is converted once (the
+        caller's array untouched), and a float64 model cannot continue in them."""
+        if self.matmul_precision is None:
+            return X
+        if not first_pass and self._dtype != np.float32:
+            raise ValueError(
+                f"matmul_precision={self.matmul_precision!r} trains float32 models; "
+                f"this model is {self._dtype.name}. Refit it (warm_start=False), or "
+                "continue with matmul_precision=None."
+            )
+        return X if X.dtype == np.float32 else X.astype(np.float32)
+
     def _hidden_layer_sizes(self):
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
@@ -473,6 +491,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             raise ValueError(
                 f"dropout is applied by the stochastic solvers only; solver="
                 f"{self.solver!r} cannot use it (dropout={self.dropout!r})."
+            )
+        if self.matmul_precision is not None and self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(
+                f"matmul_precision={self.matmul_precision!r} applies to the "
+                f"stochastic solvers only: solver={self.solver!r} is scipy's L-BFGS-B, "
+                "which works in float64. Use solver='sgd' or 'adam', or "
+                "matmul_precision=None."
             )
         if validation is not None and not (
             self.early_stopping and self.solver in _STOCHASTIC_SOLVERS

@@ -103,6 +103,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         callbacks=None,
         class_weight=None,
         dropout=0.0,
+        matmul_precision=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -132,6 +133,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             n_jobs=n_jobs,
             callbacks=callbacks,
             dropout=dropout,
+            matmul_precision=matmul_precision,
         )
         self.class_weight = class_weight
 

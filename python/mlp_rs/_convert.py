@@ -35,6 +35,7 @@ _OURS_ONLY_PARAMETERS = (
     "class_weight",
     "dropout",
     "huber_delta",
+    "matmul_precision",
 )
 
 

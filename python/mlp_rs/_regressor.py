@@ -99,6 +99,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         n_jobs=None,
         callbacks=None,
         dropout=0.0,
+        matmul_precision=None,
         huber_delta=1.0,
     ):
         super().__init__(
@@ -129,6 +130,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             n_jobs=n_jobs,
             callbacks=callbacks,
             dropout=dropout,
+            matmul_precision=matmul_precision,
         )
         self.huber_delta = huber_delta
 

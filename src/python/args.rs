@@ -3,8 +3,8 @@
 //! dicts, and the dispatch on the model's dtype.
 
 use crate::{
-    Activation, Columns, Dataset, Dropout, Error, Layout, Loss, Net, Real, Rows, Schedule, Score,
-    Solver, Targets, TrainConfig,
+    Activation, Columns, Dataset, Dropout, Error, Layout, Loss, Net, Precision, Real, Rows,
+    Schedule, Score, Solver, Targets, TrainConfig,
 };
 use numpy::{
     Element, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArrayDyn,
@@ -221,6 +221,7 @@ pub(super) struct ConfigArg {
     score: String,
     dropout: Vec<f64>,
     dropout_seed: u64,
+    matmul_precision: Option<String>,
     pub(super) n_jobs: Option<i64>,
 }
 
@@ -268,6 +269,13 @@ impl ConfigArg {
             dropout: Dropout {
                 rates: self.dropout.clone(),
                 seed: self.dropout_seed,
+            },
+            precision: match self.matmul_precision.as_deref() {
+                None => Precision::Exact,
+                Some("bfloat16") => Precision::Bf16,
+                Some(other) => {
+                    return Err(Error::Value(format!("unknown matmul_precision {other:?}")))
+                }
             },
         })
     }
