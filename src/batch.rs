@@ -14,7 +14,7 @@ use crate::gemm::Precision;
 use crate::network::Layout;
 use crate::optimizer::GradientSource;
 use crate::parallel::{Par, SendPtr};
-use crate::propagate::{Net, Pass};
+use crate::propagate::{Net, PackedWeights, Pass};
 use crate::real::Real;
 use crate::workspace::{Passes, Workspace};
 
@@ -46,6 +46,11 @@ pub(crate) struct BatchRunner<T> {
     par: Par,
     /// The dropout of the fit, when it drops units.
     dropout: Option<Dropout>,
+    /// How the products treat their operands, and the weights packed for them.
+    precision: Precision,
+    packed: PackedWeights,
+    /// Whether X is sparse (its first layer takes the sparse products).
+    sparse_input: bool,
 }
 
 /// What one batch gave: the weighted data-loss sum and the sum of the weights.
@@ -94,6 +99,9 @@ impl<T: Real> BatchRunner<T> {
             dropout: (0..layout.n_layers())
                 .any(|l| dropout.active(l))
                 .then(|| dropout.clone()),
+            precision,
+            packed: PackedWeights::default(),
+            sparse_input: x.is_sparse(),
         })
     }
 
@@ -133,6 +141,12 @@ impl<T: Real> BatchRunner<T> {
         let inner = if count == 1 { par } else { Par::Sequential };
         let weighted = data.sample_weight.is_some();
         let dropout = self.dropout.as_ref();
+        // bfloat16: the weights packed once for every part
+        let packing = (self.precision, self.sparse_input);
+        let packed = self
+            .packed
+            .pack(&net.layout, params, packing)?
+            .then_some(&self.packed);
         let parts = SendPtr(self.parts.as_mut_ptr());
         let losses = SendPtr(self.losses.as_mut_ptr());
         let weight_sums = SendPtr(self.weight_sums.as_mut_ptr());
@@ -144,10 +158,11 @@ impl<T: Real> BatchRunner<T> {
             let pass = Pass {
                 layers: net.layout.n_layers(),
                 dropout: dropout.map(|d| (d, first_visit + lo as u64)),
+                packed,
             };
             net.forward_pass(params, None, ws, hi - lo, inner, pass)?;
             let loss = net.loss_sum(ws, hi - lo, weighted);
-            net.backward_deltas(params, ws, hi - lo, weighted, inner)?;
+            net.backward_deltas_with(params, ws, (hi - lo, weighted), inner, packed)?;
             // SAFETY: slot `i` belongs to this call.
             unsafe {
                 *losses.get().add(i) = loss;
@@ -317,6 +332,64 @@ mod tests {
         }
     }
 
+    /// bfloat16 batches: the weights packed once for the parts give the bits of products
+    /// that pack them each time (one pass, no parts), for any thread count.
+    #[test]
+    fn packed_bf16_batches_match_unpacked_products() {
+        let layout = Layout::new(vec![20, 40, 24, 3]).unwrap();
+        let net = Net {
+            layout: layout.clone(),
+            hidden: Activation::Relu,
+            loss: Loss::LogLoss,
+        };
+        let mut rng = SplitMix64(5);
+        let n = 128; // one part: its gradient is the one pass's, bit for bit
+        let x = Array2::from_shape_fn((n, 20), |_| rng.next_f64() as f32 - 0.5);
+        let labels: Vec<i64> = (0..n as i64).map(|i| i % 3).collect();
+        let data = Dataset {
+            x: Rows::Dense(x.view()),
+            y: Targets::Classes(&labels),
+            sample_weight: None,
+        };
+        let mut params = layout.glorot::<f32>(Activation::Relu, 2);
+        let params: Vec<&mut [f32]> = params.iter_mut().map(|p| &mut p[..]).collect();
+        let rows: Vec<usize> = (0..n).collect();
+        let run = |threads: usize| {
+            let setup = (&Dropout::default(), Precision::Bf16);
+            let mut runner = BatchRunner::new(&layout, n, setup, &data.x).unwrap();
+            with_threads(threads, |par| {
+                runner.run(&net, &data, (&rows, 0), &params, par)
+            })
+            .unwrap()
+            .unwrap();
+            let grads = runner.grads(&net);
+            (0..grads.tensors())
+                .map(|t| {
+                    let mut out = vec![0.0_f32; grads.tensor_len(t)];
+                    let got = grads.chunk(t, 0, &mut out).unwrap().to_vec();
+                    got
+                })
+                .collect::<Vec<_>>()
+        };
+        let reference = run(1);
+        assert_eq!(run(3), reference);
+        let mut one = Workspace::new(&layout, n, Passes::Gradients).unwrap();
+        one.precision = Precision::Bf16;
+        one.gather(&data, &rows).unwrap();
+        net.forward(&params, &mut one, n, Par::Sequential).unwrap();
+        net.backward(&params, &mut one, n, false, false, Par::Sequential)
+            .unwrap();
+        assert_eq!(reference, one.grads);
+        // and the rounding shows: not the exact products' gradient
+        let mut exact = Workspace::new(&layout, n, Passes::Gradients).unwrap();
+        exact.gather(&data, &rows).unwrap();
+        net.forward(&params, &mut exact, n, Par::Sequential)
+            .unwrap();
+        net.backward(&params, &mut exact, n, false, false, Par::Sequential)
+            .unwrap();
+        assert_ne!(reference, exact.grads);
+    }
+
     /// With dropout, the gradient is that of the dropped network: the masks fixed (the
     /// same sample visits), it matches central finite differences of the loss.
     #[test]
@@ -349,6 +422,7 @@ mod tests {
             let pass = Pass {
                 layers: 3,
                 dropout: Some((&dropout, 40)),
+                packed: None,
             };
             let loss = |params: &[Vec<f64>], ws: &mut Workspace<f64>| {
                 ws.gather(&data, &rows).unwrap();

@@ -122,19 +122,75 @@ pub fn matmul_with(
         kernel
     };
     let pairs = k.div_ceil(2);
-    PACKED.with_borrow_mut(|(packed_a, packed_b)| {
-        pack_a(a, pairs, packed_a);
-        pack_b(b, pairs, packed_b);
-        let dst = dst.view_mut();
-        product(kernel, dst, (packed_a, packed_b), pairs, accumulate, par)
-    });
+    let (mut packed_a, mut packed_b) = PACKED.take();
+    pack_a(a, pairs, &mut packed_a);
+    pack_b(b, pairs, &mut packed_b);
+    product(
+        kernel,
+        dst.view_mut(),
+        (&packed_a, &packed_b),
+        pairs,
+        accumulate,
+        par,
+    );
+    PACKED.set((packed_a, packed_b));
+    Ok(())
+}
+
+/// The `b` operand of several products packed once (a layer's weights, shared by the
+/// parts of a batch).
+#[derive(Default)]
+pub(crate) struct PackedB {
+    words: Vec<u32>,
+    k: usize,
+    n: usize,
+}
+
+impl PackedB {
+    /// Packs `b` (k x n) as [`matmul`] packs it, in the buffer already there.
+    pub(crate) fn repack(&mut self, b: ArrayView2<'_, f32>) {
+        pack_b(b, b.nrows().div_ceil(2), &mut self.words);
+        (self.k, self.n) = b.dim();
+    }
+}
+
+/// [`matmul`] with `b` already packed: the same bits.
+pub(crate) fn matmul_packed(
+    mut dst: ArrayViewMut2<'_, f32>,
+    a: ArrayView2<'_, f32>,
+    b: &PackedB,
+    accumulate: bool,
+    par: Par,
+) -> Result<()> {
+    let (m, n) = dst.dim();
+    ensure_shape(a.nrows() == m && a.ncols() == b.k && b.n == n, || {
+        "bf16 matmul: the packed operand does not fit".into()
+    })?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let pairs = b.k.div_ceil(2);
+    let (mut packed_a, spare) = PACKED.take();
+    pack_a(a, pairs, &mut packed_a);
+    let kernel = Bf16Kernel::best();
+    product(
+        kernel,
+        dst.view_mut(),
+        (&packed_a, &b.words),
+        pairs,
+        accumulate,
+        par,
+    );
+    PACKED.set((packed_a, spare));
     Ok(())
 }
 
 thread_local! {
-    /// The packed operands of the products of this thread, reused (grown, never shrunk).
-    static PACKED: std::cell::RefCell<(Vec<u32>, Vec<u32>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// The packed operands of the products of this thread, reused (grown, never
+    /// shrunk). Taken out while a product runs: a thread that, waiting for its own
+    /// tiles, runs another product of the pool finds none and packs into new ones.
+    static PACKED: std::cell::Cell<(Vec<u32>, Vec<u32>)> =
+        const { std::cell::Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// `dst (+)= A B` from the packed operands, tile by tile.

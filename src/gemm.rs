@@ -82,6 +82,22 @@ pub(crate) fn matmul_in<T: Real>(
     matmul(dst, a, b, accumulate, par)
 }
 
+/// [`bf16::matmul_packed`] for f32 `T` (an error for f64, which never packs).
+pub(crate) fn matmul_prepacked<T: Real>(
+    dst: ArrayViewMut2<'_, T>,
+    a: ArrayView2<'_, T>,
+    b: &bf16::PackedB,
+    accumulate: bool,
+    par: Par,
+) -> Result<()> {
+    ensure_shape(TypeId::of::<T>() == TypeId::of::<f32>(), || {
+        "bfloat16 products take f32 operands".into()
+    })?;
+    // SAFETY: `T` is f32 (checked above).
+    let (dst, a) = unsafe { (as_f32_mut(dst), as_f32(a)) };
+    bf16::matmul_packed(dst, a, b, accumulate, par)
+}
+
 /// The same view as f32.
 ///
 /// # Safety

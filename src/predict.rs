@@ -91,6 +91,7 @@ fn forward_blocks<T: Real>(
     let pass = Pass {
         layers,
         dropout: None,
+        packed: None,
     };
     // a lone block may spread its products over the threads
     let inner = if count == 1 { par } else { Par::Sequential };

@@ -4,9 +4,10 @@
 use crate::activation::{
     add_bias, add_bias_and_activate, add_column_sums, scale_by_derivative_and_sum, Activation,
 };
+use crate::bf16::PackedB;
 use crate::dropout::{self, Dropout};
 use crate::error::{Error, Result};
-use crate::gemm::matmul_in;
+use crate::gemm::{matmul_in, matmul_prepacked, Precision};
 use crate::loss::Loss;
 use crate::network::Layout;
 use crate::parallel::Par;
@@ -15,6 +16,7 @@ use crate::reduce::sum_of_squares;
 use crate::sparse;
 use crate::workspace::Workspace;
 use ndarray::{ArrayView2, ArrayViewMut2};
+use std::any::TypeId;
 
 /// How far a forward pass goes, and the dropout it applies (with the sample visit of its
 /// first row).
@@ -22,6 +24,49 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 pub(crate) struct Pass<'a> {
     pub(crate) layers: usize,
     pub(crate) dropout: Option<(&'a Dropout, u64)>,
+    /// The weights packed for bfloat16 products once for a batch's parts.
+    pub(crate) packed: Option<&'a PackedWeights>,
+}
+
+/// A network's weights packed for bfloat16 products (see [`crate::bf16`]): each `W_l`
+/// as the forward product's operand, and each `W_l^T` (l >= 1) as the error's.
+#[derive(Default)]
+pub(crate) struct PackedWeights {
+    forward: Vec<PackedB>,
+    backward: Vec<PackedB>,
+}
+
+impl PackedWeights {
+    /// Packs `params`' weights when `precision` is bfloat16 and they are f32 (else
+    /// leaves nothing packed), reusing the buffers.
+    /// (`sparse_input`: the first layer's forward product is sparse, not packed.)
+    pub(crate) fn pack<T: Real>(
+        &mut self,
+        layout: &Layout,
+        params: &[impl AsRef<[T]>],
+        (precision, sparse_input): (Precision, bool),
+    ) -> Result<bool> {
+        if precision != Precision::Bf16 || TypeId::of::<T>() != TypeId::of::<f32>() {
+            return Ok(false);
+        }
+        let layers = layout.n_layers();
+        self.forward.resize_with(layers, PackedB::default);
+        self.backward.resize_with(layers, PackedB::default);
+        let u = &layout.units;
+        for l in 0..layout.n_layers() {
+            // SAFETY: T is f32 (checked above): the same values.
+            let w: &[f32] = unsafe {
+                let w = params[l].as_ref();
+                std::slice::from_raw_parts(w.as_ptr().cast(), w.len())
+            };
+            let w = view(w, u[l], u[l + 1])?;
+            if !(l == 0 && sparse_input) {
+                self.forward[l].repack(w);
+            }
+            self.backward[l].repack(w.t());
+        }
+        Ok(true)
+    }
 }
 
 /// What a network computes, independent of its current parameters.
@@ -99,6 +144,7 @@ impl Net {
         let whole = Pass {
             layers: self.layout.n_layers(),
             dropout: None,
+            packed: None,
         };
         self.forward_pass(params, x, ws, n, par, whole)
     }
@@ -126,8 +172,18 @@ impl Net {
             let (before, after) = ws.acts.split_at_mut(l);
             let z = &mut after[0];
             let weights = params[l].as_ref();
-            match sparse_x {
-                Some(batch) if l == 0 => sparse::forward(z, batch, weights, u[1], n)?,
+            match (sparse_x, pass.packed) {
+                (Some(batch), _) if l == 0 => sparse::forward(z, batch, weights, u[1], n)?,
+                (_, Some(packed)) => {
+                    let input = if l == 0 { dense_x } else { &before[l - 1][..] };
+                    matmul_prepacked(
+                        view_mut(z, n, u[l + 1])?,
+                        view(input, n, u[l])?,
+                        &packed.forward[l],
+                        false,
+                        par,
+                    )?;
+                }
                 _ => {
                     let input = if l == 0 { dense_x } else { &before[l - 1][..] };
                     matmul_in(
@@ -231,6 +287,18 @@ impl Net {
         weighted: bool,
         par: Par,
     ) -> Result<()> {
+        self.backward_deltas_with(params, ws, (n, weighted), par, None)
+    }
+
+    /// [`Net::backward_deltas`], with the weights packed once for the batch's parts.
+    pub(crate) fn backward_deltas_with<T: Real>(
+        &self,
+        params: &[impl AsRef<[T]>],
+        ws: &mut Workspace<T>,
+        (n, weighted): (usize, bool),
+        par: Par,
+        packed: Option<&PackedWeights>,
+    ) -> Result<()> {
         self.check_pass(params, ws, n)?;
         let sums_fit = ws.delta_sums.len() == self.layout.n_layers()
             && ws
@@ -258,14 +326,24 @@ impl Net {
         for l in (1..l_count).rev() {
             let (lower, upper) = ws.deltas.split_at_mut(l);
             let below = &mut lower[l - 1];
-            matmul_in(
-                ws.precision,
-                view_mut(below, n, u[l])?,
-                view(&upper[0], n, u[l + 1])?,
-                view(params[l].as_ref(), u[l], u[l + 1])?.t(),
-                false,
-                par,
-            )?;
+            let d = view(&upper[0], n, u[l + 1])?;
+            match packed {
+                Some(packed) => matmul_prepacked(
+                    view_mut(below, n, u[l])?,
+                    d,
+                    &packed.backward[l],
+                    false,
+                    par,
+                )?,
+                None => matmul_in(
+                    ws.precision,
+                    view_mut(below, n, u[l])?,
+                    d,
+                    view(params[l].as_ref(), u[l], u[l + 1])?.t(),
+                    false,
+                    par,
+                )?,
+            }
             // through the dropout mask, and the derivative at the outputs before it
             let dropped = ws.masks.get(l - 1).is_some_and(|m| !m.is_empty());
             let outputs = if dropped {
