@@ -70,7 +70,8 @@ def predict(
     activation: str,
     loss: str,
     n_jobs: int | None = None,
-) -> _Dense: ...
+    check_finite: bool = False,
+) -> _Dense | None: ...
 def hidden_activations(
     x: _Dense | _Csr,
     params: Sequence[_Dense],
