@@ -1,5 +1,5 @@
 //! Engine-only epoch timing (no Python): `cargo run --release --example epoch -- C1 f32 2`
-//! (C1, C2, C3 = C1 with Adam, C4; f32 or f64; n_jobs, read by the engine's thread policy as
+//! (C1, C2, C3 = C1 with Adam, C4, W1 = bench/workloads.py's tabular W1; f32 or f64; n_jobs, read by the engine's thread policy as
 //! the estimators read it; epochs; `bf16` for bfloat16 products).
 //! Synthetic data of Fashion-MNIST's (C1, C2) or digits' (C4) shape; prints seconds per epoch and GFLOPS, for
 //! profiling the engine (e.g. under `perf record`).
@@ -121,7 +121,7 @@ fn main() {
         power_t: 0.5,
     };
     let solver = match config {
-        "C3" => Solver::Adam {
+        "C3" | "W1" => Solver::Adam {
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-8,
@@ -132,6 +132,8 @@ fn main() {
         "C2" => (fashion, &[512, 256], 256),
         // scikit-learn's digits, 75 % for training: per-batch overhead
         "C4" => ((1_347, 64, 10), &[64], 32),
+        // the workloads' tabular W1: MLPClassifier() defaults on 50,000 x 20, 3 classes
+        "W1" => ((50_000, 20, 3), &[100], 200),
         _ => (fashion, &[100], 200),
     };
     if f64_mode {

@@ -9,7 +9,11 @@ use ndarray::Array2;
 use std::time::Instant;
 
 /// (name, m, n, k, first operand transposed, second operand transposed)
-const SHAPES: [(&str, usize, usize, usize, bool, bool); 12] = [
+const SHAPES: [(&str, usize, usize, usize, bool, bool); 15] = [
+    // the tabular W1 (bench/workloads.py): 20 features, 100 hidden units, parts of 100
+    ("W1 forward 100x100x20", 100, 100, 20, false, false),
+    ("W1 weight grad 20x100x100, A^T", 20, 100, 100, true, false),
+    ("W1 hidden error 100x100x3, B^T", 100, 100, 3, false, true),
     ("C4 forward 32x64x64", 32, 64, 64, false, false),
     ("C4 output 32x10x64", 32, 10, 64, false, false),
     (
