@@ -11,7 +11,8 @@ fresh process after an idle pause), and prints medians, min-max and the ratio::
 
 Workloads: C1 (Fashion-MNIST 784-100-10 sgd, 3 epochs, f32), C2 (784-512-256-10, 1
 epoch, f32), C4 (digits 64-64-10 batch 32, 20 epochs, f64), W1 (tabular defaults), W4
-(predict_proba of 1 and of 100 rows); Fashion-MNIST falls back to random data of its
+(predict_proba of 1 and of 100 rows), W5 (cross_val_score on digits); Fashion-MNIST
+falls back to random data of its
 shape when the dataset is not installed.
 """
 
@@ -70,6 +71,13 @@ elif name == "W1":
     X, y = make_classification(50000, 20, n_informative=10, n_classes=3, random_state=0)
     est = MLPClassifier(max_iter=30, random_state=0)
     seconds = timed(lambda: est.fit(X, y))
+elif name == "W5":
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import cross_val_score
+    X, y = load_digits(return_X_y=True)
+    exact = dict(tol=0.0, n_iter_no_change=10**6, random_state=0)
+    est = MLPClassifier((64,), max_iter=50, **exact)
+    seconds = timed(lambda: cross_val_score(est, X / 16.0, y, cv=5))
 elif name in ("W4-1", "W4-100"):
     X, y = fashion(5000)
     X = X.astype(np.float64)
@@ -80,7 +88,7 @@ elif name in ("W4-1", "W4-100"):
 print(json.dumps(seconds))
 """
 
-WORKLOADS = ["C1", "C2", "C4", "W1", "W4-1", "W4-100"]
+WORKLOADS = ["C1", "C2", "C4", "W1", "W4-1", "W4-100", "W5"]
 
 
 def run(python, name):
