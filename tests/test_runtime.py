@@ -312,3 +312,28 @@ def test_results_under_a_busy_process_are_bit_identical(big_problem):
     for est in loaded.values():
         assert [a.tobytes() for a in est.coefs_ + est.intercepts_] == expected
         assert est.loss_curve_ == quiet.loss_curve_
+
+
+def _predict_in_child(args):
+    clf, X = args
+    return clf.predict_proba(X)
+
+
+@pytest.mark.skipif(
+    "fork" not in __import__("multiprocessing").get_all_start_methods(),
+    reason="needs the fork start method",
+)
+def test_predictions_in_a_forked_child_after_the_parent_predicted(big_problem):
+    """Predictions run in a pool the process keeps; a child forked afterwards has no
+    copy of its threads and starts its own instead of waiting on the parent's."""
+    import multiprocessing
+
+    X, y = big_problem
+    X = X[:3000]
+    clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=2, random_state=0, n_jobs=2)
+    clf.fit(X, y[:3000])
+    expected = clf.predict_proba(X)  # the parent's pool now exists
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result = pool.map_async(_predict_in_child, [(clf, X)])
+        got = result.get(timeout=120)[0]
+    np.testing.assert_array_equal(got, expected)
