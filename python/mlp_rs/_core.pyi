@@ -33,6 +33,37 @@ class _State(TypedDict):
     learning_rate: float
     step: int
 
+class _ObjectiveConfig(TypedDict):
+    units: list[int]
+    activation: str
+    loss: str
+    huber_delta: float
+    alpha: float
+    n_jobs: int | None
+
+class _FitConfig(_ObjectiveConfig):
+    batch_size: int
+    solver: str
+    learning_rate: str
+    learning_rate_init: float
+    power_t: float
+    momentum: float
+    nesterovs_momentum: bool
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    max_iter: int
+    tol: float
+    n_iter_no_change: float
+    shuffle: bool
+    early_stopping: bool
+    incremental: bool
+    score: str
+    dropout: list[float]
+    dropout_seed: int
+    # None (exact products) or "bfloat16"
+    matmul_precision: str | None
+
 class _FitResult(TypedDict):
     loss_curve: list[float]
     validation_scores: list[float]
@@ -50,7 +81,7 @@ def fit_stochastic(
     params: Sequence[_Dense],
     optimizer_state: Sequence[_Dense],
     best: Sequence[_Dense],
-    config: dict[str, Any],
+    config: _FitConfig,
     state: _State,
     shuffle: Callable[[], NDArray[np.int64]] | None = None,
     on_epoch: Callable[[int, float, float | None], object] | None = None,
@@ -62,7 +93,7 @@ def loss_and_gradient(
     y: _Targets,
     sample_weight: _Dense | None,
     packed: _Dense,
-    config: dict[str, Any],
+    config: _ObjectiveConfig,
 ) -> tuple[float, _Dense]: ...
 def predict(
     x: _Dense | _Csr,
