@@ -145,7 +145,7 @@ impl<T: Real> BatchRunner<T> {
         let packing = (self.precision, self.sparse_input);
         let packed = self
             .packed
-            .pack(&net.layout, params, packing)?
+            .pack(&net.layout, params, packing, par)?
             .then_some(&self.packed);
         let parts = SendPtr(self.parts.as_mut_ptr());
         let losses = SendPtr(self.losses.as_mut_ptr());

@@ -40,11 +40,13 @@ impl PackedWeights {
     /// Packs `params`' weights when `precision` is bfloat16 and they are f32 (else
     /// leaves nothing packed), reusing the buffers.
     /// (`sparse_input`: the first layer's forward product is sparse, not packed.)
+    /// The packing runs on `par`'s threads, one matrix each.
     pub(crate) fn pack<T: Real>(
         &mut self,
         layout: &Layout,
-        params: &[impl AsRef<[T]>],
+        params: &[impl AsRef<[T]> + Sync],
         (precision, sparse_input): (Precision, bool),
+        par: Par,
     ) -> Result<bool> {
         if precision != Precision::Bf16 || TypeId::of::<T>() != TypeId::of::<f32>() {
             return Ok(false);
@@ -53,18 +55,34 @@ impl PackedWeights {
         self.forward.resize_with(layers, PackedB::default);
         self.backward.resize_with(layers, PackedB::default);
         let u = &layout.units;
-        for l in 0..layout.n_layers() {
+        let weights = |l: usize| -> Result<ArrayView2<'_, f32>> {
             // SAFETY: T is f32 (checked above): the same values.
             let w: &[f32] = unsafe {
                 let w = params[l].as_ref();
                 std::slice::from_raw_parts(w.as_ptr().cast(), w.len())
             };
-            let w = view(w, u[l], u[l + 1])?;
+            view(w, u[l], u[l + 1])
+        };
+        // W_l for the forward products (not the first of a sparse X), W_l^T for the
+        // error products (not the first layer's: its input needs no error)
+        let mut jobs = Vec::with_capacity(2 * layers);
+        for (l, (fwd, bwd)) in self.forward.iter_mut().zip(&mut self.backward).enumerate() {
             if !(l == 0 && sparse_input) {
-                self.forward[l].repack(w);
+                jobs.push((fwd, weights(l)?));
             }
-            self.backward[l].repack(w.t());
+            if l > 0 {
+                jobs.push((bwd, weights(l)?.reversed_axes()));
+            }
         }
+        let jobs = std::sync::Mutex::new(jobs);
+        let count = jobs.lock().map_or(0, |j| j.len());
+        par.try_for_each(count, |_| {
+            let job = jobs.lock().ok().and_then(|mut j| j.pop());
+            if let Some((packed, w)) = job {
+                packed.repack(w);
+            }
+            Ok::<(), Error>(())
+        })?;
         Ok(true)
     }
 }
