@@ -1,5 +1,6 @@
 //! Engine-only epoch timing (no Python): `cargo run --release --example epoch -- C1 f32 2`
-//! (C1, C2, C3 = C1 with Adam, C4, W1 = bench/workloads.py's tabular W1; f32 or f64; n_jobs, read by the engine's thread policy as
+//! (C1, C2, C3 = C1 with Adam, C4, and bench/workloads.py's tabular W1 and W2 (a
+//! regression); f32 or f64; n_jobs, read by the engine's thread policy as
 //! the estimators read it; epochs; `bf16` for bfloat16 products).
 //! Synthetic data of Fashion-MNIST's (C1, C2) or digits' (C4) shape; prints seconds per epoch and GFLOPS, for
 //! profiling the engine (e.g. under `perf record`).
@@ -25,6 +26,9 @@ fn run<T: Real>(
     let mut rng = SplitMix64(1);
     let x = Array2::from_shape_fn((n, n_in), |_| T::from_f64(rng.next_f64()));
     let labels: Vec<i64> = (0..n).map(|i| (i % n_out) as i64).collect();
+    // one output: a regression (W2) on a target drawn like X
+    let regression = n_out == 1;
+    let target = Array2::from_shape_fn((n, 1), |_| T::from_f64(rng.next_f64()));
     let units: Vec<usize> = std::iter::once(n_in)
         .chain(hidden.iter().copied())
         .chain([n_out])
@@ -33,7 +37,11 @@ fn run<T: Real>(
     let net = Net {
         layout: layout.clone(),
         hidden: Activation::Relu,
-        loss: Loss::LogLoss,
+        loss: if regression {
+            Loss::SquaredError
+        } else {
+            Loss::LogLoss
+        },
     };
     let mut params = layout.glorot::<T>(Activation::Relu, 3);
     let mut state: Vec<Vec<T>> = (0..solver.state_per_tensor())
@@ -62,7 +70,11 @@ fn run<T: Real>(
     let mut progress = Progress::default();
     let data = Dataset {
         x: Rows::Dense(x.view()),
-        y: Targets::Classes(&labels),
+        y: if regression {
+            Targets::Dense(target.view())
+        } else {
+            Targets::Classes(&labels)
+        },
         sample_weight: None,
     };
     let mut p: Vec<&mut [T]> = params.iter_mut().map(|v| &mut v[..]).collect();
@@ -121,7 +133,7 @@ fn main() {
         power_t: 0.5,
     };
     let solver = match config {
-        "C3" | "W1" => Solver::Adam {
+        "C3" | "W1" | "W2" => Solver::Adam {
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-8,
@@ -134,6 +146,8 @@ fn main() {
         "C4" => ((1_347, 64, 10), &[64], 32),
         // the workloads' tabular W1: MLPClassifier() defaults on 50,000 x 20, 3 classes
         "W1" => ((50_000, 20, 3), &[100], 200),
+        // W2: MLPRegressor((64, 32)) on 100,000 x 50
+        "W2" => ((100_000, 50, 1), &[64, 32], 200),
         _ => (fashion, &[100], 200),
     };
     if f64_mode {

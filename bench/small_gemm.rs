@@ -9,11 +9,28 @@ use ndarray::Array2;
 use std::time::Instant;
 
 /// (name, m, n, k, first operand transposed, second operand transposed)
-const SHAPES: [(&str, usize, usize, usize, bool, bool); 15] = [
+const SHAPES: &[(&str, usize, usize, usize, bool, bool)] = &[
     // the tabular W1 (bench/workloads.py): 20 features, 100 hidden units, parts of 100
     ("W1 forward 100x100x20", 100, 100, 20, false, false),
     ("W1 weight grad 20x100x100, A^T", 20, 100, 100, true, false),
     ("W1 hidden error 100x100x3, B^T", 100, 100, 3, false, true),
+    ("W1 output 100x3x100", 100, 3, 100, false, false),
+    (
+        "W1 output weight grad 100x3x100, A^T",
+        100,
+        3,
+        100,
+        true,
+        false,
+    ),
+    // W2: 50 features, (64, 32) hidden units; W5: digits, (64,)
+    ("W2 forward 100x64x50", 100, 64, 50, false, false),
+    ("W2 weight grad 50x64x100, A^T", 50, 64, 100, true, false),
+    ("W2 forward 100x32x64", 100, 32, 64, false, false),
+    ("W2 weight grad 64x32x100, A^T", 64, 32, 100, true, false),
+    ("W2 hidden error 100x64x32, B^T", 100, 64, 32, false, true),
+    ("W5 forward 100x64x64", 100, 64, 64, false, false),
+    ("W5 weight grad 64x64x100, A^T", 64, 64, 100, true, false),
     ("C4 forward 32x64x64", 32, 64, 64, false, false),
     ("C4 output 32x10x64", 32, 10, 64, false, false),
     (
@@ -101,7 +118,7 @@ fn compare<T: Real>((name, m, n, k, ta, tb): (&str, usize, usize, usize, bool, b
 
 fn main() {
     println!("| product | dtype | gemm GFLOPS | nano-gemm GFLOPS |\n|---|---|---|---|");
-    for shape in SHAPES {
+    for &shape in SHAPES {
         compare::<f32>(shape);
         compare::<f64>(shape);
     }

@@ -59,8 +59,10 @@ for dtype in (np.float64, np.float32):
     back = MLPClassifier.from_sklearn(sk)
     assert type(back) is MLPClassifier, type(back)
     np.testing.assert_array_equal(back.predict_proba(Xd), proba)
-    print(f"classifier {np.dtype(dtype).name}: train accuracy {acc:.3f}, "
-          "pickle and to_sklearn/from_sklearn round trips equal")
+    print(
+        f"classifier {np.dtype(dtype).name}: train accuracy {acc:.3f}, "
+        "pickle and to_sklearn/from_sklearn round trips equal"
+    )
 
 Xr, yr = make_regression(n_samples=200, n_features=5, noise=0.1, random_state=0)
 yr = yr / yr.std()

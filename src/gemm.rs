@@ -19,8 +19,10 @@ use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use std::any::TypeId;
 
 /// Products of at most this many multiply-adds go to `nano-gemm`, on one thread (waking
-/// other threads would cost more than they save)...
-const SMALL_WORK: usize = 1 << 17;
+/// other threads would cost more than they save; up to this size `nano-gemm` also beats
+/// `gemm`'s packing on one thread, e.g. the tabular W1's 100x100x20: see
+/// `bench/gemm_choice.md`)...
+const SMALL_WORK: usize = 1 << 19;
 
 /// ...and so do those with a dimension this short...
 const NARROW: usize = 16;
