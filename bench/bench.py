@@ -15,6 +15,8 @@ C4       scikit-learn digits 64-64-10, batch 32, float64 (per-batch overhead)
 C5       predict_proba on the 60,000 training rows with a (1-epoch) C2 model,
          float32
 threads  C2-f32 with mlp_rs n_jobs=1 and n_jobs=2
+bf16     C1-f32, C2-f32 and C3-f32 with mlp_rs's matmul_precision="bfloat16"
+         beside float32 mlp_rs (the ratio's baseline), test accuracy included
 memory   peak RSS of a 1-epoch fit (hidden (32,), sgd) on a 1,000,000 x 100
          float32 X, relative to X.nbytes; MLPClassifier and MLPRegressor of
          each library, each in a fresh subprocess
@@ -158,11 +160,15 @@ TRAIN_CONFIGS = (
     TrainConfig("C4-f64", "C4", "digits", (64,), "sgd", 32, np.float64, time_unit="ms"),
 )
 C1_F32, C2_F32 = TRAIN_CONFIGS[0], TRAIN_CONFIGS[2]
-PREDICT_KEY, THREADS_KEY, MEMORY_KEY = "C5", "threads", "memory"
+PREDICT_KEY, THREADS_KEY, MEMORY_KEY, BF16_KEY = "C5", "threads", "memory", "bf16"
 MEMORY_CONFIG = TrainConfig(
     "memory", MEMORY_KEY, "random", (32,), "sgd", 200, np.float32
 )
-GROUPS = ("C1", "C2", "C3", "C4", PREDICT_KEY, THREADS_KEY, MEMORY_KEY)
+GROUPS = ("C1", "C2", "C3", "C4", PREDICT_KEY, THREADS_KEY, BF16_KEY, MEMORY_KEY)
+# the float32 Fashion-MNIST configs, each also timed with bfloat16 products
+BF16_CONFIGS = tuple(
+    c for c in TRAIN_CONFIGS if c.dtype == np.float32 and c.dataset == "fashion"
+)
 
 
 # --------------------------------------------------------------------------
@@ -631,6 +637,16 @@ def thread_scaling_libraries() -> list:
     ]
 
 
+def bf16_libraries() -> list:
+    """mlp_rs with float32 products (the ratio's baseline) and with bfloat16 ones."""
+    return [
+        EstimatorLibrary(f"{MLP_RS} float32", RsMLPClassifier),
+        EstimatorLibrary(
+            f"{MLP_RS} bfloat16", RsMLPClassifier, matmul_precision="bfloat16"
+        ),
+    ]
+
+
 # --------------------------------------------------------------------------
 # Memory (each library in a fresh subprocess)
 # --------------------------------------------------------------------------
@@ -915,6 +931,20 @@ def render_memory(result: dict) -> str:
     return f"{title}\n\n{markdown_table(header, rows)}\n\n{note}"
 
 
+def render_bf16(results: dict) -> str:
+    rows = [row for result in results.values() for row in training_rows(result)]
+    header = [
+        "config",
+        "mlp_rs products",
+        "time/epoch: median [min-max]",
+        "GFLOPS",
+        "% of float32 peak",
+        "speed-up vs float32",
+        "test accuracy",
+    ]
+    return "## bfloat16 products\n\n" + markdown_table(header, rows)
+
+
 def render_report(report: dict) -> str:
     """The whole Markdown report."""
     sections = [render_header(report), render_peak(report["gemm_peak"])]
@@ -924,6 +954,8 @@ def render_report(report: dict) -> str:
         sections.append(render_inference(report["inference"]))
     if report["thread_scaling"]:
         sections.append(render_threads(report["thread_scaling"]))
+    if report.get("bfloat16"):
+        sections.append(render_bf16(report["bfloat16"]))
     if report["memory"]:
         sections.append(render_memory(report["memory"]))
     sections.append("\n".join(f"- {note}" for note in report["notes"]))
@@ -1111,6 +1143,24 @@ def dataset_loader(fashion_rows: int) -> Callable[[str], Dataset]:
     return load
 
 
+def bench_bf16(dataset: Callable, settings: dict, peaks: dict, warmed: set) -> dict:
+    """The float32 Fashion-MNIST configs with float32 and bfloat16 products."""
+    libraries = bf16_libraries()
+    results = {}
+    for cfg in BF16_CONFIGS:
+        data = dataset(cfg.dataset)
+        warm_up(libraries, cfg, data, warmed)
+        results[cfg.key] = bench_training(
+            cfg,
+            data,
+            libraries,
+            settings["repeats"],
+            settings["epochs"][cfg.dataset],
+            peaks,
+        )
+    return results
+
+
 def run(settings: dict, libraries: list, notes: list[str]) -> dict:
     """Measure everything selected; return the report (minus loadavg_end)."""
     only, repeats = settings["only"], settings["repeats"]
@@ -1124,6 +1174,7 @@ def run(settings: dict, libraries: list, notes: list[str]) -> dict:
         "training": {},
         "inference": None,
         "thread_scaling": None,
+        "bfloat16": None,
         "memory": None,
     }
     for warning in report["warnings"]:
@@ -1153,6 +1204,8 @@ def run(settings: dict, libraries: list, notes: list[str]) -> dict:
             settings["epochs"]["fashion"],
             peaks,
         )
+    if is_selected(only, BF16_KEY):
+        report["bfloat16"] = bench_bf16(dataset, settings, peaks, warmed)
     if is_selected(only, MEMORY_KEY):
         report["memory"] = bench_memory(settings["memory_rows"])
     report["warnings"] += epoch_warnings(report)
@@ -1164,6 +1217,7 @@ def epoch_warnings(report: dict) -> list[str]:
     results = [*report["training"].values()]
     if report["thread_scaling"]:
         results.append(report["thread_scaling"])
+    results += (report["bfloat16"] or {}).values()
     found = []
     for result in results:
         for name, lib in result["libraries"].items():

@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
 """Everyday workloads, mlp_rs against scikit-learn side by side (the workloads issue).
 
-=====  ===============================================================================
-W1     tabular: ``MLPClassifier()`` defaults (adam, (100,), batch 200) on
-       make_classification 50,000 x 20, 3 classes, max_iter=30
-W2     ``MLPRegressor((64, 32))`` adam on make_regression 100,000 x 50, max_iter=10
-W3     sparse CSR 20,000 x 50,000, 100 nonzeros a row, 20 classes, (100,), adam,
-       max_iter=3
-W4-1   ``predict_proba`` of 1 row, 784-100-10 float64 model (Fashion-MNIST's shape)
-W4-100 ``predict_proba`` of 100 rows, same model
-W5     ``cross_val_score(cv=5)`` on digits, (64,), adam, max_iter=50
-W6     float32 200,000 x 256, (256, 128), sgd momentum 0.9, batch 512, 3 epochs
-=====  ===============================================================================
+=======  ===============================================================================
+W1       tabular: ``MLPClassifier()`` defaults (adam, (100,), batch 200) on
+         make_classification 50,000 x 20, 3 classes, max_iter=30
+W2       ``MLPRegressor((64, 32))`` adam on make_regression 100,000 x 50, max_iter=10
+W3       sparse CSR 20,000 x 50,000, 100 nonzeros a row, 20 classes, (100,), adam,
+         max_iter=3
+W4-1     ``predict_proba`` of 1 row, 784-100-10 float64 model (Fashion-MNIST's shape)
+W4-100   ``predict_proba`` of 100 rows, same model
+W5       ``cross_val_score(cv=5)`` on digits, (64,), adam, max_iter=50
+W6       float32 200,000 x 256, (256, 128), sgd momentum 0.9, batch 512, 3 epochs
+W6-bf16  W6 with mlp_rs's ``matmul_precision="bfloat16"`` (scikit-learn's side is W6)
+=======  ===============================================================================
 
 Each workload runs scikit-learn and mlp_rs interleaved (the order alternating per
 repetition, an idle pause before each timed run so that neither is timed against the
@@ -119,7 +120,7 @@ def w5(lib):
     return run
 
 
-def w6(lib):
+def w6(lib, **extra):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200_000, 256), dtype=np.float32)
     y = (X[:, :8].sum(axis=1) > 0).astype(int) + (X[:, 8] > 1)
@@ -133,7 +134,14 @@ def w6(lib):
         batch_size=512,
         learning_rate_init=0.01,
         max_iter=3,
+        **extra,
     )
+
+
+def w6_bf16(lib):
+    # scikit-learn has no bfloat16 products: its side is W6 unchanged
+    bf16 = lib["clf"] is not SkClassifier
+    return w6(lib, **({"matmul_precision": "bfloat16"} if bf16 else {}))
 
 
 WORKLOADS = {
@@ -144,6 +152,7 @@ WORKLOADS = {
     "W4-100": w4_100,
     "W5": w5,
     "W6": w6,
+    "W6-bf16": w6_bf16,
 }
 LIBS = {
     "scikit-learn": {"clf": SkClassifier, "reg": SkRegressor},

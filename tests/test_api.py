@@ -104,6 +104,13 @@ def test_signature_matches_sklearn_plus_ours(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_every_parameter_documented(name):
+    doc = OURS[name].__doc__
+    for param in OURS[name]().get_params():
+        assert re.search(rf"^    {param} : ", doc, re.MULTILINE), param
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_get_params_and_clone(name):
     ours = OURS[name]()
     expected = {
