@@ -3,8 +3,10 @@
 Settings follow scikit-learn's own common tests
 (``sklearn/utils/_test_common/instance_generator.py`` uses ``max_iter=100``
 for both MLP estimators); ``random_state=0`` makes the checks deterministic.
-No check is expected to fail, with the defaults or with mlp_rs's own parameters
-(class_weight, dropout, the robust losses) set.
+No check may fail with the defaults or with the robust losses. With
+class_weight='balanced' or dropout set, the checks that contradict what those
+parameters mean are expected to fail (``EXPECTED_FAILURES``, each with its reason);
+every other check must pass.
 """
 
 from mlp_rs import MLPClassifier, MLPRegressor
