@@ -837,23 +837,30 @@ def render_peak(peaks: dict) -> str:
     return "## GEMM peak (numpy, all threads)\n\n" + markdown_table(header, rows)
 
 
-def render_training(training: dict) -> str:
-    rows = [row for result in training.values() for row in training_rows(result)]
+def training_table(results: dict, library: str, baseline: str, peak: str) -> str:
+    """The rows of several training configurations under one header; `library`,
+    `baseline` and `peak` name the columns that differ between the tables."""
+    rows = [row for result in results.values() for row in training_rows(result)]
     header = [
         "config",
-        "library",
+        library,
         "time/epoch: median [min-max]",
         "GFLOPS",
-        "% of peak",
-        "speed-up vs scikit-learn",
+        peak,
+        f"speed-up vs {baseline}",
         "test accuracy",
     ]
+    return markdown_table(header, rows)
+
+
+def render_training(training: dict) -> str:
+    table = training_table(training, "library", "scikit-learn", "% of peak")
     caption = (
         "GFLOPS: per a->b layer and epoch, 2Nab forward + 2Nab weight gradient "
         "+ 2Nab input gradient (none for the first layer), over the median "
         "time/epoch; % of peak: against the best numpy matmul of the same dtype."
     )
-    return f"## Training\n\n{markdown_table(header, rows)}\n\n{caption}"
+    return f"## Training\n\n{table}\n\n{caption}"
 
 
 def render_inference(result: dict) -> str:
@@ -932,17 +939,8 @@ def render_memory(result: dict) -> str:
 
 
 def render_bf16(results: dict) -> str:
-    rows = [row for result in results.values() for row in training_rows(result)]
-    header = [
-        "config",
-        "mlp_rs products",
-        "time/epoch: median [min-max]",
-        "GFLOPS",
-        "% of float32 peak",
-        "speed-up vs float32",
-        "test accuracy",
-    ]
-    return "## bfloat16 products\n\n" + markdown_table(header, rows)
+    table = training_table(results, "mlp_rs products", "float32", "% of float32 peak")
+    return "## bfloat16 products\n\n" + table
 
 
 def render_report(report: dict) -> str:
