@@ -9,6 +9,7 @@ use crate::dropout::{self, Dropout};
 use crate::error::{Error, Result};
 use crate::gemm::{matmul_in, matmul_prepacked, Precision};
 use crate::loss::Loss;
+use crate::narrow;
 use crate::network::Layout;
 use crate::parallel::Par;
 use crate::real::Real;
@@ -342,6 +343,11 @@ impl Net {
             add_column_sums(sums, delta);
         }
         for l in (1..l_count).rev() {
+            let dropped = ws.masks.get(l - 1).is_some_and(|m| !m.is_empty());
+            if packed.is_none() && !dropped && self.fuses_error(ws, l) {
+                self.relu_error(params[l].as_ref(), ws, n, l);
+                continue;
+            }
             let (lower, upper) = ws.deltas.split_at_mut(l);
             let below = &mut lower[l - 1];
             let d = view(&upper[0], n, u[l + 1])?;
@@ -363,7 +369,6 @@ impl Net {
                 )?,
             }
             // through the dropout mask, and the derivative at the outputs before it
-            let dropped = ws.masks.get(l - 1).is_some_and(|m| !m.is_empty());
             let outputs = if dropped {
                 dropout::backward(&ws.masks[l - 1][..n * u[l]], &mut below[..n * u[l]]);
                 &ws.kept[l - 1][..n * u[l]]
@@ -378,6 +383,53 @@ impl Net {
             );
         }
         Ok(())
+    }
+
+    /// Whether layer `l`'s error signals (those of the layer below it) take the fused
+    /// pass of [`narrow::relu_error`]: relu hidden layers, f64 products in the model's
+    /// type, few units in layer `l + 1`, and a CPU with the kernel.
+    fn fuses_error<T: Real>(&self, ws: &Workspace<T>, l: usize) -> bool {
+        let (units, next) = (self.layout.units[l], self.layout.units[l + 1]);
+        self.hidden == Activation::Relu
+            && TypeId::of::<T>() == TypeId::of::<f64>()
+            && ws.precision == Precision::Exact
+            && narrow::applies(next)
+            && ws.narrow_wt.len() >= units * next
+    }
+
+    /// Layer `l`'s error signals and their column sums in one pass (see
+    /// [`Net::fuses_error`]), from the next layer's error signals and its weights `w`
+    /// (`units[l] x units[l + 1]`).
+    fn relu_error<T: Real>(&self, w: &[T], ws: &mut Workspace<T>, n: usize, l: usize) {
+        let (units, next) = (self.layout.units[l], self.layout.units[l + 1]);
+        let wt = &mut ws.narrow_wt[..units * next];
+        for (c, row) in w.chunks_exact(next).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                wt[j * units + c] = v;
+            }
+        }
+        let (lower, upper) = ws.deltas.split_at_mut(l);
+        // SAFETY (the casts): `T` is f64 (checked by `fuses_error`).
+        let f64s =
+            |s: &[T]| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f64>(), s.len()) };
+        let error = narrow::ReluError {
+            rows: n,
+            width: units,
+            k: next,
+            d: f64s(&upper[0][..n * next]),
+            wt: f64s(wt),
+            y: f64s(&ws.acts[l - 1][..n * units]),
+        };
+        let delta = &mut lower[l - 1][..n * units];
+        let sums = &mut ws.delta_sums[l - 1];
+        // SAFETY: `T` is f64; `narrow::applies(next)` was checked.
+        unsafe {
+            narrow::relu_error(
+                &error,
+                std::slice::from_raw_parts_mut(delta.as_mut_ptr().cast::<f64>(), delta.len()),
+                std::slice::from_raw_parts_mut(sums.as_mut_ptr().cast::<f64>(), sums.len()),
+            );
+        }
     }
 
     /// Rows `first..first + dst.len() / units[l + 1]` of layer `l`'s raw weight gradient
@@ -482,6 +534,72 @@ impl Net {
             } else {
                 g.iter_mut().for_each(|g| *g /= weight_sum);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Dataset, Rows, Targets};
+    use crate::network::SplitMix64;
+    use crate::workspace::Passes;
+    use ndarray::Array2;
+
+    /// The fused error signals of a relu layer under a narrow one (`narrow::relu_error`)
+    /// are the bits of the two passes they replace (the product, then the derivative and
+    /// the column sums), with the outputs' zeros, a NaN and an infinity in the data (NaN
+    /// where they have NaN, of either sign).
+    #[test]
+    fn fused_error_signals_are_the_two_passes_bits() {
+        if !narrow::applies(1) {
+            return;
+        }
+        for units in [
+            vec![7, 40, 3],
+            vec![5, 70, 10, 2],
+            vec![3, 33, 16],
+            vec![4, 9, 1],
+        ] {
+            let layout = Layout::new(units.clone()).unwrap();
+            let net = Net {
+                layout: layout.clone(),
+                hidden: Activation::Relu,
+                loss: Loss::SquaredError,
+            };
+            let (n, k) = (37, layout.n_outputs());
+            let mut rng = SplitMix64(11);
+            let mut x = Array2::from_shape_fn((n, units[0]), |_| rng.next_f64() - 0.5);
+            x[[3, 1]] = f64::INFINITY;
+            x[[5, 0]] = f64::NAN;
+            let y = Array2::from_shape_fn((n, k), |_| rng.next_f64());
+            let data = Dataset {
+                x: Rows::Dense(x.view()),
+                y: Targets::Dense(y.view()),
+                sample_weight: None,
+            };
+            let params = layout.glorot::<f64>(Activation::Relu, 5);
+            let rows: Vec<usize> = (0..n).collect();
+            let run = |fused: bool| {
+                let mut ws = Workspace::new(&layout, n, Passes::Deltas).unwrap();
+                if !fused {
+                    ws.narrow_wt = Vec::new();
+                }
+                ws.gather(&data, &rows).unwrap();
+                net.forward(&params, &mut ws, n, Par::Sequential).unwrap();
+                net.backward_deltas_with(&params, &mut ws, (n, false), Par::Sequential, None)
+                    .unwrap();
+                // the bits, but any NaN as one (its sign depends on the operand order
+                // of the instruction that made it)
+                let bits = |v: &Vec<Vec<f64>>| -> Vec<Vec<u64>> {
+                    let canonical = |x: &f64| if x.is_nan() { u64::MAX } else { x.to_bits() };
+                    v.iter()
+                        .map(|l| l.iter().map(canonical).collect())
+                        .collect()
+                };
+                (bits(&ws.deltas), bits(&ws.delta_sums))
+            };
+            assert_eq!(run(true), run(false), "layers {units:?}");
         }
     }
 }

@@ -5,6 +5,7 @@ use crate::dropout::Dropout;
 use crate::error::Result;
 use crate::gemm::Precision;
 use crate::memory;
+use crate::narrow;
 use crate::network::Layout;
 use crate::real::Real;
 
@@ -51,6 +52,9 @@ pub struct Workspace<T> {
     pub masks: Vec<Vec<T>>,
     /// How the passes over these buffers compute their matrix products.
     pub precision: Precision,
+    /// The weights of a layer of few units, transposed, for the fused error signals of
+    /// the layer below it (backward passes; `Net::backward_deltas_with`).
+    pub narrow_wt: Vec<T>,
 }
 
 impl<T: Real> Workspace<T> {
@@ -99,6 +103,16 @@ impl<T: Real> Workspace<T> {
             kept: Vec::new(),
             masks: Vec::new(),
             precision: Precision::Exact,
+            narrow_wt: if backward {
+                let largest = (1..layers.len())
+                    .filter(|&l| layers[l] <= narrow::MAX_COLUMNS)
+                    .map(|l| layers[l - 1] * layers[l])
+                    .max()
+                    .unwrap_or(0);
+                memory::filled(largest, T::zero(), || "transposed weights".into())?
+            } else {
+                Vec::new()
+            },
         })
     }
 
