@@ -9,6 +9,10 @@
 //! about a quarter less time. Each value sums the same products in the same order as
 //! `nano-gemm` (`k` ascending, fused multiply-adds from zero, then one addition to `dst`
 //! when accumulating), so the results are the same bits.
+//!
+//! The same layer's error goes down to a relu layer below it through a product with
+//! few (`k`) terms; [`relu_error`] does that product, the relu derivative and the
+//! intercept sums in one pass.
 
 /// Widest product handled: two vector parts of up to eight columns.
 pub(crate) const MAX_COLUMNS: usize = 16;
