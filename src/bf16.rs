@@ -16,7 +16,7 @@
 //! Each output element sums its `k` pairs in order, whichever thread computes its tile:
 //! results do not depend on the number of threads.
 
-use crate::error::{ensure_shape, Result};
+use crate::error::{ensure_product, ensure_shape, Result};
 use crate::parallel::{Par, SendPtr};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
@@ -104,15 +104,7 @@ pub fn matmul_with(
 ) -> Result<()> {
     let (m, n) = dst.dim();
     let k = a.ncols();
-    ensure_shape(a.nrows() == m && b.nrows() == k && b.ncols() == n, || {
-        format!(
-            "bf16 matmul shapes do not fit: ({m}, {n}) = ({}, {}) x ({}, {})",
-            a.nrows(),
-            a.ncols(),
-            b.nrows(),
-            b.ncols()
-        )
-    })?;
+    ensure_product("bf16 matmul", (m, n), a.dim(), b.dim())?;
     if m == 0 || n == 0 {
         return Ok(());
     }

@@ -77,3 +77,17 @@ pub(crate) fn ensure_shape(cond: bool, msg: impl FnOnce() -> String) -> Result<(
         Err(Error::Shape(msg()))
     }
 }
+
+/// Returns `Error::Shape` unless a product `dst (m x n) = a (m x k) · b (k x n)` of
+/// these dimensions fits together; `what` names the product in the message.
+pub(crate) fn ensure_product(
+    what: &str,
+    dst: (usize, usize),
+    a: (usize, usize),
+    b: (usize, usize),
+) -> Result<()> {
+    let ((m, n), (a_rows, k), (b_rows, b_cols)) = (dst, a, b);
+    ensure_shape(a_rows == m && b_rows == k && b_cols == n, || {
+        format!("{what} shapes do not fit: ({m}, {n}) = ({a_rows}, {k}) x ({b_rows}, {b_cols})")
+    })
+}

@@ -11,7 +11,7 @@
 //! number of threads: results are bit-identical (checked by the tests below).
 
 use crate::bf16;
-use crate::error::{ensure_shape, Result};
+use crate::error::{ensure_product, ensure_shape, Result};
 use crate::narrow;
 use crate::parallel::Par;
 use crate::real::Real;
@@ -148,15 +148,7 @@ pub fn matmul_with<T: Real>(
 ) -> Result<()> {
     let (m, n) = dst.dim();
     let k = a.ncols();
-    ensure_shape(a.nrows() == m && b.nrows() == k && b.ncols() == n, || {
-        format!(
-            "matmul shapes do not fit: ({m}, {n}) = ({}, {}) x ({}, {})",
-            a.nrows(),
-            a.ncols(),
-            b.nrows(),
-            b.ncols()
-        )
-    })?;
+    ensure_product("matmul", (m, n), a.dim(), b.dim())?;
     if m == 0 || n == 0 {
         return Ok(());
     }

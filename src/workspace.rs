@@ -103,7 +103,8 @@ impl<T: Real> Workspace<T> {
             kept: Vec::new(),
             masks: Vec::new(),
             precision: Precision::Exact,
-            narrow_wt: if backward {
+            // (only f64 models fuse those passes: see `Net::fuses_error`)
+            narrow_wt: if backward && T::DTYPE == f64::DTYPE {
                 let largest = (1..layers.len())
                     .filter(|&l| layers[l] <= narrow::MAX_COLUMNS)
                     .map(|l| layers[l - 1] * layers[l])
