@@ -7,9 +7,7 @@ bench/bf16.png (the loss curves overlaid).
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bf16_accuracy.py
 """
 
-import gzip
 import json
-import struct
 import sys
 import time
 import warnings
@@ -19,8 +17,10 @@ import numpy as np
 from mlp_rs import MLPClassifier
 from sklearn.exceptions import ConvergenceWarning
 
+from bench import FASHION_DIR as FASHION
+from bench import read_idx  # bench/bench.py, beside this script
+
 BENCH = Path(__file__).resolve().parent
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 SGD = dict(
     solver="sgd",
     momentum=0.9,
@@ -34,13 +34,9 @@ CONFIGS = (("C1", (100,), 200), ("C2", (512, 256), 256))
 
 
 def read(part):
-    with gzip.open(FASHION / f"{part}-images-idx3-ubyte.gz") as f:
-        _, n, rows, cols = struct.unpack(">IIII", f.read(16))
-        X = np.frombuffer(f.read(), np.uint8).reshape(n, rows * cols)
-    with gzip.open(FASHION / f"{part}-labels-idx1-ubyte.gz") as f:
-        f.read(8)
-        y = np.frombuffer(f.read(), np.uint8)
-    return (X / 255.0).astype(np.float32), y
+    X = read_idx(FASHION / f"{part}-images-idx3-ubyte.gz")
+    y = read_idx(FASHION / f"{part}-labels-idx1-ubyte.gz")
+    return (X.reshape(len(X), -1) / 255.0).astype(np.float32), y
 
 
 def plot(results):

@@ -20,22 +20,21 @@ installed.
 """
 
 import argparse
-import gzip
 import os
 import statistics
-import struct
 import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 from mlp_rs import MLPClassifier
 from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+from bench import FASHION_DIR as FASHION
+from bench import read_idx  # bench/bench.py, beside this script
+
 BUSY = "while True:\n    pass\n"
 # the same, first pinned to one core (the argument)
 PINNED = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\n" + BUSY
@@ -43,12 +42,9 @@ PINNED = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\n" + BUSY
 
 def fashion(n):
     try:
-        with gzip.open(FASHION / "train-images-idx3-ubyte.gz") as f:
-            _, count, rows, cols = struct.unpack(">IIII", f.read(16))
-            X = np.frombuffer(f.read(), np.uint8).reshape(count, rows * cols)
-        with gzip.open(FASHION / "train-labels-idx1-ubyte.gz") as f:
-            f.read(8)
-            y = np.frombuffer(f.read(), np.uint8)
+        X = read_idx(FASHION / "train-images-idx3-ubyte.gz")
+        X = X.reshape(len(X), -1)
+        y = read_idx(FASHION / "train-labels-idx1-ubyte.gz")
     except OSError:
         rng = np.random.RandomState(0)
         X, y = rng.randint(0, 256, (60_000, 784)), rng.randint(0, 10, 60_000)
