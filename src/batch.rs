@@ -7,10 +7,11 @@
 //! while it is in cache. Every cut depends on the shapes alone, never on the number of
 //! threads, so results are bit-identical whatever `n_jobs` is.
 
+use crate::bf16::Bf16Rows;
 use crate::data::{Dataset, Rows};
 use crate::dropout::Dropout;
 use crate::error::{Error, Result};
-use crate::gemm::Precision;
+use crate::gemm::{self, Precision};
 use crate::network::Layout;
 use crate::optimizer::GradientSource;
 use crate::parallel::{Par, SendPtr};
@@ -51,6 +52,11 @@ pub(crate) struct BatchRunner<T> {
     packed: PackedWeights,
     /// Whether X is sparse (its first layer takes the sparse products).
     sparse_input: bool,
+    /// A dense f32 X of a bfloat16 fit rounded once, which the first layer's products
+    /// read instead of gathered rows (see [`crate::bf16`]'s `rows`)...
+    rows16: Option<Bf16Rows>,
+    /// ...and the rows of the last batch in it.
+    batch_rows: Vec<usize>,
 }
 
 /// What one batch gave: the weighted data-loss sum and the sum of the weights.
@@ -67,6 +73,7 @@ impl<T: Real> BatchRunner<T> {
         batch: usize,
         (dropout, precision): (&Dropout, Precision),
         x: &Rows<'_, T>,
+        par: Par,
     ) -> Result<Self> {
         let parts = part_count(batch);
         let capacity = batch.min(PART_ROWS);
@@ -102,6 +109,8 @@ impl<T: Real> BatchRunner<T> {
             precision,
             packed: PackedWeights::default(),
             sparse_input: x.is_sparse(),
+            rows16: rounded_once(x, precision, par)?,
+            batch_rows: Vec::with_capacity(batch),
         })
     }
 
@@ -112,6 +121,7 @@ impl<T: Real> BatchRunner<T> {
             parts: &self.parts[..self.part_rows.len()],
             part_rows: &self.part_rows,
             par: self.par,
+            rows16: self.rows16.as_ref().map(|x| (x, &self.batch_rows[..])),
         }
     }
 
@@ -147,6 +157,9 @@ impl<T: Real> BatchRunner<T> {
             .packed
             .pack(&net.layout, params, packing, par)?
             .then_some(&self.packed);
+        self.batch_rows.clear();
+        self.batch_rows.extend_from_slice(rows);
+        let rows16 = self.rows16.as_ref();
         let parts = SendPtr(self.parts.as_mut_ptr());
         let losses = SendPtr(self.losses.as_mut_ptr());
         let weight_sums = SendPtr(self.weight_sums.as_mut_ptr());
@@ -154,11 +167,17 @@ impl<T: Real> BatchRunner<T> {
             let (lo, hi) = (cut(i), cut(i + 1));
             // SAFETY: part `i` is touched by this call alone; `i < count <= len`.
             let ws = unsafe { &mut *parts.get().add(i) };
-            let weight_sum = ws.gather(data, &rows[lo..hi])?;
+            let part = &rows[lo..hi];
+            // X's rows rounded once are read where they lie: only targets are gathered
+            let weight_sum = match rows16 {
+                Some(_) => ws.gather_targets(data, part)?,
+                None => ws.gather(data, part)?,
+            };
             let pass = Pass {
                 layers: net.layout.n_layers(),
                 dropout: dropout.map(|d| (d, first_visit + lo as u64)),
                 packed,
+                rows16: rows16.map(|x| (x, part)),
             };
             net.forward_pass(params, None, ws, hi - lo, inner, pass)?;
             let loss = net.loss_sum(ws, hi - lo, weighted);
@@ -183,6 +202,22 @@ impl<T: Real> BatchRunner<T> {
     }
 }
 
+/// X rounded to bfloat16 once for a bfloat16 fit of a dense f32 X (packed weights, so
+/// f32 models only); `None` for every other fit.
+fn rounded_once<T: Real>(
+    x: &Rows<'_, T>,
+    precision: Precision,
+    par: Par,
+) -> Result<Option<Bf16Rows>> {
+    match x {
+        Rows::Dense(x) if precision == Precision::Bf16 => match gemm::f32_view(*x) {
+            Some(x) => Ok(Some(Bf16Rows::new(x, par)?)),
+            None => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
 /// The raw gradient of a batch, computed chunk by chunk from its parts' error signals as
 /// the optimizer asks for it: weight rows `Y^T D` and intercepts `colsum(D)`, each summed
 /// over the parts in part order.
@@ -192,6 +227,8 @@ pub(crate) struct BatchGrads<'a, T> {
     part_rows: &'a [usize],
     /// The threads the batch ran on: a chunk's products may spread over idle ones.
     par: Par,
+    /// X rounded once and the batch's rows in it (see [`BatchRunner`]).
+    rows16: Option<(&'a Bf16Rows, &'a [usize])>,
 }
 
 impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
@@ -238,8 +275,16 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
                 scratch.len()
             )));
         }
+        let mut lo = 0;
         for (k, (ws, &n)) in self.parts.iter().zip(self.part_rows).enumerate() {
-            if tensor < l_count {
+            let part = self.rows16.map(|(x, rows)| (x, &rows[lo..lo + n]));
+            lo += n;
+            if let (0, Some(rows16)) = (tensor, part) {
+                let first = start / row;
+                let how = (k > 0, self.par);
+                self.net
+                    .input_gradient_from_rows(ws, rows16, first, scratch, how)?;
+            } else if tensor < l_count {
                 let first = start / row;
                 self.net
                     .weight_gradient(ws, n, tensor, first, scratch, k > 0, self.par)?;
@@ -299,9 +344,14 @@ mod tests {
         let rows: Vec<usize> = (0..n).rev().collect();
 
         let run = |threads: usize| {
-            let mut runner =
-                BatchRunner::new(&layout, n, (&Dropout::default(), Precision::Exact), &data.x)
-                    .unwrap();
+            let mut runner = BatchRunner::new(
+                &layout,
+                n,
+                (&Dropout::default(), Precision::Exact),
+                &data.x,
+                Par::Sequential,
+            )
+            .unwrap();
             let result = with_threads(threads, |par| {
                 runner.run(&net, &data, (&rows, 0), &params, par)
             })
@@ -356,7 +406,7 @@ mod tests {
         let rows: Vec<usize> = (0..n).collect();
         let run = |threads: usize| {
             let setup = (&Dropout::default(), Precision::Bf16);
-            let mut runner = BatchRunner::new(&layout, n, setup, &data.x).unwrap();
+            let mut runner = BatchRunner::new(&layout, n, setup, &data.x, Par::Sequential).unwrap();
             with_threads(threads, |par| {
                 runner.run(&net, &data, (&rows, 0), &params, par)
             })
@@ -423,6 +473,7 @@ mod tests {
                 layers: 3,
                 dropout: Some((&dropout, 40)),
                 packed: None,
+                rows16: None,
             };
             let loss = |params: &[Vec<f64>], ws: &mut Workspace<f64>| {
                 ws.gather(&data, &rows).unwrap();
@@ -475,6 +526,7 @@ mod tests {
             8,
             (&Dropout::default(), Precision::Exact),
             &Rows::Dense(ndarray::Array2::zeros((1, 3)).view()),
+            Par::Sequential,
         )
         .unwrap();
         let solver = Solver::Sgd {

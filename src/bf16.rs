@@ -22,6 +22,9 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
+mod rows;
+pub(crate) use rows::{matmul_rows, matmul_t_rows, Bf16Rows};
+
 /// Rows of a packed panel of `a` (and of a tile).
 pub(crate) const MR: usize = 8;
 /// Columns of a packed panel of `b` (and of a tile): two 512-bit vectors of f32.
@@ -120,7 +123,7 @@ pub fn matmul_with(
     product(
         kernel,
         dst.view_mut(),
-        (&packed_a, &packed_b),
+        (OperandA::Packed(&packed_a), &packed_b),
         pairs,
         accumulate,
         par,
@@ -168,7 +171,7 @@ pub(crate) fn matmul_packed(
     product(
         kernel,
         dst.view_mut(),
-        (&packed_a, &b.words),
+        (OperandA::Packed(&packed_a), &b.words),
         pairs,
         accumulate,
         par,
@@ -185,11 +188,65 @@ thread_local! {
         const { std::cell::Cell::new((Vec::new(), Vec::new())) };
 }
 
-/// `dst (+)= A B` from the packed operands, tile by tile.
+/// Where the tiles find `A`'s words: packed panels, or rows of pairs read in place.
+#[derive(Clone, Copy)]
+pub(crate) enum OperandA<'a> {
+    /// Packed by [`pack_a`] for `pairs` pairs.
+    Packed(&'a [u32]),
+    /// Row `i` of the product is `rows[i]`, `pairs` words (two bfloat16 each) long.
+    Rows(&'a [&'a [u32]]),
+}
+
+/// `dst (+)= A B` from `A`'s words and the packed `B`, tile by tile.
 fn product(
     kernel: Bf16Kernel,
+    dst: ArrayViewMut2<'_, f32>,
+    (a, packed_b): (OperandA<'_>, &[u32]),
+    pairs: usize,
+    accumulate: bool,
+    par: Par,
+) {
+    let m = dst.nrows();
+    match a {
+        OperandA::Packed(words) => {
+            assert!(words.len() >= m.div_ceil(MR) * pairs * MR);
+            let base = SendPtr(words.as_ptr().cast_mut());
+            // SAFETY: panel `mp` from pair `q0` on lies inside `words` (asserted above).
+            let at =
+                |mp: usize, q0: usize| Packed(unsafe { base.get().add((mp * pairs + q0) * MR) });
+            product_tiles(kernel, dst, (at, packed_b), pairs, accumulate, par)
+        }
+        OperandA::Rows(rows) => {
+            assert!(rows.len() == m && rows.iter().all(|r| r.len() >= pairs));
+            let panel = |mp: usize, q0: usize| {
+                // a last panel's missing rows repeat its first one (their sums are not
+                // written); SAFETY: each row holds `pairs` words (asserted above)
+                RowMajor(std::array::from_fn(|r| {
+                    let row = rows.get(mp * MR + r).unwrap_or(&rows[mp * MR]);
+                    unsafe { row.as_ptr().add(q0) }
+                }))
+            };
+            let at = |mp: usize, q0: usize| {
+                // the next panel's first lines while this one's tile runs (the tile
+                // itself asks for the lines ahead of those it reads)
+                if (mp + 1) * MR < m {
+                    let next = panel(mp + 1, q0);
+                    (0..PREFETCH_PAIRS)
+                        .step_by(16)
+                        .for_each(|q| next.prefetch(q));
+                }
+                panel(mp, q0)
+            };
+            product_tiles(kernel, dst, (at, packed_b), pairs, accumulate, par)
+        }
+    }
+}
+
+/// [`product`] with `A`'s panel `mp` from pair `q0` on given by `panel(mp, q0)`.
+fn product_tiles<P: Panel>(
+    kernel: Bf16Kernel,
     mut dst: ArrayViewMut2<'_, f32>,
-    (packed_a, packed_b): (&[u32], &[u32]),
+    (panel, packed_b): (impl Fn(usize, usize) -> P + Sync, &[u32]),
     pairs: usize,
     accumulate: bool,
     par: Par,
@@ -197,27 +254,17 @@ fn product(
     let (m, n) = dst.dim();
     let (m_panels, n_panels) = (m.div_ceil(MR), n.div_ceil(NR));
     let out = SendPtr(dst.as_mut_ptr());
-    let (drs, dcs) = (dst.strides()[0], dst.strides()[1]);
+    let strides = (dst.strides()[0], dst.strides()[1]);
     let groups = m_panels.div_ceil(GROUP);
-    let write_tile = |mp: usize, np: usize, acc: &[f32; MR * NR]| {
-        let rows = MR.min(m - mp * MR);
-        let cols = NR.min(n - np * NR);
-        for (r, values) in acc.chunks_exact(NR).take(rows).enumerate() {
-            let (i, j) = ((mp * MR + r) as isize, (np * NR) as isize);
-            // SAFETY: row i, columns j..j + cols lie inside `dst` (by the bounds above),
-            // reached through its own strides; each tile writes its own elements only.
-            unsafe {
-                let first = out.get().offset(i * drs + j * dcs);
-                if dcs == 1 {
-                    let row = std::slice::from_raw_parts_mut(first, cols);
-                    store(row, &values[..cols], accumulate);
-                } else {
-                    for (c, &v) in values[..cols].iter().enumerate() {
-                        let p = first.offset(c as isize * dcs);
-                        *p = if accumulate { *p + v } else { v };
-                    }
-                }
-            }
+    let tile_out = |mp: usize, np: usize| {
+        let (i, j) = ((mp * MR) as isize, (np * NR) as isize);
+        TileOut {
+            // SAFETY: the tile's first element lies inside `dst`.
+            ptr: unsafe { out.get().offset(i * strides.0 + j * strides.1) },
+            strides,
+            rows: MR.min(m - mp * MR),
+            cols: NR.min(n - np * NR),
+            accumulate,
         }
     };
     // A task: one panel of B's columns against a group of A's row panels, k-block by
@@ -227,24 +274,84 @@ fn product(
     let task = |t: usize| {
         let (group, np) = (t % groups, t / groups);
         let panels = group * GROUP..((group + 1) * GROUP).min(m_panels);
-        let mut tiles = [[0.0_f32; MR * NR]; GROUP];
+        // this thread's tiles, reused: the first block starts its sums from zero, so
+        // whatever a tile held before is never read (zeroing 8 KB per task was 3 % of
+        // a bfloat16 C1 epoch)
+        let mut tiles = TILES
+            .take()
+            .unwrap_or_else(|| Box::new([[0.0; MR * NR]; GROUP]));
+        if pairs == 0 {
+            tiles.iter_mut().for_each(|t| t.fill(0.0));
+        }
+        // the last block's sums go from the kernel straight into a row-major `dst`
+        // (through the tile in memory, a 512-bit store read back in pieces, they took
+        // ~5 % of a bfloat16 C2 epoch)
+        let direct = strides.1 == 1 && pairs > 0;
         for q0 in (0..pairs).step_by(KC) {
             let q1 = (q0 + KC).min(pairs);
             let pb = &packed_b[(np * pairs + q0) * NR..(np * pairs + q1) * NR];
             for (mp, acc) in panels.clone().zip(tiles.iter_mut()) {
-                let pa = &packed_a[(mp * pairs + q0) * MR..(mp * pairs + q1) * MR];
-                run_kernel(kernel, (pa, pb), q1 - q0, acc, NR.min(n - np * NR));
+                let out = tile_out(mp, np);
+                let direct = (direct && q1 == pairs).then_some(out);
+                let a = (panel(mp, q0), pb);
+                run_kernel(kernel, a, (q1 - q0, q0 == 0), acc, (out.cols, direct));
             }
         }
-        for (mp, acc) in panels.zip(&tiles) {
-            write_tile(mp, np, acc);
+        if !direct {
+            for (mp, acc) in panels.zip(tiles.iter()) {
+                // SAFETY: the tile's elements, inside `dst` (by `tile_out`'s bounds),
+                // are this task's alone.
+                unsafe { tile_out(mp, np).write(acc) };
+            }
         }
+        TILES.set(Some(tiles));
     };
     let tasks = groups * n_panels;
     match par {
         Par::Rayon if tasks > 1 => (0..tasks).into_par_iter().for_each(task),
         _ => (0..tasks).for_each(task),
     }
+}
+
+/// Where a tile's finished sums go: `rows` x `cols` values of `dst` from `ptr`, through
+/// its (row, column) strides, added to the values there with `accumulate`. Each tile
+/// has its own.
+#[derive(Clone, Copy)]
+struct TileOut {
+    ptr: *mut f32,
+    strides: (isize, isize),
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+}
+
+impl TileOut {
+    /// The tile `acc`'s sums written out (the portable kernel's way, and any strides).
+    ///
+    /// # Safety
+    /// The elements lie inside `dst`, which nothing else touches meanwhile.
+    unsafe fn write(self, acc: &[f32; MR * NR]) {
+        let (rs, cs) = self.strides;
+        for (r, values) in acc.chunks_exact(NR).take(self.rows).enumerate() {
+            // SAFETY (each block): the caller's.
+            let first = unsafe { self.ptr.offset(r as isize * rs) };
+            if cs == 1 {
+                let row = unsafe { std::slice::from_raw_parts_mut(first, self.cols) };
+                store(row, &values[..self.cols], self.accumulate);
+            } else {
+                for (c, &v) in values[..self.cols].iter().enumerate() {
+                    let p = unsafe { first.offset(c as isize * cs) };
+                    unsafe { *p = if self.accumulate { *p + v } else { v } };
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The tiles of a task's group of row panels (see [`product_tiles`]).
+    static TILES: std::cell::Cell<Option<Box<[[f32; MR * NR]; GROUP]>>> =
+        const { std::cell::Cell::new(None) };
 }
 
 /// Pairs of `k` per block (a block of B's panel: 16 KB, in L1)...
@@ -257,6 +364,13 @@ const GROUP: usize = 8;
 fn store(dst: &mut [f32], values: &[f32], accumulate: bool) {
     if accumulate {
         dst.iter_mut().zip(values).for_each(|(d, &v)| *d += v);
+    } else if let (Ok(dst), Ok(values)) = (
+        <&mut [f32; NR]>::try_from(&mut *dst),
+        <&[f32; NR]>::try_from(values),
+    ) {
+        // a whole row of a tile in two vector moves (`copy_from_slice` called memmove
+        // for every row: ~4 % of a bfloat16 C2 epoch)
+        *dst = *values;
     } else {
         dst.copy_from_slice(values);
     }
@@ -305,9 +419,9 @@ fn pack_lanes(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &mut
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 unsafe fn pack_avx512(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &mut [u32]) {
     // A row-major `a` in panels of 8 rows: its whole blocks in vectors, the rest below.
-    let done = if width == 8 && src.strides()[1] == 1 {
+    let done = if width.is_multiple_of(8) && src.strides()[1] == 1 {
         // SAFETY: the CPU has the features `rows8::pack` is compiled for.
-        unsafe { rows8::pack(src, pairs, packed) }
+        unsafe { rows8::pack(src, width, pairs, packed) }
     } else {
         0
     };
@@ -377,41 +491,85 @@ fn pack_from(
     }
 }
 
-/// Packing of a row-major `a` in panels of 8 rows on AVX-512: blocks of 8 rows x 8
-/// pairs, each row's 16 values rounded at once (the bits of [`round`], NaN included)
-/// and the block transposed into the panel's layout. The scalar loop took a quarter
-/// of a bfloat16 C1 epoch.
+/// Packing of row-major lanes (an `a`, or the `W^T` of an error product) on AVX-512:
+/// blocks of 8 rows x 8 pairs, each row's 16 values rounded at once (the bits of
+/// [`round`], NaN included) and the block transposed into the panel's layout. The
+/// scalar loop took a quarter of a bfloat16 C1 epoch (`a`), and ~3 % of a C2 epoch
+/// (`W^T`, 32 lanes wide).
 #[cfg(target_arch = "x86_64")]
 mod rows8 {
     use super::ArrayView2;
     use std::arch::x86_64::*;
 
     /// Packs the whole 8 x 8 blocks of `src` (rows x k, rows contiguous) into `packed`
-    /// (laid out as `pack_a` says); returns the pairs done in each whole panel (0 when
-    /// a row is not contiguous).
+    /// in panels of `width` lanes (a multiple of 8; laid out as `pack_lanes` says);
+    /// returns the pairs done in each whole panel (0 when a row is not contiguous).
     ///
     /// # Safety
     /// The CPU has AVX-512 F, BW and VL and AVX2; `packed` holds the panels of `src`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
-    pub(super) unsafe fn pack(src: ArrayView2<'_, f32>, pairs: usize, packed: &mut [u32]) -> usize {
+    pub(super) unsafe fn pack(
+        src: ArrayView2<'_, f32>,
+        width: usize,
+        pairs: usize,
+        packed: &mut [u32],
+    ) -> usize {
         let (lanes, k) = src.dim();
         // pairs with both values, in whole blocks of 8
         let blocks = k / 16;
         let rows: Option<Vec<&[f32]>> = src.rows().into_iter().map(|r| r.to_slice()).collect();
         let Some(rows) = rows else { return 0 };
-        assert!(packed.len() >= lanes.div_ceil(8) * pairs * 8);
-        for p in 0..lanes / 8 {
-            let panel = &rows[p * 8..p * 8 + 8];
+        assert!(width.is_multiple_of(8) && packed.len() >= lanes.div_ceil(width) * pairs * width);
+        // each whole panel as blocks of 8 of its lanes (a panel of `b`, 32 lanes wide,
+        // as four)
+        for (p, eighth) in (0..lanes / width).flat_map(|p| (0..width / 8).map(move |e| (p, e))) {
+            let first = p * width + 8 * eighth;
+            let panel = &rows[first..first + 8];
             for b in 0..blocks {
                 // SAFETY: each row holds k >= 16 (b + 1) values; the panel's words
-                // for pairs 8b..8b + 8 lie inside `packed` (asserted above).
+                // for pairs 8b..8b + 8, lanes 8 eighth.. + 8, lie inside `packed`
+                // (asserted above).
                 unsafe {
                     let w: [__m256i; 8] =
                         std::array::from_fn(|r| round16(panel[r].as_ptr().add(16 * b)));
-                    let out = packed.as_mut_ptr().add((p * pairs + 8 * b) * 8);
+                    let out = packed
+                        .as_mut_ptr()
+                        .add((p * pairs + 8 * b) * width + 8 * eighth);
                     for (q, v) in transpose(w).into_iter().enumerate() {
-                        _mm256_storeu_si256(out.add(q * 8).cast(), v);
+                        _mm256_storeu_si256(out.add(q * width).cast(), v);
                     }
+                }
+            }
+        }
+        8 * blocks
+    }
+
+    /// Rows of `src` (rows x k, rows contiguous) rounded into rows of `pairs` words in
+    /// `dst`, 16 values at a time; returns the pairs done in every row (0 when a row
+    /// is not contiguous).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F and BW and AVX2; `dst` holds `rows * pairs` words.
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    pub(super) unsafe fn round_rows(
+        src: ArrayView2<'_, f32>,
+        pairs: usize,
+        dst: &mut [u32],
+    ) -> usize {
+        let (n, k) = src.dim();
+        let blocks = k / 16;
+        assert!(dst.len() >= n * pairs);
+        if src.strides()[1] != 1 && k > 1 {
+            return 0;
+        }
+        for (i, row) in src.rows().into_iter().enumerate() {
+            let row = row.as_ptr();
+            for b in 0..blocks {
+                // SAFETY: the row holds k >= 16 (b + 1) values (contiguous, checked
+                // above); its words 8b..8b + 8 lie inside `dst` (asserted above).
+                unsafe {
+                    let words = round16(row.add(16 * b));
+                    _mm256_storeu_si256(dst.as_mut_ptr().add(i * pairs + 8 * b).cast(), words);
                 }
             }
         }
@@ -467,6 +625,26 @@ mod rows8 {
     }
 }
 
+/// `src` (rows x k) as rows of pairs, row `i`'s pair `q` at `i * pairs + q`: [`pack_a`]'s
+/// words in panels of one row.
+fn pack_rows(src: ArrayView2<'_, f32>, pairs: usize, dst: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::Level::Avx512 {
+        // SAFETY: the CPU has the features `pack_rows_avx512` is compiled for.
+        unsafe { pack_rows_avx512(src, pairs, dst) };
+        return;
+    }
+    pack_from(src, 1, pairs, dst, 0)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+unsafe fn pack_rows_avx512(src: ArrayView2<'_, f32>, pairs: usize, dst: &mut [u32]) {
+    // SAFETY: the CPU has the features `rows8::round_rows` is compiled for.
+    let done = unsafe { rows8::round_rows(src, pairs, dst) };
+    pack_from(src, 1, pairs, dst, done)
+}
+
 /// Any layout, element by element.
 fn pack_indexed(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &mut [u32]) {
     let (lanes, k) = src.dim();
@@ -484,30 +662,106 @@ fn pack_indexed(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &m
     }
 }
 
-/// One tile's sums continued over `pairs` pairs of `k`, on `kernel`; only the first
-/// `cols` columns of the tile are wanted.
-fn run_kernel(
+/// Where a tile reads `A`'s words: row `r`'s pair `q` of one panel, counted from the
+/// tile's first pair.
+///
+/// # Safety
+/// An implementor is valid for the `MR` rows and the pairs the tile runs over.
+pub(crate) trait Panel: Copy + Send {
+    /// Row `r`'s pair `q`.
+    ///
+    /// # Safety
+    /// `r < MR` and `q` below the pairs the panel was made for.
+    unsafe fn word(self, q: usize, r: usize) -> u32;
+
+    /// Asks the cache for pair `q` of every row, which the tile reads soon (any `q`:
+    /// a prefetch never faults).
+    #[inline(always)]
+    fn prefetch(self, q: usize) {
+        let _ = q;
+    }
+}
+
+/// A panel packed by [`pack_a`]: the `MR` rows' words of a pair side by side.
+#[derive(Clone, Copy)]
+pub(crate) struct Packed(*const u32);
+
+// SAFETY: a read-only view of words that outlive the product.
+unsafe impl Send for Packed {}
+
+impl Panel for Packed {
+    #[inline(always)]
+    unsafe fn word(self, q: usize, r: usize) -> u32 {
+        // SAFETY: the caller's.
+        unsafe { *self.0.add(q * MR + r) }
+    }
+}
+
+/// `MR` rows of words read where they lie (rows of pairs, e.g. X rounded once).
+#[derive(Clone, Copy)]
+pub(crate) struct RowMajor([*const u32; MR]);
+
+// SAFETY: a read-only view of words that outlive the product.
+unsafe impl Send for RowMajor {}
+
+impl Panel for RowMajor {
+    #[inline(always)]
+    unsafe fn word(self, q: usize, r: usize) -> u32 {
+        // SAFETY: the caller's.
+        unsafe { *self.0[r].add(q) }
+    }
+
+    // Rows read where they lie (X's random rows, from memory) stalled the tiles: eight
+    // short streams per panel, which the hardware prefetcher did not follow.
+    #[inline(always)]
+    fn prefetch(self, q: usize) {
+        #[cfg(target_arch = "x86_64")]
+        for row in self.0 {
+            // SAFETY: a prefetch reads nothing the program sees and never faults.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(q).cast());
+            }
+        }
+    }
+}
+
+/// How far ahead, in pairs, a tile asks for [`RowMajor`] rows (four 64-byte lines).
+const PREFETCH_PAIRS: usize = 64;
+
+/// One tile's sums over `pairs` pairs of `k`, on `kernel`: continued from `acc`, or
+/// from zero when `fresh` (`acc`'s values are then ignored); only the first `cols`
+/// columns of the tile are wanted. They are left in `acc`, or with `out` written there
+/// (and `acc` left stale).
+fn run_kernel<P: Panel>(
     kernel: Bf16Kernel,
-    (a, b): (&[u32], &[u32]),
-    pairs: usize,
+    (a, b): (P, &[u32]),
+    (pairs, fresh): (usize, bool),
     acc: &mut [f32; MR * NR],
-    cols: usize,
+    (cols, out): (usize, Option<TileOut>),
 ) {
     #[cfg(target_arch = "x86_64")]
     if kernel == Bf16Kernel::Avx512 {
         // SAFETY: the CPU has AVX-512 F and BF16 (checked by `matmul_with`); the panels
-        // hold `pairs * MR` and `pairs * NR` words.
+        // hold `pairs * MR` and `pairs * NR` words; `out`'s elements are the tile's own.
         unsafe {
             if cols <= NR / 2 {
-                avx512::tile::<1>(a, b, pairs, acc);
+                avx512::tile::<1, P>(a, b, (pairs, fresh), acc, out);
             } else {
-                avx512::tile::<2>(a, b, pairs, acc);
+                avx512::tile::<2, P>(a, b, (pairs, fresh), acc, out);
             }
         }
         return;
     }
     let _ = (kernel, cols);
+    if fresh {
+        acc.fill(0.0);
+    }
     portable_tile(a, b, pairs, acc);
+    if let Some(out) = out {
+        // SAFETY: `out`'s elements are the tile's own (`product_tiles`).
+        unsafe { out.write(acc) };
+    }
 }
 
 /// A denormal flushed to (signed) zero, as `vdpbf16ps` does with its inputs and
@@ -522,7 +776,7 @@ fn flush(x: f32) -> f32 {
 }
 
 /// The tile of `vdpbf16ps`'s arithmetic, one f32 lane per output element.
-fn portable_tile(a: &[u32], b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
+fn portable_tile<P: Panel>(a: P, b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
     #[cfg(target_arch = "x86_64")]
     if crate::simd::level() == crate::simd::Level::Avx512 {
         // SAFETY: the CPU has the features `portable_avx512` is compiled for.
@@ -534,12 +788,12 @@ fn portable_tile(a: &[u32], b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-unsafe fn portable_avx512(a: &[u32], b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
+unsafe fn portable_avx512<P: Panel>(a: P, b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
     portable_body(a, b, pairs, acc)
 }
 
 #[inline(always)]
-fn portable_body(a: &[u32], b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
+fn portable_body<P: Panel>(a: P, b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
     for q in 0..pairs {
         // each pair of `b` widened (and flushed) once for the tile's rows
         let mut b0 = [0.0_f32; NR];
@@ -553,7 +807,8 @@ fn portable_body(a: &[u32], b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
             *hi = flush(widen((bw >> 16) as u16));
         }
         for r in 0..MR {
-            let word = a[q * MR + r];
+            // SAFETY: the panel holds `pairs` pairs of `MR` rows (`run_kernel`'s caller).
+            let word = unsafe { a.word(q, r) };
             let a0 = flush(widen(word as u16));
             let a1 = flush(widen((word >> 16) as u16));
             let out = &mut acc[r * NR..(r + 1) * NR];
@@ -568,7 +823,7 @@ fn portable_body(a: &[u32], b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{MR, NR};
+    use super::{Panel, TileOut, MR, NR, PREFETCH_PAIRS};
     use std::arch::x86_64::*;
 
     /// One tile on `vdpbf16ps`: MR x 16 `REGS` accumulators (MR x `REGS` registers)
@@ -579,21 +834,31 @@ mod avx512 {
     /// # Safety
     /// The CPU has AVX-512 F and BF16; `a` holds `pairs * MR` words, `b` `pairs * NR`.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn tile<const REGS: usize>(
-        a: &[u32],
+    pub(super) unsafe fn tile<const REGS: usize, P: Panel>(
+        a: P,
         b: &[u32],
-        pairs: usize,
+        (pairs, fresh): (usize, bool),
         out: &mut [f32; MR * NR],
+        direct: Option<TileOut>,
     ) {
-        debug_assert!(a.len() >= pairs * MR && b.len() >= pairs * NR && REGS * 16 <= NR);
-        // continuing the sums in `out` (blocks of k follow one another)
+        debug_assert!(b.len() >= pairs * NR && REGS * 16 <= NR);
+        // continuing the sums in `out` (blocks of k follow one another), or from zero
         let o = out.as_ptr();
         // SAFETY: `out` holds MR x NR values.
         let mut acc: [[__m512; REGS]; MR] = std::array::from_fn(|r| {
-            std::array::from_fn(|h| unsafe { _mm512_loadu_ps(o.add(r * NR + 16 * h)) })
+            std::array::from_fn(|h| {
+                if fresh {
+                    _mm512_setzero_ps()
+                } else {
+                    unsafe { _mm512_loadu_ps(o.add(r * NR + 16 * h)) }
+                }
+            })
         });
-        let (a, b) = (a.as_ptr(), b.as_ptr());
+        let b = b.as_ptr();
         for q in 0..pairs {
+            if q % 16 == 0 {
+                a.prefetch(q + PREFETCH_PAIRS);
+            }
             // SAFETY: within the panels (see above).
             let bv: [__m512bh; REGS] = std::array::from_fn(|h| unsafe {
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
@@ -602,17 +867,53 @@ mod avx512 {
             });
             for (r, row) in acc.iter_mut().enumerate() {
                 // SAFETY: within the panel.
-                let word = unsafe { *a.add(q * MR + r) };
+                let word = unsafe { a.word(q, r) };
                 let av = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(word as i32));
                 for (v, &bh) in row.iter_mut().zip(&bv) {
                     *v = _mm512_dpbf16_ps(*v, av, bh);
                 }
             }
         }
-        for (r, row) in acc.iter().enumerate() {
+        match direct {
+            // SAFETY: the caller's: `d`'s elements are the tile's.
+            Some(d) => unsafe { write(&acc, d) },
+            None => {
+                for (r, row) in acc.iter().enumerate() {
+                    for (h, &v) in row.iter().enumerate() {
+                        // SAFETY: `out` holds MR x NR values.
+                        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * NR + 16 * h), v) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// A tile's sums into `d` (added to what is there with `d.accumulate`: `dst + v`,
+    /// the operands in the order of [`super::store`], so NaNs keep the same payload).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F; `d`'s rows x cols elements are the caller's to write, its
+    /// columns contiguous.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn write<const REGS: usize>(acc: &[[__m512; REGS]; MR], d: TileOut) {
+        for (r, row) in acc.iter().enumerate().take(d.rows) {
             for (h, &v) in row.iter().enumerate() {
-                // SAFETY: `out` holds MR x NR values.
-                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * NR + 16 * h), v) };
+                let lanes = d.cols.saturating_sub(16 * h).min(16);
+                if lanes == 0 {
+                    continue;
+                }
+                let mask = (((1_u32 << lanes) - 1) & 0xFFFF) as __mmask16;
+                // SAFETY: the caller's; masked lanes are neither read nor written.
+                unsafe {
+                    let p = d.ptr.offset(r as isize * d.strides.0).add(16 * h);
+                    let v = if d.accumulate {
+                        _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), v)
+                    } else {
+                        v
+                    };
+                    _mm512_mask_storeu_ps(p, mask, v);
+                }
             }
         }
     }
@@ -720,6 +1021,9 @@ mod tests {
             (24, 784),
             (3, 40),
             (17, 1),
+            // whole panels of `b` (32 lanes) and a partial one after them
+            (32, 40),
+            (70, 33),
         ] {
             let mut src = filled(lanes, k, 0.29);
             for (i, v) in src.iter_mut().enumerate().step_by(7) {
@@ -759,6 +1063,14 @@ mod tests {
                 run(Bf16Kernel::Portable, at.t(), Par::Sequential),
                 reference
             );
+            // a transposed destination (its tiles written element by element), added to
+            for kernel in [Bf16Kernel::Portable, Bf16Kernel::best()] {
+                let mut out_t = Array2::from_elem((n, m), 0.5_f32);
+                let seq = Par::Sequential;
+                let dst = out_t.view_mut().reversed_axes();
+                matmul_with(kernel, dst, a.view(), b.view(), true, seq).unwrap();
+                assert_eq!(out_t.t(), reference.mapv(|v| 0.5 + v));
+            }
             let threaded =
                 crate::parallel::with_threads(3, |par| run(Bf16Kernel::Portable, a.view(), par))
                     .unwrap();

@@ -92,12 +92,52 @@ pub(crate) fn matmul_prepacked<T: Real>(
     accumulate: bool,
     par: Par,
 ) -> Result<()> {
-    ensure_shape(TypeId::of::<T>() == TypeId::of::<f32>(), || {
-        "bfloat16 products take f32 operands".into()
-    })?;
+    ensure_f32::<T>()?;
     // SAFETY: `T` is f32 (checked above).
     let (dst, a) = unsafe { (as_f32_mut(dst), as_f32(a)) };
     bf16::matmul_packed(dst, a, b, accumulate, par)
+}
+
+/// [`bf16::matmul_rows`] for f32 `T`: the first layer's forward product from X's rows
+/// rounded once.
+pub(crate) fn matmul_rows<T: Real>(
+    dst: ArrayViewMut2<'_, T>,
+    x: &bf16::Bf16Rows,
+    which: &[usize],
+    w: &bf16::PackedB,
+    par: Par,
+) -> Result<()> {
+    ensure_f32::<T>()?;
+    // SAFETY: `T` is f32 (checked above).
+    bf16::matmul_rows(unsafe { as_f32_mut(dst) }, x, which, w, par)
+}
+
+/// [`bf16::matmul_t_rows`] for f32 `T`: rows `first..` of the first layer's weight
+/// gradient from X's rows rounded once.
+pub(crate) fn matmul_t_rows<T: Real>(
+    dst: ArrayViewMut2<'_, T>,
+    x: &bf16::Bf16Rows,
+    rows: (&[usize], usize),
+    d: ArrayView2<'_, T>,
+    accumulate: bool,
+    par: Par,
+) -> Result<()> {
+    ensure_f32::<T>()?;
+    // SAFETY: `T` is f32 (checked above).
+    let (dst, d) = unsafe { (as_f32_mut(dst), as_f32(d)) };
+    bf16::matmul_t_rows(dst, x, rows, d, accumulate, par)
+}
+
+/// `v` as f32 when `T` is f32 (X of a bfloat16 fit).
+pub(crate) fn f32_view<'a, T: Real>(v: ArrayView2<'a, T>) -> Option<ArrayView2<'a, f32>> {
+    // SAFETY: `T` is f32 when the check passes.
+    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| unsafe { as_f32(v) })
+}
+
+fn ensure_f32<T: Real>() -> Result<()> {
+    ensure_shape(TypeId::of::<T>() == TypeId::of::<f32>(), || {
+        "bfloat16 products take f32 operands".into()
+    })
 }
 
 /// The same view as f32.

@@ -92,6 +92,7 @@ fn forward_blocks<T: Real>(
         layers,
         dropout: None,
         packed: None,
+        rows16: None,
     };
     // a lone block may spread its products over the threads
     let inner = if count == 1 { par } else { Par::Sequential };

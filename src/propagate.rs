@@ -4,10 +4,10 @@
 use crate::activation::{
     add_bias, add_bias_and_activate, add_column_sums, scale_by_derivative_and_sum, Activation,
 };
-use crate::bf16::PackedB;
+use crate::bf16::{Bf16Rows, PackedB};
 use crate::dropout::{self, Dropout};
 use crate::error::{Error, Result};
-use crate::gemm::{matmul_in, matmul_prepacked, Precision};
+use crate::gemm::{self, matmul_in, matmul_prepacked, Precision};
 use crate::loss::Loss;
 use crate::narrow;
 use crate::network::Layout;
@@ -27,6 +27,9 @@ pub(crate) struct Pass<'a> {
     pub(crate) dropout: Option<(&'a Dropout, u64)>,
     /// The weights packed for bfloat16 products once for a batch's parts.
     pub(crate) packed: Option<&'a PackedWeights>,
+    /// The pass's rows of X rounded to bfloat16 once (when they are, the first layer
+    /// reads them there: `ws.x` holds no rows).
+    pub(crate) rows16: Option<(&'a Bf16Rows, &'a [usize])>,
 }
 
 /// A network's weights packed for bfloat16 products (see [`crate::bf16`]): each `W_l`
@@ -164,6 +167,7 @@ impl Net {
             layers: self.layout.n_layers(),
             dropout: None,
             packed: None,
+            rows16: None,
         };
         self.forward_pass(params, x, ws, n, par, whole)
     }
@@ -191,9 +195,13 @@ impl Net {
             let (before, after) = ws.acts.split_at_mut(l);
             let z = &mut after[0];
             let weights = params[l].as_ref();
-            match (sparse_x, pass.packed) {
-                (Some(batch), _) if l == 0 => sparse::forward(z, batch, weights, u[1], n)?,
-                (_, Some(packed)) => {
+            match (sparse_x, pass.packed, pass.rows16) {
+                (Some(batch), _, _) if l == 0 => sparse::forward(z, batch, weights, u[1], n)?,
+                (_, Some(packed), Some((x16, which))) if l == 0 => {
+                    let which = which.get(..n).ok_or_else(|| too_small(n, u[0]))?;
+                    gemm::matmul_rows(view_mut(z, n, u[1])?, x16, which, &packed.forward[0], par)?;
+                }
+                (_, Some(packed), _) => {
                     let input = if l == 0 { dense_x } else { &before[l - 1][..] };
                     matmul_prepacked(
                         view_mut(z, n, u[l + 1])?,
@@ -203,7 +211,7 @@ impl Net {
                         par,
                     )?;
                 }
-                _ => {
+                (_, None, _) => {
                     let input = if l == 0 { dense_x } else { &before[l - 1][..] };
                     matmul_in(
                         precision,
@@ -485,6 +493,30 @@ impl Net {
             accumulate,
             par,
         )
+    }
+
+    /// [`Net::weight_gradient`] of the first layer, rows `first..` of it, from the rows
+    /// `which` of X rounded to bfloat16 once (a bfloat16 fit's workspace holds no rows
+    /// of X) and the error signals of the last backward pass over them.
+    pub(crate) fn input_gradient_from_rows<T: Real>(
+        &self,
+        ws: &Workspace<T>,
+        (x16, which): (&Bf16Rows, &[usize]),
+        first: usize,
+        dst: &mut [T],
+        (accumulate, par): (bool, Par),
+    ) -> Result<()> {
+        let (n, cols) = (which.len(), self.layout.units[1]);
+        let rows = dst.len() / cols.max(1);
+        let deltas = ws.deltas.first().ok_or_else(|| too_small(n, cols))?;
+        if rows * cols != dst.len() {
+            return Err(Error::Shape(format!(
+                "{} values are no rows of layer 0's weight gradient",
+                dst.len()
+            )));
+        }
+        let (dst, d) = (view_mut(dst, rows, cols)?, view(deltas, n, cols)?);
+        gemm::matmul_t_rows(dst, x16, (which, first), d, accumulate, par)
     }
 
     /// Layer `l`'s raw intercept gradient `colsum(D)` over the rows of the last backward

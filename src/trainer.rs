@@ -434,6 +434,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
                 cfg.batch_size.min(n),
                 (&cfg.dropout, cfg.precision),
                 &data.x,
+                par,
             )?,
             order,
             norm: net.squared_norm(params),

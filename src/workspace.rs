@@ -180,6 +180,12 @@ impl<T: Real> Workspace<T> {
         self.gather_rows(data, which.iter().copied(), true)
     }
 
+    /// [`Workspace::gather`] of the rows' targets and weights alone (their samples are
+    /// read elsewhere).
+    pub(crate) fn gather_targets(&mut self, data: &Dataset<'_, T>, which: &[usize]) -> Result<T> {
+        self.gather_rows(data, which.iter().copied(), false)
+    }
+
     /// Gathers the contiguous rows `start..start + len`; with `with_x` false only their
     /// targets and weights (what a score's second pass needs).
     pub fn gather_range(

@@ -106,7 +106,9 @@ COMMON_PARAMETERS = """
         (AVX512-BF16 where the CPU has it, a portable kernel giving the same bits
         elsewhere): faster on wide layers, a float32 model whose accuracy matches
         float32 training on Fashion-MNIST (see the README). float64 X is converted to
-        float32 once; predictions are computed in float32.
+        float32 once, and a dense X is rounded to bfloat16 once per fit (a copy half
+        the size of a float32 X, freed when the fit ends); predictions are computed
+        in float32.
 """
 
 COMMON_ATTRIBUTES = """

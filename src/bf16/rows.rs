@@ -1,0 +1,323 @@
+//! X rounded to bfloat16 once per fit, and the first layer's two products read from it.
+//! A bfloat16 fit's first layer is where its time went outside the tiles: each batch
+//! copied its f32 rows (gather), rounded and packed them for the forward product, and
+//! rounded and packed them again, transposed, for the weight gradient. From these rows
+//! the forward product reads its operand where it lies (no copy, no packing) and the
+//! weight gradient interleaves two rows' halves into `X^T`'s pairs (no rounding). The
+//! words are those [`super::matmul`] packs from the gathered f32 rows and the tiles sum
+//! them in the same order: the same bits.
+
+use super::{pack_b, product, Bf16Kernel, OperandA, PackedB, MR, PACKED};
+use crate::error::{ensure_shape, Result};
+use crate::memory;
+use crate::parallel::{Par, SendPtr};
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// Rows of X as pairs of bfloat16: row `i` is `pairs` words, word `q` holding
+/// `(x[i][2q], x[i][2q + 1])` (low, high; the high half zero past an odd last feature).
+pub(crate) struct Bf16Rows {
+    words: Vec<u32>,
+    pairs: usize,
+    n_cols: usize,
+}
+
+/// Rows rounded per task when X is converted.
+const ROWS_PER_TASK: usize = 512;
+
+impl Bf16Rows {
+    /// `x` rounded to bfloat16 (as [`super::round`] does), on `par`'s threads. Its size,
+    /// half of the f32 X, is a [`crate::error::Error::Memory`] when it does not fit.
+    pub(crate) fn new(x: ArrayView2<'_, f32>, par: Par) -> Result<Self> {
+        let (n, k) = x.dim();
+        let pairs = k.div_ceil(2);
+        let what = || format!("X rounded to bfloat16 ({n} x {k})");
+        let len = memory::product(n, pairs, what)?;
+        let mut words = memory::filled(len, 0_u32, what)?;
+        let out = SendPtr(words.as_mut_ptr());
+        par.try_for_each(n.div_ceil(ROWS_PER_TASK), |t| {
+            let rows = t * ROWS_PER_TASK..((t + 1) * ROWS_PER_TASK).min(n);
+            // SAFETY: task `t` alone writes rows `rows`, which lie inside `words`.
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut(
+                    out.get().add(rows.start * pairs),
+                    rows.len() * pairs,
+                )
+            };
+            super::pack_rows(x.slice(ndarray::s![rows, ..]), pairs, dst);
+            Ok::<(), crate::error::Error>(())
+        })?;
+        Ok(Self {
+            words,
+            pairs,
+            n_cols: k,
+        })
+    }
+
+    fn n_rows(&self) -> usize {
+        self.words.len().checked_div(self.pairs).unwrap_or(0)
+    }
+
+    fn row(&self, i: usize) -> &[u32] {
+        &self.words[i * self.pairs..(i + 1) * self.pairs]
+    }
+
+    /// Row `i` as bfloat16 values, feature `f` at `f` (the padding of an odd row last).
+    fn halves(&self, i: usize) -> &[u16] {
+        let row = self.row(i);
+        // SAFETY: the words of the row seen as twice as many halves (u16 needs less
+        // alignment than u32); on x86-64, as on every little-endian target, the low
+        // half, feature 2q, comes first.
+        unsafe { std::slice::from_raw_parts(row.as_ptr().cast(), 2 * row.len()) }
+    }
+
+    fn check_rows(&self, which: &[usize]) -> Result<()> {
+        let n = self.n_rows();
+        ensure_shape(which.iter().all(|&i| i < n), || {
+            format!("bf16 rows: a row index is not below {n}")
+        })
+    }
+}
+
+/// `dst = X[which] · W`: the first layer's forward product of the rows `which`, read
+/// where they lie, with `W` packed once for the batch.
+pub(crate) fn matmul_rows(
+    dst: ArrayViewMut2<'_, f32>,
+    x: &Bf16Rows,
+    which: &[usize],
+    w: &PackedB,
+    par: Par,
+) -> Result<()> {
+    x.check_rows(which)?;
+    ensure_shape(dst.dim() == (which.len(), w.n) && w.k == x.n_cols, || {
+        format!(
+            "bf16 rows: {} rows of {} features times {} x {} into {:?}",
+            which.len(),
+            x.n_cols,
+            w.k,
+            w.n,
+            dst.dim()
+        )
+    })?;
+    if which.is_empty() || w.n == 0 {
+        return Ok(());
+    }
+    let rows: Vec<&[u32]> = which.iter().map(|&i| x.row(i)).collect();
+    let operands = (OperandA::Rows(&rows), &w.words[..]);
+    product(Bf16Kernel::best(), dst, operands, x.pairs, false, par);
+    Ok(())
+}
+
+/// `dst (+)= X[which][:, first..first + dst.nrows()]^T · d`: rows `first..` of the
+/// first layer's weight gradient from the rows `which` and their error signals `d`.
+pub(crate) fn matmul_t_rows(
+    dst: ArrayViewMut2<'_, f32>,
+    x: &Bf16Rows,
+    (which, first): (&[usize], usize),
+    d: ArrayView2<'_, f32>,
+    accumulate: bool,
+    par: Par,
+) -> Result<()> {
+    x.check_rows(which)?;
+    let (lanes, n) = dst.dim();
+    let fits = d.dim() == (which.len(), n) && first.saturating_add(lanes) <= x.n_cols;
+    ensure_shape(fits, || {
+        format!(
+            "bf16 rows: features {first}..{} of {} rows ({} features) times {:?} into {:?}",
+            first.saturating_add(lanes),
+            which.len(),
+            x.n_cols,
+            d.dim(),
+            dst.dim()
+        )
+    })?;
+    if lanes == 0 || n == 0 {
+        return Ok(());
+    }
+    let pairs = which.len().div_ceil(2);
+    let (mut packed_x, mut packed_d) = PACKED.take();
+    pack_columns(x, (which, first), lanes, pairs, &mut packed_x);
+    pack_b(d, pairs, &mut packed_d);
+    let operands = (OperandA::Packed(&packed_x), &packed_d[..]);
+    product(Bf16Kernel::best(), dst, operands, pairs, accumulate, par);
+    PACKED.set((packed_x, packed_d));
+    Ok(())
+}
+
+/// Features `first..first + lanes` of the rows `which` (checked) packed as
+/// [`super::pack_a`] packs `X[which]^T`: lanes are features, pairs are rows `2q, 2q + 1`
+/// (the high half zero for an odd last row).
+fn pack_columns(
+    x: &Bf16Rows,
+    (which, first): (&[usize], usize),
+    lanes: usize,
+    pairs: usize,
+    packed: &mut Vec<u32>,
+) {
+    let panels = lanes.div_ceil(MR);
+    packed.clear();
+    packed.resize(panels * pairs * MR, 0);
+    for q in 0..pairs {
+        let lo = &x.halves(which[2 * q])[first..first + lanes];
+        let hi = which
+            .get(2 * q + 1)
+            .map(|&i| &x.halves(i)[first..first + lanes]);
+        let done = interleave_simd(lo, hi, (q, pairs), packed);
+        for j in done..lanes {
+            let high = hi.map_or(0, |h| u32::from(h[j]));
+            packed[((j / MR) * pairs + q) * MR + j % MR] = u32::from(lo[j]) | (high << 16);
+        }
+    }
+}
+
+/// [`pack_columns`]'s words of pair `q` for whole blocks of 16 lanes on AVX-512;
+/// returns the lanes done.
+fn interleave_simd(
+    lo: &[u16],
+    hi: Option<&[u16]>,
+    (q, pairs): (usize, usize),
+    packed: &mut [u32],
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::Level::Avx512 {
+        // SAFETY: the CPU has AVX-512 F.
+        return unsafe { interleave_avx512(lo, hi, (q, pairs), packed) };
+    }
+    let _ = (lo, hi, q, pairs, packed);
+    0
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn interleave_avx512(
+    lo: &[u16],
+    hi: Option<&[u16]>,
+    (q, pairs): (usize, usize),
+    packed: &mut [u32],
+) -> usize {
+    use std::arch::x86_64::*;
+    let blocks = lo.len() / 16;
+    assert!(hi.is_none_or(|h| h.len() == lo.len()) && packed.len() >= 2 * blocks * pairs * MR);
+    let out = packed.as_mut_ptr();
+    for b in 0..blocks {
+        // SAFETY: 16 halves at 16 b in `lo` (and `hi`); panels 2b and 2b + 1 hold the
+        // pair's 8 words each inside `packed` (asserted above).
+        unsafe {
+            let low = _mm512_cvtepu16_epi32(_mm256_loadu_si256(lo.as_ptr().add(16 * b).cast()));
+            let high = match hi {
+                Some(h) => _mm512_cvtepu16_epi32(_mm256_loadu_si256(h.as_ptr().add(16 * b).cast())),
+                None => _mm512_setzero_si512(),
+            };
+            let words = _mm512_or_si512(low, _mm512_slli_epi32::<16>(high));
+            let first = out.add((2 * b * pairs + q) * MR);
+            _mm256_storeu_si256(first.cast(), _mm512_castsi512_si256(words));
+            let second = out.add(((2 * b + 1) * pairs + q) * MR);
+            _mm256_storeu_si256(second.cast(), _mm512_extracti64x4_epi64::<1>(words));
+        }
+    }
+    16 * blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bf16::{matmul_with, round, widen};
+    use ndarray::Array2;
+
+    fn data(n: usize, k: usize) -> Array2<f32> {
+        let special = [
+            f32::NAN,
+            f32::INFINITY,
+            -0.0,
+            f32::from_bits(1),
+            1.0 + 1.0 / 256.0,
+        ];
+        Array2::from_shape_fn((n, k), |(i, j)| match (i * 7 + j * 3) % 41 {
+            s @ 0..=4 => special[s],
+            _ => ((i * 31 + j * 17) as f32 * 0.37).sin(),
+        })
+    }
+
+    #[test]
+    fn rows_hold_the_rounded_values() {
+        let x = data(37, 15);
+        let rows = Bf16Rows::new(x.view(), Par::Sequential).unwrap();
+        for i in 0..37 {
+            let halves = rows.halves(i);
+            assert_eq!(halves.len(), 16);
+            for j in 0..15 {
+                assert_eq!(halves[j], round(x[[i, j]]), "({i}, {j})");
+            }
+            assert_eq!(halves[15], 0, "odd padding");
+        }
+        let threaded =
+            crate::parallel::with_threads(2, |par| Bf16Rows::new(x.view(), par).unwrap()).unwrap();
+        assert_eq!(threaded.words, rows.words);
+        assert!(widen(rows.halves(0)[0]).is_nan());
+    }
+
+    /// Both products equal [`matmul_with`] on the gathered f32 rows, bit for bit, on
+    /// every kernel: odd features and rows, offsets and widths off the blocks of 8 and 16.
+    #[test]
+    fn products_equal_the_gathered_ones() {
+        for &(n_rows, k, batch, units) in &[(300, 784, 100, 100), (50, 37, 31, 70), (9, 1, 9, 3)] {
+            let x = data(n_rows, k);
+            let rows = Bf16Rows::new(x.view(), Par::Sequential).unwrap();
+            let which: Vec<usize> = (0..batch).map(|i| (i * 7 + 3) % n_rows).collect();
+            let gathered = Array2::from_shape_fn((batch, k), |(i, j)| x[[which[i], j]]);
+            let w = data(k, units).mapv(|v| if v.is_finite() { v } else { 0.5 });
+            let mut packed = PackedB::default();
+            packed.repack(w.view());
+            let mut want = Array2::zeros((batch, units));
+            let kernel = Bf16Kernel::best();
+            let seq = Par::Sequential;
+            matmul_with(
+                kernel,
+                want.view_mut(),
+                gathered.view(),
+                w.view(),
+                false,
+                seq,
+            )
+            .unwrap();
+            let mut got = Array2::from_elem((batch, units), f32::NAN);
+            matmul_rows(got.view_mut(), &rows, &which, &packed, seq).unwrap();
+            assert_eq!(
+                got.mapv(f32::to_bits),
+                want.mapv(f32::to_bits),
+                "forward {k}"
+            );
+
+            let d = data(batch, units).mapv(|v| if v.is_finite() { v } else { -0.25 });
+            for (first, lanes) in [(0, k), (k / 3, k - k / 3), (k / 2, k.div_ceil(4))] {
+                let cols = gathered.slice(ndarray::s![.., first..first + lanes]);
+                let mut want = Array2::from_elem((lanes, units), 1.5_f32);
+                let mut got = want.clone();
+                matmul_with(kernel, want.view_mut(), cols.t(), d.view(), true, seq).unwrap();
+                matmul_t_rows(got.view_mut(), &rows, (&which, first), d.view(), true, seq).unwrap();
+                let bits = |a: &Array2<f32>| a.mapv(f32::to_bits);
+                assert_eq!(bits(&got), bits(&want), "gradient {k} {first} {lanes}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_rows_and_shapes_are_errors() {
+        let x = data(5, 6);
+        let rows = Bf16Rows::new(x.view(), Par::Sequential).unwrap();
+        let mut packed = PackedB::default();
+        packed.repack(data(6, 2).view());
+        let mut out = Array2::zeros((2, 2));
+        assert!(matmul_rows(out.view_mut(), &rows, &[0, 5], &packed, Par::Sequential).is_err());
+        assert!(matmul_rows(out.view_mut(), &rows, &[0], &packed, Par::Sequential).is_err());
+        let d = Array2::zeros((2, 2));
+        let t = matmul_t_rows(
+            out.view_mut(),
+            &rows,
+            (&[0, 1], 5),
+            d.view(),
+            false,
+            Par::Sequential,
+        );
+        assert!(t.is_err());
+    }
+}
