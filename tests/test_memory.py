@@ -35,7 +35,7 @@ def vm_size():
 
 
 def cap(extra_gib=3):
-    limit = vm_size() + extra_gib * 2**30
+    limit = vm_size() + int(extra_gib * 2**30)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
@@ -68,6 +68,14 @@ if case in ("fit", "partial_fit", "lbfgs"):
         result = outcome(wide, lambda: wide.partial_fit(X, y))
     else:
         result = outcome(est, lambda: est.fit(X, y))
+elif case == "bf16":
+    # a bfloat16 fit's copy of X (half of X's 2 GiB) does not fit in what is left
+    small = rng.standard_normal((50, 1000)).astype(np.float32)
+    est = MLPClassifier((8,), max_iter=1, random_state=0, matmul_precision="bfloat16")
+    est.fit(small, np.arange(50) % 2)
+    X = np.zeros((537_000, 1000), dtype=np.float32)
+    cap(0.5)
+    result = outcome(est, lambda: est.fit(X, np.arange(len(X)) % 2))
 elif case == "predict":
     # 100,000 outputs for 100,000 rows: 80 GB of predictions
     X = rng.standard_normal((4, 1))
@@ -80,7 +88,7 @@ print(json.dumps(result))
 """
 
 
-@pytest.mark.parametrize("case", ["fit", "partial_fit", "lbfgs", "predict"])
+@pytest.mark.parametrize("case", ["fit", "partial_fit", "lbfgs", "bf16", "predict"])
 def test_memory_exhaustion_is_a_memory_error(case):
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, case],
@@ -97,3 +105,5 @@ def test_memory_exhaustion_is_a_memory_error(case):
     message = result["message"]
     assert message.startswith("Unable to allocate"), message
     assert "GiB" in message or "TiB" in message, message
+    if case == "bf16":
+        assert "rounded to bfloat16" in message, message
