@@ -290,11 +290,13 @@ fn product_tiles<P: Panel>(
         for q0 in (0..pairs).step_by(KC) {
             let q1 = (q0 + KC).min(pairs);
             let pb = &packed_b[(np * pairs + q0) * NR..(np * pairs + q1) * NR];
+            let cols = NR.min(n - np * NR);
             for (mp, acc) in panels.clone().zip(tiles.iter_mut()) {
-                let out = tile_out(mp, np);
-                let direct = (direct && q1 == pairs).then_some(out);
-                let a = (panel(mp, q0), pb);
-                run_kernel(kernel, a, (q1 - q0, q0 == 0), acc, (out.cols, direct));
+                let out = (direct && q1 == pairs).then(|| tile_out(mp, np));
+                // (panel and destination by reference: copied by value in 16-byte
+                // pieces, they stalled on the 8-byte stores that had just built them)
+                let a = (&panel(mp, q0), pb);
+                run_kernel(kernel, a, (q1 - q0, q0 == 0), acc, (cols, out.as_ref()));
             }
         }
         if !direct {
@@ -735,10 +737,10 @@ const PREFETCH_PAIRS: usize = 64;
 /// (and `acc` left stale).
 fn run_kernel<P: Panel>(
     kernel: Bf16Kernel,
-    (a, b): (P, &[u32]),
+    (a, b): (&P, &[u32]),
     (pairs, fresh): (usize, bool),
     acc: &mut [f32; MR * NR],
-    (cols, out): (usize, Option<TileOut>),
+    (cols, out): (usize, Option<&TileOut>),
 ) {
     #[cfg(target_arch = "x86_64")]
     if kernel == Bf16Kernel::Avx512 {
@@ -776,7 +778,7 @@ fn flush(x: f32) -> f32 {
 }
 
 /// The tile of `vdpbf16ps`'s arithmetic, one f32 lane per output element.
-fn portable_tile<P: Panel>(a: P, b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
+fn portable_tile<P: Panel>(a: &P, b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
     #[cfg(target_arch = "x86_64")]
     if crate::simd::level() == crate::simd::Level::Avx512 {
         // SAFETY: the CPU has the features `portable_avx512` is compiled for.
@@ -788,12 +790,12 @@ fn portable_tile<P: Panel>(a: P, b: &[u32], pairs: usize, acc: &mut [f32; MR * N
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-unsafe fn portable_avx512<P: Panel>(a: P, b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
+unsafe fn portable_avx512<P: Panel>(a: &P, b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
     portable_body(a, b, pairs, acc)
 }
 
 #[inline(always)]
-fn portable_body<P: Panel>(a: P, b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
+fn portable_body<P: Panel>(a: &P, b: &[u32], pairs: usize, acc: &mut [f32; MR * NR]) {
     for q in 0..pairs {
         // each pair of `b` widened (and flushed) once for the tile's rows
         let mut b0 = [0.0_f32; NR];
@@ -835,11 +837,11 @@ mod avx512 {
     /// The CPU has AVX-512 F and BF16; `a` holds `pairs * MR` words, `b` `pairs * NR`.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) unsafe fn tile<const REGS: usize, P: Panel>(
-        a: P,
+        a: &P,
         b: &[u32],
         (pairs, fresh): (usize, bool),
         out: &mut [f32; MR * NR],
-        direct: Option<TileOut>,
+        direct: Option<&TileOut>,
     ) {
         debug_assert!(b.len() >= pairs * NR && REGS * 16 <= NR);
         // continuing the sums in `out` (blocks of k follow one another), or from zero
@@ -894,9 +896,8 @@ mod avx512 {
     /// # Safety
     /// The CPU has AVX-512 F; `d`'s rows x cols elements are the caller's to write, its
     /// columns contiguous.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn write<const REGS: usize>(acc: &[[__m512; REGS]; MR], d: TileOut) {
+    #[inline(always)]
+    unsafe fn write<const REGS: usize>(acc: &[[__m512; REGS]; MR], d: &TileOut) {
         for (r, row) in acc.iter().enumerate().take(d.rows) {
             for (h, &v) in row.iter().enumerate() {
                 let lanes = d.cols.saturating_sub(16 * h).min(16);
