@@ -54,6 +54,7 @@ fn has_avx512_bf16() -> bool {
         #[cfg(target_arch = "x86_64")]
         {
             std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512bf16")
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -747,7 +748,9 @@ fn run_kernel<P: Panel>(
         // SAFETY: the CPU has AVX-512 F and BF16 (checked by `matmul_with`); the panels
         // hold `pairs * MR` and `pairs * NR` words; `out`'s elements are the tile's own.
         unsafe {
-            if cols <= NR / 2 {
+            if cols <= NR / 4 {
+                avx512::tile8(a, b, (pairs, fresh), acc, out);
+            } else if cols <= NR / 2 {
                 avx512::tile::<1, P>(a, b, (pairs, fresh), acc, out);
             } else {
                 avx512::tile::<2, P>(a, b, (pairs, fresh), acc, out);
@@ -886,6 +889,69 @@ mod avx512 {
                         unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * NR + 16 * h), v) };
                     }
                 }
+            }
+        }
+    }
+
+    /// [`tile`] for a last panel of at most 8 columns, on 256-bit registers: on Zen 4 a
+    /// 512-bit `vdpbf16ps` is two 256-bit halves, so the 8 columns cost half of
+    /// `tile::<1>`'s 16 (C1's 100 columns end in a panel of 4). The same sums, lane by
+    /// lane.
+    ///
+    /// # Safety
+    /// As [`tile`]'s, and the CPU has AVX-512 VL.
+    #[target_feature(enable = "avx512f,avx512bf16,avx512vl")]
+    pub(super) unsafe fn tile8<P: Panel>(
+        a: &P,
+        b: &[u32],
+        (pairs, fresh): (usize, bool),
+        out: &mut [f32; MR * NR],
+        direct: Option<&TileOut>,
+    ) {
+        debug_assert!(b.len() >= pairs * NR);
+        let o = out.as_ptr();
+        // SAFETY: `out` holds MR x NR values.
+        let mut acc: [__m256; MR] = std::array::from_fn(|r| {
+            if fresh {
+                _mm256_setzero_ps()
+            } else {
+                unsafe { _mm256_loadu_ps(o.add(r * NR)) }
+            }
+        });
+        let b = b.as_ptr();
+        for q in 0..pairs {
+            if q % 16 == 0 {
+                a.prefetch(q + PREFETCH_PAIRS);
+            }
+            // SAFETY: within the panels (see above).
+            let bv = unsafe {
+                std::mem::transmute::<__m256i, __m256bh>(_mm256_loadu_si256(b.add(q * NR).cast()))
+            };
+            for (r, v) in acc.iter_mut().enumerate() {
+                // SAFETY: within the panel.
+                let word = unsafe { a.word(q, r) };
+                let av = std::mem::transmute::<__m256i, __m256bh>(_mm256_set1_epi32(word as i32));
+                *v = _mm256_dpbf16_ps(*v, av, bv);
+            }
+        }
+        for (r, &v) in acc.iter().enumerate() {
+            match direct {
+                Some(d) if r < d.rows => {
+                    let mask = ((1_u32 << d.cols.min(8)) - 1) as __mmask8;
+                    // SAFETY: the caller's; masked lanes are neither read nor written.
+                    unsafe {
+                        let p = d.ptr.offset(r as isize * d.strides.0);
+                        let v = if d.accumulate {
+                            _mm256_add_ps(_mm256_maskz_loadu_ps(mask, p), v)
+                        } else {
+                            v
+                        };
+                        _mm256_mask_storeu_ps(p, mask, v);
+                    }
+                }
+                Some(_) => {}
+                // SAFETY: `out` holds MR x NR values.
+                None => unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(r * NR), v) },
             }
         }
     }
