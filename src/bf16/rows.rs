@@ -32,7 +32,7 @@ impl Bf16Rows {
         let pairs = k.div_ceil(2);
         let what = || format!("X rounded to bfloat16 ({n} x {k})");
         let len = memory::product(n, pairs, what)?;
-        let mut words = memory::filled_large(len, 0_u32, what)?;
+        let mut words = memory::zeroed_large(len, what)?;
         let out = SendPtr(words.as_mut_ptr());
         par.try_for_each(n.div_ceil(ROWS_PER_TASK), |t| {
             let rows = t * ROWS_PER_TASK..((t + 1) * ROWS_PER_TASK).min(n);
