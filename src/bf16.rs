@@ -148,6 +148,11 @@ impl PackedB {
         pack_b(b, b.nrows().div_ceil(2), &mut self.words);
         (self.k, self.n) = b.dim();
     }
+
+    /// The shape of the packed operand, (k, n).
+    pub(crate) fn dim(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
 }
 
 /// [`matmul`] with `b` already packed: the same bits.

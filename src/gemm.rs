@@ -118,14 +118,13 @@ pub(crate) fn matmul_t_rows<T: Real>(
     dst: ArrayViewMut2<'_, T>,
     x: &bf16::Bf16Rows,
     rows: (&[usize], usize),
-    d: ArrayView2<'_, T>,
+    d: &bf16::PackedB,
     accumulate: bool,
     par: Par,
 ) -> Result<()> {
     ensure_f32::<T>()?;
     // SAFETY: `T` is f32 (checked above).
-    let (dst, d) = unsafe { (as_f32_mut(dst), as_f32(d)) };
-    bf16::matmul_t_rows(dst, x, rows, d, accumulate, par)
+    bf16::matmul_t_rows(unsafe { as_f32_mut(dst) }, x, rows, d, accumulate, par)
 }
 
 /// `v` as f32 when `T` is f32 (X of a bfloat16 fit).

@@ -338,6 +338,9 @@ impl Net {
                 "backward needs a workspace with error signals".into(),
             ));
         }
+        if packed.is_none() {
+            ws.packed_deltas.clear();
+        }
         let u = &self.layout.units;
         let l_count = self.layout.n_layers();
         let k = self.layout.n_outputs();
@@ -390,7 +393,35 @@ impl Net {
                 &mut ws.delta_sums[l - 1],
             );
         }
+        if packed.is_some() {
+            self.pack_deltas(ws, n)?;
+        }
         Ok(())
+    }
+
+    /// Every layer's error signals packed once for the weight gradient's bfloat16
+    /// products (packed per chunk of weight rows, they were packed twice or more).
+    fn pack_deltas<T: Real>(&self, ws: &mut Workspace<T>, n: usize) -> Result<()> {
+        let l_count = self.layout.n_layers();
+        ws.packed_deltas.resize_with(l_count, PackedB::default);
+        for (l, packed) in ws.packed_deltas.iter_mut().enumerate() {
+            let d = view(&ws.deltas[l], n, self.layout.units[l + 1])?;
+            let d = gemm::f32_view(d)
+                .ok_or_else(|| Error::Shape("bfloat16 products take f32 operands".into()))?;
+            packed.repack(d);
+        }
+        Ok(())
+    }
+
+    /// Layer `l`'s error signals as the last backward pass packed them, when it did.
+    fn packed_deltas<'w, T>(
+        &self,
+        ws: &'w Workspace<T>,
+        l: usize,
+        n: usize,
+    ) -> Option<&'w PackedB> {
+        let units = self.layout.units.get(l + 1)?;
+        ws.packed_deltas.get(l).filter(|p| p.dim() == (n, *units))
     }
 
     /// Whether layer `l`'s error signals (those of the layer below it) take the fused
@@ -484,15 +515,15 @@ impl Net {
                 "no rows {first}..{end} in layer {l}'s weight gradient"
             )));
         }
-        let input = view(input, n, u[l])?;
-        matmul_in(
-            ws.precision,
-            view_mut(dst, rows, u[l + 1])?,
-            input.slice(ndarray::s![.., first..end]).t(),
-            view(&ws.deltas[l], n, u[l + 1])?,
-            accumulate,
-            par,
-        )
+        let input = view(input, n, u[l])?.slice_move(ndarray::s![.., first..end]);
+        let (dst, input_t) = (view_mut(dst, rows, u[l + 1])?, input.t());
+        match self.packed_deltas(ws, l, n) {
+            Some(packed) => matmul_prepacked(dst, input_t, packed, accumulate, par),
+            None => {
+                let deltas = view(&ws.deltas[l], n, u[l + 1])?;
+                matmul_in(ws.precision, dst, input_t, deltas, accumulate, par)
+            }
+        }
     }
 
     /// [`Net::weight_gradient`] of the first layer, rows `first..` of it, from the rows
@@ -508,15 +539,27 @@ impl Net {
     ) -> Result<()> {
         let (n, cols) = (which.len(), self.layout.units[1]);
         let rows = dst.len() / cols.max(1);
-        let deltas = ws.deltas.first().ok_or_else(|| too_small(n, cols))?;
+        let Some(d) = self.packed_deltas(ws, 0, n) else {
+            return Err(Error::Shape(
+                "layer 0's weight gradient from bfloat16 rows needs the packed error \
+                 signals of a backward pass over them"
+                    .into(),
+            ));
+        };
         if rows * cols != dst.len() {
             return Err(Error::Shape(format!(
                 "{} values are no rows of layer 0's weight gradient",
                 dst.len()
             )));
         }
-        let (dst, d) = (view_mut(dst, rows, cols)?, view(deltas, n, cols)?);
-        gemm::matmul_t_rows(dst, x16, (which, first), d, accumulate, par)
+        gemm::matmul_t_rows(
+            view_mut(dst, rows, cols)?,
+            x16,
+            (which, first),
+            d,
+            accumulate,
+            par,
+        )
     }
 
     /// Layer `l`'s raw intercept gradient `colsum(D)` over the rows of the last backward

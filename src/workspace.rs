@@ -1,5 +1,6 @@
 //! Per-fit buffers, sized once for the largest batch so the epoch loop never allocates.
 
+use crate::bf16::PackedB;
 use crate::data::{BatchBuffers, Dataset, Rows, SparseBatch};
 use crate::dropout::Dropout;
 use crate::error::Result;
@@ -55,6 +56,10 @@ pub struct Workspace<T> {
     /// The weights of a layer of few units, transposed, for the fused error signals of
     /// the layer below it (backward passes; `Net::backward_deltas_with`).
     pub narrow_wt: Vec<T>,
+    /// Each layer's error signals packed for bfloat16 products by the backward pass
+    /// that computed them (empty after a pass that did not), so that the weight
+    /// gradient's chunks share one packing.
+    pub(crate) packed_deltas: Vec<PackedB>,
 }
 
 impl<T: Real> Workspace<T> {
@@ -104,6 +109,7 @@ impl<T: Real> Workspace<T> {
             masks: Vec::new(),
             precision: Precision::Exact,
             // (only f64 models fuse those passes: see `Net::fuses_error`)
+            packed_deltas: Vec::new(),
             narrow_wt: if backward && T::DTYPE == f64::DTYPE {
                 let largest = (1..layers.len())
                     .filter(|&l| layers[l] <= narrow::MAX_COLUMNS)

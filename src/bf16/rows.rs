@@ -7,7 +7,7 @@
 //! words are those [`super::matmul`] packs from the gathered f32 rows and the tiles sum
 //! them in the same order: the same bits.
 
-use super::{pack_b, product, Bf16Kernel, OperandA, PackedB, MR, PACKED};
+use super::{product, Bf16Kernel, OperandA, PackedB, MR, PACKED};
 use crate::error::{ensure_shape, Result};
 use crate::memory;
 use crate::parallel::{Par, SendPtr};
@@ -107,13 +107,14 @@ pub(crate) fn matmul_rows(
     Ok(())
 }
 
-/// `dst (+)= X[which][:, first..first + dst.nrows()]^T · d`: rows `first..` of the
-/// first layer's weight gradient from the rows `which` and their error signals `d`.
+/// `dst (+)= X[which][:, first..first + dst.nrows()]^T · D`: rows `first..` of the
+/// first layer's weight gradient from the rows `which` and their error signals `D`,
+/// packed once for all of the gradient's chunks.
 pub(crate) fn matmul_t_rows(
     dst: ArrayViewMut2<'_, f32>,
     x: &Bf16Rows,
     (which, first): (&[usize], usize),
-    d: ArrayView2<'_, f32>,
+    d: &PackedB,
     accumulate: bool,
     par: Par,
 ) -> Result<()> {
@@ -134,12 +135,11 @@ pub(crate) fn matmul_t_rows(
         return Ok(());
     }
     let pairs = which.len().div_ceil(2);
-    let (mut packed_x, mut packed_d) = PACKED.take();
+    let (mut packed_x, spare) = PACKED.take();
     pack_columns(x, (which, first), lanes, pairs, &mut packed_x);
-    pack_b(d, pairs, &mut packed_d);
-    let operands = (OperandA::Packed(&packed_x), &packed_d[..]);
+    let operands = (OperandA::Packed(&packed_x), &d.words[..]);
     product(Bf16Kernel::best(), dst, operands, pairs, accumulate, par);
-    PACKED.set((packed_x, packed_d));
+    PACKED.set((packed_x, spare));
     Ok(())
 }
 
@@ -288,12 +288,15 @@ mod tests {
             );
 
             let d = data(batch, units).mapv(|v| if v.is_finite() { v } else { -0.25 });
+            let mut packed_d = PackedB::default();
+            packed_d.repack(d.view());
             for (first, lanes) in [(0, k), (k / 3, k - k / 3), (k / 2, k.div_ceil(4))] {
                 let cols = gathered.slice(ndarray::s![.., first..first + lanes]);
                 let mut want = Array2::from_elem((lanes, units), 1.5_f32);
                 let mut got = want.clone();
                 matmul_with(kernel, want.view_mut(), cols.t(), d.view(), true, seq).unwrap();
-                matmul_t_rows(got.view_mut(), &rows, (&which, first), d.view(), true, seq).unwrap();
+                matmul_t_rows(got.view_mut(), &rows, (&which, first), &packed_d, true, seq)
+                    .unwrap();
                 let bits = |a: &Array2<f32>| a.mapv(f32::to_bits);
                 assert_eq!(bits(&got), bits(&want), "gradient {k} {first} {lanes}");
             }
@@ -309,15 +312,12 @@ mod tests {
         let mut out = Array2::zeros((2, 2));
         assert!(matmul_rows(out.view_mut(), &rows, &[0, 5], &packed, Par::Sequential).is_err());
         assert!(matmul_rows(out.view_mut(), &rows, &[0], &packed, Par::Sequential).is_err());
-        let d = Array2::zeros((2, 2));
-        let t = matmul_t_rows(
-            out.view_mut(),
-            &rows,
-            (&[0, 1], 5),
-            d.view(),
-            false,
-            Par::Sequential,
-        );
-        assert!(t.is_err());
+        let mut d = PackedB::default();
+        d.repack(Array2::zeros((2, 2)).view());
+        let seq = Par::Sequential;
+        let t = matmul_t_rows(out.view_mut(), &rows, (&[0, 1], 5), &d, false, seq);
+        assert!(t.is_err(), "features past the end");
+        let t = matmul_t_rows(out.view_mut(), &rows, (&[0, 1, 2], 0), &d, false, seq);
+        assert!(t.is_err(), "error signals of other rows");
     }
 }
