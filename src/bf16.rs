@@ -232,18 +232,7 @@ fn product(
                     unsafe { row.as_ptr().add(q0) }
                 }))
             };
-            let at = |mp: usize, q0: usize| {
-                // the next panel's first lines while this one's tile runs (the tile
-                // itself asks for the lines ahead of those it reads)
-                if (mp + 1) * MR < m {
-                    let next = panel(mp + 1, q0);
-                    (0..PREFETCH_PAIRS)
-                        .step_by(16)
-                        .for_each(|q| next.prefetch(q));
-                }
-                panel(mp, q0)
-            };
-            product_tiles(kernel, dst, (at, packed_b), pairs, accumulate, par)
+            product_tiles(kernel, dst, (panel, packed_b), pairs, accumulate, par)
         }
     }
 }
@@ -681,13 +670,6 @@ pub(crate) trait Panel: Copy + Send {
     /// # Safety
     /// `r < MR` and `q` below the pairs the panel was made for.
     unsafe fn word(self, q: usize, r: usize) -> u32;
-
-    /// Asks the cache for pair `q` of every row, which the tile reads soon (any `q`:
-    /// a prefetch never faults).
-    #[inline(always)]
-    fn prefetch(self, q: usize) {
-        let _ = q;
-    }
 }
 
 /// A panel packed by [`pack_a`]: the `MR` rows' words of a pair side by side.
@@ -718,24 +700,7 @@ impl Panel for RowMajor {
         // SAFETY: the caller's.
         unsafe { *self.0[r].add(q) }
     }
-
-    // Rows read where they lie (X's random rows, from memory) stalled the tiles: eight
-    // short streams per panel, which the hardware prefetcher did not follow.
-    #[inline(always)]
-    fn prefetch(self, q: usize) {
-        #[cfg(target_arch = "x86_64")]
-        for row in self.0 {
-            // SAFETY: a prefetch reads nothing the program sees and never faults.
-            unsafe {
-                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(q).cast());
-            }
-        }
-    }
 }
-
-/// How far ahead, in pairs, a tile asks for [`RowMajor`] rows (four 64-byte lines).
-const PREFETCH_PAIRS: usize = 64;
 
 /// One tile's sums over `pairs` pairs of `k`, on `kernel`: continued from `acc`, or
 /// from zero when `fresh` (`acc`'s values are then ignored); only the first `cols`
@@ -833,7 +798,7 @@ fn portable_body<P: Panel>(a: &P, b: &[u32], pairs: usize, acc: &mut [f32; MR * 
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Panel, TileOut, MR, NR, PREFETCH_PAIRS};
+    use super::{Panel, TileOut, MR, NR};
     use std::arch::x86_64::*;
 
     /// One tile on `vdpbf16ps`: MR x 16 `REGS` accumulators (MR x `REGS` registers)
@@ -866,9 +831,6 @@ mod avx512 {
         });
         let b = b.as_ptr();
         for q in 0..pairs {
-            if q % 16 == 0 {
-                a.prefetch(q + PREFETCH_PAIRS);
-            }
             // SAFETY: within the panels (see above).
             let bv: [__m512bh; REGS] = std::array::from_fn(|h| unsafe {
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
@@ -925,9 +887,6 @@ mod avx512 {
         });
         let b = b.as_ptr();
         for q in 0..pairs {
-            if q % 16 == 0 {
-                a.prefetch(q + PREFETCH_PAIRS);
-            }
             // SAFETY: within the panels (see above).
             let bv = unsafe {
                 std::mem::transmute::<__m256i, __m256bh>(_mm256_loadu_si256(b.add(q * NR).cast()))
