@@ -159,7 +159,8 @@ impl<T: Real> BatchRunner<T> {
             .then_some(&self.packed);
         self.batch_rows.clear();
         self.batch_rows.extend_from_slice(rows);
-        let rows16 = self.rows16.as_ref();
+        // (only with packed weights: the unpacked products read gathered rows)
+        let rows16 = self.rows16.as_ref().filter(|_| packed.is_some());
         let parts = SendPtr(self.parts.as_mut_ptr());
         let losses = SendPtr(self.losses.as_mut_ptr());
         let weight_sums = SendPtr(self.weight_sums.as_mut_ptr());
