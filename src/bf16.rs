@@ -199,8 +199,13 @@ thread_local! {
 pub(crate) enum OperandA<'a> {
     /// Packed by [`pack_a`] for `pairs` pairs.
     Packed(&'a [u32]),
-    /// Row `i` of the product is `rows[i]`, `pairs` words (two bfloat16 each) long.
-    Rows(&'a [&'a [u32]]),
+    /// Row `i` of the product is row `which[i]` of `words`, rows `stride` words apart
+    /// (X rounded once: see [`Bf16Rows`]).
+    Rows {
+        words: &'a [u32],
+        stride: usize,
+        which: &'a [usize],
+    },
 }
 
 /// `dst (+)= A B` from `A`'s words and the packed `B`, tile by tile.
@@ -215,21 +220,24 @@ fn product(
     let m = dst.nrows();
     match a {
         OperandA::Packed(words) => {
+            // (the kernel reads `pairs - q0` pairs of the panel from there)
             assert!(words.len() >= m.div_ceil(MR) * pairs * MR);
-            let base = SendPtr(words.as_ptr().cast_mut());
-            // SAFETY: panel `mp` from pair `q0` on lies inside `words` (asserted above).
-            let at =
-                |mp: usize, q0: usize| Packed(unsafe { base.get().add((mp * pairs + q0) * MR) });
+            let at = |mp: usize, q0: usize| Packed(words[(mp * pairs + q0) * MR..].as_ptr());
             product_tiles(kernel, dst, (at, packed_b), pairs, accumulate, par)
         }
-        OperandA::Rows(rows) => {
-            assert!(rows.len() == m && rows.iter().all(|r| r.len() >= pairs));
+        OperandA::Rows {
+            words,
+            stride,
+            which,
+        } => {
+            assert!(which.len() == m && stride >= pairs);
+            assert!(which.iter().all(|&i| (i + 1) * stride <= words.len()));
             let panel = |mp: usize, q0: usize| {
                 // a last panel's missing rows repeat its first one (their sums are not
-                // written); SAFETY: each row holds `pairs` words (asserted above)
+                // written)
                 RowMajor(std::array::from_fn(|r| {
-                    let row = rows.get(mp * MR + r).unwrap_or(&rows[mp * MR]);
-                    unsafe { row.as_ptr().add(q0) }
+                    let row = which.get(mp * MR + r).unwrap_or(&which[mp * MR]);
+                    words[row * stride + q0..].as_ptr()
                 }))
             };
             product_tiles(kernel, dst, (panel, packed_b), pairs, accumulate, par)
@@ -361,13 +369,6 @@ const GROUP: usize = 8;
 fn store(dst: &mut [f32], values: &[f32], accumulate: bool) {
     if accumulate {
         dst.iter_mut().zip(values).for_each(|(d, &v)| *d += v);
-    } else if let (Ok(dst), Ok(values)) = (
-        <&mut [f32; NR]>::try_from(&mut *dst),
-        <&[f32; NR]>::try_from(values),
-    ) {
-        // a whole row of a tile in two vector moves (`copy_from_slice` called memmove
-        // for every row: ~4 % of a bfloat16 C2 epoch)
-        *dst = *values;
     } else {
         dst.copy_from_slice(values);
     }
@@ -664,7 +665,7 @@ fn pack_indexed(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &m
 ///
 /// # Safety
 /// An implementor is valid for the `MR` rows and the pairs the tile runs over.
-pub(crate) trait Panel: Copy + Send {
+pub(crate) trait Panel: Copy {
     /// Row `r`'s pair `q`.
     ///
     /// # Safety
@@ -675,9 +676,6 @@ pub(crate) trait Panel: Copy + Send {
 /// A panel packed by [`pack_a`]: the `MR` rows' words of a pair side by side.
 #[derive(Clone, Copy)]
 pub(crate) struct Packed(*const u32);
-
-// SAFETY: a read-only view of words that outlive the product.
-unsafe impl Send for Packed {}
 
 impl Panel for Packed {
     #[inline(always)]
@@ -690,9 +688,6 @@ impl Panel for Packed {
 /// `MR` rows of words read where they lie (rows of pairs, e.g. X rounded once).
 #[derive(Clone, Copy)]
 pub(crate) struct RowMajor([*const u32; MR]);
-
-// SAFETY: a read-only view of words that outlive the product.
-unsafe impl Send for RowMajor {}
 
 impl Panel for RowMajor {
     #[inline(always)]

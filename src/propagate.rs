@@ -405,6 +405,10 @@ impl Net {
         let l_count = self.layout.n_layers();
         ws.packed_deltas.resize_with(l_count, PackedB::default);
         for (l, packed) in ws.packed_deltas.iter_mut().enumerate() {
+            if l == 0 && ws.sparse.is_some() {
+                // a sparse X's first layer takes its own gradient product, unpacked
+                continue;
+            }
             let d = view(&ws.deltas[l], n, self.layout.units[l + 1])?;
             let d = gemm::f32_view(d)
                 .ok_or_else(|| Error::Shape("bfloat16 products take f32 operands".into()))?;

@@ -101,8 +101,12 @@ pub(crate) fn matmul_rows(
     if which.is_empty() || w.n == 0 {
         return Ok(());
     }
-    let rows: Vec<&[u32]> = which.iter().map(|&i| x.row(i)).collect();
-    let operands = (OperandA::Rows(&rows), &w.words[..]);
+    let rows = OperandA::Rows {
+        words: &x.words,
+        stride: x.pairs,
+        which,
+    };
+    let operands = (rows, &w.words[..]);
     product(Bf16Kernel::best(), dst, operands, x.pairs, false, par);
     Ok(())
 }
