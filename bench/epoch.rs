@@ -1,8 +1,8 @@
 //! Engine-only epoch timing (no Python): `cargo run --release --example epoch -- C1 f32 2`
-//! (C1, C2, C3 = C1 with Adam, C4, and bench/workloads.py's tabular W1 and W2 (a
-//! regression); f32 or f64; n_jobs, read by the engine's thread policy as
+//! (C1, C2, C3 = C1 with Adam, C4, and bench/workloads.py's tabular W1, W2 (a
+//! regression) and one fold of W5; f32 or f64; n_jobs, read by the engine's thread policy as
 //! the estimators read it; epochs; `bf16` for bfloat16 products).
-//! Synthetic data of Fashion-MNIST's (C1, C2) or digits' (C4) shape; prints seconds per epoch and GFLOPS, for
+//! Synthetic data of Fashion-MNIST's (C1, C2) or digits' (C4, W5) shape; prints seconds per epoch and GFLOPS, for
 //! profiling the engine (e.g. under `perf record`).
 
 use mlp_rs::{
@@ -108,7 +108,7 @@ fn run<T: Real>(
         .map(|(i, w)| 2.0 * (n * w[0] * w[1]) as f64 * if i == 0 { 2.0 } else { 3.0 })
         .sum();
     println!(
-        "{units:?} batch {batch} {} threads {threads}: {per_epoch:.4} s/epoch, {:.1} GFLOPS, loss {:.4}",
+        "{units:?} batch {batch} {} threads {threads}: {per_epoch:.6} s/epoch, {:.1} GFLOPS, loss {:.4}",
         std::any::type_name::<T>(),
         flops / per_epoch / 1e9,
         outcome.loss_curve.last().unwrap()
@@ -133,7 +133,7 @@ fn main() {
         power_t: 0.5,
     };
     let solver = match config {
-        "C3" | "W1" | "W2" => Solver::Adam {
+        "C3" | "W1" | "W2" | "W5" => Solver::Adam {
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-8,
@@ -148,6 +148,8 @@ fn main() {
         "W1" => ((50_000, 20, 3), &[100], 200),
         // W2: MLPRegressor((64, 32)) on 100,000 x 50
         "W2" => ((100_000, 50, 1), &[64, 32], 200),
+        // W5: one fold of cross_val_score(cv=5) on digits, MLPClassifier((64,)) adam
+        "W5" => ((1_437, 64, 10), &[64], 200),
         _ => (fashion, &[100], 200),
     };
     if f64_mode {
