@@ -27,6 +27,8 @@ import pytest
 import scipy.sparse as sp
 import sklearn.neural_network as sk_nn
 from conftest import SKLEARN_VERSION, make_data
+from mlp_rs import _core
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -905,6 +907,46 @@ def test_valid_layouts_accepted_everywhere(name, layout, solver, tmp_path):
         X, sw = X.astype(np.float32), sw.astype(np.float32)
         y = y.astype(np.float32) if name == "MLPRegressor" else y
     _check_layout(name, solver, X, y, sw, Xl, yl, swl)
+
+
+@pytest.mark.parametrize(
+    "layout", [k for k in LAYOUTS if k != "list" and not k.startswith("float32")]
+)
+@pytest.mark.parametrize("name", NAMES)
+def test_assigned_weights_in_any_layout(name, layout, tmp_path):
+    """coefs_ / intercepts_ assigned in any memory layout (``W.T`` of an export is
+    Fortran-ordered) give the bits of the same weights in C order, in every
+    prediction and in training that continues from them; the arrays stay unchanged."""
+    X, y = make_data(_kind(name), n_samples=N)
+    ref = _estimator(mlp_rs, name, warm_start=True).fit(X, y)
+    est = clone(ref).fit(X, y)
+    make = LAYOUTS[layout]
+    est.coefs_ = [make(c, tmp_path) for c in ref.coefs_]
+    est.intercepts_ = [make(b, tmp_path) for b in ref.intercepts_]
+    digests = [_digest(np.asarray(a)) for a in est.coefs_ + est.intercepts_]
+    for a, b in zip(_outputs(ref, X, y, None), _outputs(est, X, y, None), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ref.hidden_activations(X), est.hidden_activations(X))
+    assigned = est.coefs_ + est.intercepts_
+    kw = {"classes": np.unique(y)} if name == "MLPClassifier" else {}
+    for method, fit_params in (("fit", {}), ("partial_fit", kw)):
+        getattr(ref, method)(X, y, **fit_params)
+        getattr(est, method)(X, y, **fit_params)
+        for a, b in zip(
+            ref.coefs_ + ref.intercepts_, est.coefs_ + est.intercepts_, strict=True
+        ):
+            np.testing.assert_array_equal(a, b)
+    assert [_digest(np.asarray(a)) for a in assigned] == digests
+
+
+def test_engine_refuses_weights_it_would_misread():
+    """The engine's own check, below the estimators' conversion: a Fortran-ordered
+    weight matrix is an error, not read column by column."""
+    X, y = make_data("regression", n_samples=N)
+    est = _estimator(mlp_rs, "MLPRegressor").fit(X, y)
+    params = [np.asfortranarray(p) for p in est.coefs_ + est.intercepts_]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.predict(X, params, est.activation, "squared_error", None, False)
 
 
 @pytest.mark.parametrize("dtype", INTEGER_DTYPES)

@@ -437,6 +437,44 @@ def test_warm_start_parity(kind, params):
     assert_same_predictions(sk, ours, X)
 
 
+@pytest.mark.parametrize("layout", ["fortran", "strided"])
+@pytest.mark.parametrize("kind", ["multiclass", "regression"])
+def test_user_weights_in_any_memory_layout(kind, layout):
+    """Weights assigned as Fortran-ordered arrays (e.g. ``W.T`` of a transposed
+    export) or strided views predict, extract features and train as scikit-learn's
+    do: the engine reads row-major copies, never the memory in the wrong order."""
+    X, y = make_data(kind)
+    name = estimator_for(kind)
+    params = {**BASE, **ADAM, "max_iter": 3, "warm_start": True}
+    sk, ours = fit_both(name, X, y, **params)
+
+    def relaid(a):
+        # (a copy each time: scikit-learn trains its arrays in place)
+        if layout == "fortran":
+            return np.array(a, order="F")
+        wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
+        wide[..., ::2] = a
+        return wide[..., ::2]
+
+    for est in (sk, ours):
+        est.coefs_ = [relaid(c) for c in sk.coefs_]
+        est.intercepts_ = [relaid(b) for b in sk.intercepts_]
+    assert_same_predictions(sk, ours, X)
+    first = np.maximum(X @ sk.coefs_[0] + sk.intercepts_[0], 0)
+    assert_close(ours.hidden_activations(X, layer=0), first)
+
+    # a warm-start fit (its new optimizer state), then partial_fit continuing it
+    quiet_fit(sk, X, y)
+    quiet_fit(ours, X, y)
+    assert_same_fitted_model(sk, ours)
+    fit_params = {"classes": np.unique(y)} if kind == "multiclass" else {}
+    for est in (sk, ours):
+        est.coefs_ = [relaid(c) for c in est.coefs_]
+        quiet_fit(est, X, y, method="partial_fit", **fit_params)
+    assert_same_fitted_model(sk, ours)
+    assert_same_predictions(sk, ours, X)
+
+
 def test_warm_start_after_turning_on():
     """fit without warm_start, then set_params(warm_start=True) and refit."""
     X, y = make_data("regression")

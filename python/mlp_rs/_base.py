@@ -65,6 +65,13 @@ def _lbfgs_options(iprint):
     return _get_additional_lbfgs_options_dict("iprint", iprint)
 
 
+def _engine_params(params, dtype):
+    """The weights as the engine reads them: row-major arrays of `dtype` (the same
+    arrays when they already are; a Fortran-ordered or strided coefs_ a user assigned,
+    e.g. ``W.T``, is copied, not read in the wrong order)."""
+    return [np.ascontiguousarray(p, dtype=dtype) for p in params]
+
+
 def _engine_input(X, dtype):
     """X as the engine borrows it: a C-contiguous array, or CSR parts (the indices in
     scipy's int32 or int64, read as they are: no copy of them)."""
@@ -601,8 +608,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             "solver": self.solver,
             "learning_rate": float(self.learning_rate_init),
             "step": 0,
+            # (C order whatever the order of coefs_ a user assigned: the engine reads
+            # them row-major)
             "tensors": [
-                np.zeros_like(p, dtype=dtype)
+                np.zeros(np.shape(p), dtype=dtype)
                 for _ in range(per_tensor)
                 for p in self._params()
             ],
@@ -862,7 +871,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if check_input and not served:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         dtype = self._predict_dtype(X)
-        params = [np.asarray(p, dtype=dtype) for p in self._params()]
+        params = _engine_params(self._params(), dtype)
         x = _engine_input(X, dtype)
         loss = _LOSS_OF_OUTPUT[self.out_activation_]
         out = _core.predict(x, params, self.activation, loss, self.n_jobs, served)
@@ -933,7 +942,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
         X = validate_data(model, X, accept_sparse=["csr", "csc"], reset=False)
         dtype = model._predict_dtype(X)
-        params = [np.asarray(p, dtype=dtype) for p in model._params()]
+        params = _engine_params(model._params(), dtype)
         return _core.hidden_activations(
             _engine_input(X, dtype),
             params,

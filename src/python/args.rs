@@ -167,10 +167,18 @@ pub(super) fn slices_mut<'a, T: Element>(
     arrays
         .iter_mut()
         .map(|a| {
-            a.as_slice_mut()
-                .map_err(|_| PyValueError::new_err("model arrays must be C-contiguous"))
+            // (`as_slice_mut` takes a Fortran-ordered array too, as its columns)
+            if !a.is_c_contiguous() {
+                return Err(not_c_contiguous());
+            }
+            a.as_slice_mut().map_err(|_| not_c_contiguous())
         })
         .collect()
+}
+
+/// A model array the engine would read in the wrong order (or not at all).
+pub(super) fn not_c_contiguous() -> PyErr {
+    PyValueError::new_err("model arrays must be C-contiguous")
 }
 
 /// The network the engine computes: layer sizes, hidden activation and loss by name

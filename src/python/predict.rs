@@ -2,7 +2,7 @@
 //! parameters, the hidden activation, the loss that fixes the output activation, and
 //! `n_jobs`); the layer sizes are read off the parameters' shapes.
 
-use super::args::{first_item, net, with_dtype, XArg};
+use super::args::{first_item, net, not_c_contiguous, with_dtype, XArg};
 use super::errors::run_detached;
 use crate::memory;
 use crate::{
@@ -105,8 +105,11 @@ fn predict_typed<'py, T: Element + Real>(
     let slices: Vec<&[T]> = params
         .iter()
         .map(|a| {
-            a.as_slice()
-                .map_err(|_| PyValueError::new_err("model arrays must be C-contiguous"))
+            // (`as_slice` takes a Fortran-ordered array too, as its columns)
+            if !a.is_c_contiguous() {
+                return Err(not_c_contiguous());
+            }
+            a.as_slice().map_err(|_| not_c_contiguous())
         })
         .collect::<PyResult<_>>()?;
     let rows = x.rows()?;
