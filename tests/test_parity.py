@@ -561,6 +561,45 @@ def test_partial_fit_after_fit_parity():
         assert_same_fitted_model(sk, ours)
 
 
+@pytest.mark.parametrize(
+    "start, change",
+    [
+        (SGD, dict(learning_rate_init=0.2)),
+        (SGD, dict(momentum=0.5, nesterovs_momentum=False)),
+        (dict(SGD, learning_rate="invscaling"), dict(learning_rate="constant")),
+        (dict(SGD, learning_rate="invscaling"), dict(power_t=0.9)),
+        (ADAM, dict(learning_rate_init=0.1)),
+        (ADAM, dict(beta_1=0.5, beta_2=0.9, epsilon=1e-3)),
+        (ADAM, dict(solver="sgd")),
+        (SGD, dict(solver="adam")),
+    ],
+    ids=lambda p: "-".join(f"{k}={v}" for k, v in p.items()),
+)
+@pytest.mark.parametrize("first", ["fit", "partial_fit"])
+def test_partial_fit_keeps_its_optimizer(start, change, first):
+    """scikit-learn creates its optimizer in fit or in the first partial_fit and a
+    later partial_fit continues it: optimizer settings (the solver included) changed
+    by set_params in between take effect only at the next fit. The converted models
+    continue the same way."""
+    X, y = make_data("multiclass")
+    sk, ours = make_pair("MLPClassifier", **{**BASE, **start})
+    kw = {"classes": np.unique(y)} if first == "partial_fit" else {}
+    for est in (sk, ours):
+        quiet_fit(est, X, y, method=first, **kw)
+        est.set_params(**change)
+    sk_from_ours = ours.to_sklearn()
+    ours_from_sk = type(ours).from_sklearn(sk)
+    for est in (sk, ours, sk_from_ours, ours_from_sk):
+        for _ in range(2):
+            est.partial_fit(X[:20], y[:20])
+    for other in (ours, sk_from_ours, ours_from_sk):
+        assert_same_fitted_model(sk, other)
+    # the next fit creates the optimizer of the new settings
+    for est in (sk, ours):
+        quiet_fit(est, X, y)
+    assert_same_fitted_model(sk, ours)
+
+
 def test_partial_fit_first_chunk_missing_classes():
     """classes= declares labels not present in the first chunk."""
     X, y = make_data("multiclass", n_samples=60)

@@ -266,14 +266,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             "matmul_precision": self.matmul_precision,
             "batch_size": 1,
             "solver": self.solver,
-            "learning_rate": self.learning_rate,
-            "learning_rate_init": float(self.learning_rate_init),
-            "power_t": float(self.power_t),
-            "momentum": float(self.momentum),
-            "nesterovs_momentum": bool(self.nesterovs_momentum),
-            "beta_1": float(self.beta_1),
-            "beta_2": float(self.beta_2),
-            "epsilon": float(self.epsilon),
+            **self._optimizer_settings(),
             "max_iter": int(self.max_iter),
             "tol": float(self.tol),
             "n_iter_no_change": float(self.n_iter_no_change),
@@ -284,6 +277,22 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         }
         config.update(overrides)
         return config
+
+    def _optimizer_settings(self):
+        """The optimizer's hyper-parameters as the engine reads them. scikit-learn
+        fixes them when it creates its optimizer (``SGDOptimizer`` /
+        ``AdamOptimizer``): a ``partial_fit`` continuing that optimizer keeps them
+        (and its solver), whatever ``set_params`` changed since."""
+        return {
+            "learning_rate": self.learning_rate,
+            "learning_rate_init": float(self.learning_rate_init),
+            "power_t": float(self.power_t),
+            "momentum": float(self.momentum),
+            "nesterovs_momentum": bool(self.nesterovs_momentum),
+            "beta_1": float(self.beta_1),
+            "beta_2": float(self.beta_2),
+            "epsilon": float(self.epsilon),
+        }
 
     def _objective_config(self):
         """What the engine's full-batch loss and gradient (L-BFGS) need."""
@@ -606,6 +615,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         per_tensor = 1 if self.solver == "sgd" else 2
         return {
             "solver": self.solver,
+            "settings": self._optimizer_settings(),
             "learning_rate": float(self.learning_rate_init),
             "step": 0,
             # (C order whatever the order of coefs_ a user assigned: the engine reads
@@ -634,6 +644,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         shuffler = _EpochShuffler(self, n_samples)
         best = [np.array(b, dtype=dtype, order="C") for b in self._best_params()]
         engine_state = self._engine_state(state)
+        # (a continued optimizer keeps its solver and settings, as scikit-learn's
+        # does; a state from before they were kept takes the current ones)
+        optimizer = {
+            "solver": state["solver"],
+            **self._optimizer_settings(),
+            **state.get("settings", {}),
+        }
         with shuffler:
             result = _core.fit_stochastic(
                 _engine_input(X_train, dtype),
@@ -644,7 +661,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 tensors,
                 best,
                 self._engine_config(
-                    batch_size=batch_size, incremental=bool(incremental), **dropout
+                    batch_size=batch_size,
+                    incremental=bool(incremental),
+                    **optimizer,
+                    **dropout,
                 ),
                 engine_state,
                 shuffler.next_order,
@@ -680,14 +700,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _optimizer_state_for(self, incremental, dtype):
         """The optimizer state to continue (partial_fit) or a new one, and whether it
-        is new."""
+        is new. As scikit-learn's ``_fit_stochastic``: ``fit`` always starts a new
+        optimizer, ``partial_fit`` continues the one there is, even after the solver
+        was changed."""
         state = getattr(self, "_optimizer_state", None)
-        if (
-            not incremental
-            or state is None
-            or state["solver"] != self.solver
-            or state["tensors"][0].dtype != dtype
-        ):
+        if not incremental or state is None or state["tensors"][0].dtype != dtype:
             return self._new_optimizer_state(dtype), True
         return state, False
 

@@ -71,23 +71,30 @@ def to_sklearn(est, sklearn_class):
     sk = sklearn_class(**params)
     _copy_state(est, sk)
     state = getattr(est, "_optimizer_state", None)
-    if state is not None and state["solver"] == est.solver:
+    if state is not None:
+        # the optimizer as it was created (its solver and settings: see
+        # _optimizer_settings), which scikit-learn's partial_fit continues
+        settings = {**est._optimizer_settings(), **state.get("settings", {})}
         params_list = sk.coefs_ + sk.intercepts_
         n = len(params_list)
         tensors = [np.array(t) for t in state["tensors"]]
         if state["solver"] == "sgd":
             opt = SGDOptimizer(
                 params_list,
-                est.learning_rate_init,
-                est.learning_rate,
-                est.momentum,
-                est.nesterovs_momentum,
-                est.power_t,
+                settings["learning_rate_init"],
+                settings["learning_rate"],
+                settings["momentum"],
+                settings["nesterovs_momentum"],
+                settings["power_t"],
             )
             opt.velocities = tensors
         else:
             opt = AdamOptimizer(
-                params_list, est.learning_rate_init, est.beta_1, est.beta_2, est.epsilon
+                params_list,
+                settings["learning_rate_init"],
+                settings["beta_1"],
+                settings["beta_2"],
+                settings["epsilon"],
             )
             opt.ms, opt.vs, opt.t = tensors[:n], tensors[n:], state["step"]
         opt.learning_rate = state["learning_rate"]
@@ -101,14 +108,28 @@ def from_sklearn(cls, sk):
     est = cls(**sk.get_params(deep=False))
     _copy_state(sk, est)
     opt = getattr(sk, "_optimizer", None)
+    settings = est._optimizer_settings()
+    settings["learning_rate_init"] = float(getattr(opt, "learning_rate_init", 0.0))
     if isinstance(opt, SGDOptimizer):
         tensors, solver, step = opt.velocities, "sgd", 0
+        settings.update(
+            learning_rate=opt.lr_schedule,
+            momentum=float(opt.momentum),
+            nesterovs_momentum=bool(opt.nesterov),
+            power_t=float(opt.power_t),
+        )
     elif isinstance(opt, AdamOptimizer):
         tensors, solver, step = list(opt.ms) + list(opt.vs), "adam", opt.t
+        settings.update(
+            beta_1=float(opt.beta_1),
+            beta_2=float(opt.beta_2),
+            epsilon=float(opt.epsilon),
+        )
     else:
         return est
     est._optimizer_state = {
         "solver": solver,
+        "settings": settings,
         "learning_rate": float(opt.learning_rate),
         "step": int(step),
         "tensors": [np.array(t) for t in tensors],
