@@ -12,6 +12,9 @@ pub enum Score {
     Accuracy,
     /// Weighted R2, averaged over outputs (regressors).
     R2,
+    /// A classifier of a single class: every predicted label is that class
+    /// (`LabelBinarizer.inverse_transform`), so the accuracy is 1 whatever the outputs.
+    OneClass,
 }
 
 impl std::str::FromStr for Score {
@@ -22,6 +25,7 @@ impl std::str::FromStr for Score {
         match name {
             "accuracy" => Ok(Self::Accuracy),
             "r2" => Ok(Self::R2),
+            "one_class" => Ok(Self::OneClass),
             _ => Err(Error::Value(format!("unknown score {name:?}"))),
         }
     }
@@ -74,6 +78,7 @@ impl ScoreAccumulator {
                         self.correct += w;
                     }
                 }
+                Score::OneClass => self.correct += w,
                 Score::R2 => {
                     for j in 0..k {
                         let (pj, yj) = (p[j].to_f64(), y[j].to_f64());
@@ -105,7 +110,7 @@ impl ScoreAccumulator {
 
     pub(crate) fn finish(&self) -> f64 {
         match self.kind {
-            Score::Accuracy => self.correct / self.weight_sum,
+            Score::Accuracy | Score::OneClass => self.correct / self.weight_sum,
             Score::R2 => {
                 if !self.all_finite {
                     return f64::NAN;
@@ -161,6 +166,20 @@ mod tests {
             Some(&[3.0, 1.0]),
         );
         assert!((acc.finish() - 0.75).abs() < 1e-15);
+    }
+
+    #[test]
+    fn one_class_labels_are_always_right() {
+        let mut acc = ScoreAccumulator::new(Score::OneClass, OutputActivation::Logistic, 1);
+        acc.add(
+            &[0.9_f64, f64::NAN, 0.2],
+            &[0.0, 0.0, 0.0],
+            Some(&[1.0, 2.0, 3.0]),
+        );
+        assert_eq!(acc.finish(), 1.0);
+        let mut acc = ScoreAccumulator::new(Score::Accuracy, OutputActivation::Logistic, 1);
+        acc.add(&[0.9_f64, 0.2], &[0.0, 0.0], None);
+        assert_eq!(acc.finish(), 0.5);
     }
 
     #[test]

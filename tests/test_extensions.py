@@ -374,6 +374,24 @@ def test_explicit_validation_data_errors():
         MLPClassifier(max_iter=2, early_stopping=True).fit(X, y, X_val=X, y_val=y_val)
     with pytest.raises(ValueError):
         MLPClassifier(max_iter=2, early_stopping=True).fit(X, y, X_val=X, y_val=y[:10])
+    # what the validation_fraction split refuses (see test_hostile_inputs)
+    with pytest.raises(ValueError, match="validation set is too small"):
+        MLPClassifier(max_iter=2, early_stopping=True).fit(
+            X, y, X_val=X[:1], y_val=y[:1]
+        )
+    with pytest.raises(ValueError, match="at least one non-zero"):
+        MLPClassifier(max_iter=2, early_stopping=True).fit(
+            X, y, X_val=X, y_val=y, sample_weight_val=np.zeros(len(y))
+        )
+
+
+def test_explicit_multilabel_validation_targets_are_indicators():
+    X, y = make_data("multilabel", n_samples=100)
+    est = MLPClassifier(max_iter=2, early_stopping=True)
+    for y_val in (y[:, 0], y[:, :2], np.argmax(y, axis=1)):
+        with pytest.raises(ValueError, match="multilabel indicator matrix"):
+            est.fit(X, y, X_val=X, y_val=y_val)
+    quiet_fit(est, X, y, X_val=X, y_val=y)
 
 
 # ------------------------------------------------- divergence with early stopping

@@ -30,6 +30,7 @@ from conftest import SKLEARN_VERSION, make_data
 from mlp_rs import _core
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import _check_sample_weight
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -770,6 +771,42 @@ def _assert_same_public_state(a, b):
             np.testing.assert_array_equal(x, z, err_msg=key)
         else:
             assert x == z or (x != x and z != z), (key, x, z)
+
+
+def _refuses_all_zero_weights():
+    try:
+        _check_sample_weight(np.zeros(2), np.zeros((2, 1)))
+    except ValueError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_validation_split_with_zero_weights_like_sklearn(name):
+    """Early stopping whose validation split holds only zero sample weights has no
+    score: scikit-learn's score refuses the weights after the first epoch, mlp_rs
+    before training (the fit changes nothing either way)."""
+    X, y = make_data(_kind(name), n_samples=N)
+    params = dict(early_stopping=True, max_iter=2)
+    refused = 0
+    for k in range(N):
+        # one weighted row: in the training part (the validation weights are all
+        # zero), or in the validation part (then the training batch's are)
+        sw = np.zeros(N)
+        sw[k] = 1.0
+        with pytest.raises(ValueError) as error:
+            _estimator(mlp_rs, name, **params).fit(X, y, sample_weight=sw)
+        if "mini-batch 1 of epoch 1" in str(error.value):
+            continue
+        assert str(error.value) == (
+            "Sample weights must contain at least one non-zero number."
+        )
+        refused += 1
+        if _refuses_all_zero_weights():
+            with pytest.raises(ValueError, match="at least one non-zero"):
+                _estimator(sk_nn, name, **params).fit(X, y, sample_weight=sw)
+    # 27 of the 30 rows are training rows
+    assert refused == N - 3
 
 
 @pytest.mark.parametrize("warm_start", [False, True])

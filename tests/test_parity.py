@@ -600,6 +600,17 @@ def test_partial_fit_keeps_its_optimizer(start, change, first):
     assert_same_fitted_model(sk, ours)
 
 
+def test_one_class_early_stopping_scores():
+    """A classifier of one class predicts it for every row: its validation accuracy
+    is 1 (not the share of outputs below 0.5)."""
+    X, _ = make_data("binary", n_samples=60)
+    y = np.zeros(len(X), dtype=int)
+    params = dict(BASE, **ADAM, early_stopping=True, max_iter=4)
+    sk, ours = fit_both("MLPClassifier", X, y, **params)
+    assert ours.validation_scores_ == sk.validation_scores_ == [1.0] * 4
+    assert_same_fitted_model(sk, ours)
+
+
 def test_partial_fit_first_chunk_missing_classes():
     """classes= declares labels not present in the first chunk."""
     X, y = make_data("multiclass", n_samples=60)

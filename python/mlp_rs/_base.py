@@ -119,6 +119,20 @@ def _engine_validation(X_val, y_val, sw_val, dtype):
     )
 
 
+def _check_validation_set(X_val, sw_val):
+    """What scikit-learn's early stopping rejects of its validation split: fewer than
+    two samples (raised before training), or sample weights all zero (raised by its
+    score at the end of the first epoch: here before it, so the fit changes nothing).
+    The same for an explicit X_val, which could otherwise give a score of nothing."""
+    if X_val.shape[0] < 2:
+        raise ValueError(
+            "The validation set is too small. Increase 'validation_fraction' "
+            "or the size of your dataset."
+        )
+    if sw_val is not None and not np.any(sw_val):
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+
+
 def _check_finite_targets(y):
     if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
         # (object targets holding None become NaN in validation, after its check)
@@ -273,10 +287,17 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             "shuffle": bool(self.shuffle),
             "early_stopping": bool(self.early_stopping),
             "incremental": False,
-            "score": "accuracy" if is_classifier(self) else "r2",
+            "score": self._score_name(),
         }
         config.update(overrides)
         return config
+
+    def _score_name(self):
+        """The engine's validation score: scikit-learn's ``score``; a classifier
+        of one class predicts that class for every row (its accuracy is 1)."""
+        if not is_classifier(self):
+            return "r2"
+        return "one_class" if len(self.classes_) == 1 else "accuracy"
 
     def _optimizer_settings(self):
         """The optimizer's hyper-parameters as the engine reads them. scikit-learn
@@ -717,6 +738,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             return X, y, sample_weight, None
         if validation is not None:
             X_val, y_val, sw_val = validation
+            _check_validation_set(X_val, sw_val)
             return X, y, sample_weight, _engine_validation(X_val, y_val, sw_val, dtype)
         should_stratify = is_classifier(self) and self.n_outputs_ == 1
         arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
@@ -728,11 +750,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         )
         X_train, X_val, y_train, y_val = split[:4]
         sw_train, sw_val = split[4:] if sample_weight is not None else (None, None)
-        if X_val.shape[0] < 2:
-            raise ValueError(
-                "The validation set is too small. Increase 'validation_fraction' "
-                "or the size of your dataset."
-            )
+        _check_validation_set(X_val, sw_val)
         validation = _engine_validation(X_val, y_val, sw_val, dtype)
         return X_train, y_train, sw_train, validation
 

@@ -203,6 +203,15 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y_val = check_array(y_val, ensure_2d=False, dtype=None)
         if y_val.ndim == 2 and y_val.shape[1] == 1:
             y_val = column_or_1d(y_val, warn=True)
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            # (the binarizer would one-hot encode 1-D labels, and let 2s through)
+            kind = type_of_target(y_val)
+            if kind != "multilabel-indicator" or y_val.shape[1] != len(self.classes_):
+                raise ValueError(
+                    f"y_val must be a multilabel indicator matrix of "
+                    f"{len(self.classes_)} columns, as y is; got {kind} targets of "
+                    f"shape {y_val.shape}."
+                )
         unseen = np.setdiff1d(unique_labels(y_val), self.classes_)
         if len(unseen):
             raise ValueError(
