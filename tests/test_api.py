@@ -232,20 +232,22 @@ def test_float32_lbfgs(name):
     params = {**SMALL, **_solver_params("lbfgs")}
     ours = quiet_fit(OURS[name](**params), X32, y)
     assert all(np.isfinite(c).all() for c in ours.coefs_)
-    # mlp_rs trains lbfgs in float32 as well (scikit-learn ends up with float64
-    # weights here because scipy's optimizer works in float64).
-    assert all(c.dtype == np.float32 for c in ours.coefs_)
-    assert all(b.dtype == np.float32 for b in ours.intercepts_)
-    out_dtype = (
-        ours.predict_proba(X32).dtype
-        if name == "MLPClassifier"
-        else ours.predict(X32).dtype
-    )
-    assert out_dtype == np.float32
+    # scipy evaluates the loss at float32 parameters (x0's dtype) and returns its
+    # float64 solution: scikit-learn's coefs_ are float64, and so are ours
     sk = quiet_fit(getattr(sk_nn, name)(**params), X32, y)
+    pairs = zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_, strict=True)
+    for a, b in pairs:
+        assert a.dtype == b.dtype == np.float64
     out_sk = sk.predict_proba(X32) if name == "MLPClassifier" else sk.predict(X32)
     out_ours = ours.predict_proba(X32) if name == "MLPClassifier" else ours.predict(X32)
+    assert out_ours.dtype == out_sk.dtype == np.float64
     assert_close(out_ours, out_sk, rtol=1e-2, atol=1e-2)
+    # a warm start continues in float64, as scikit-learn's (float32 X, float64
+    # weights: float64 products)
+    for est in (ours, sk):
+        est.set_params(warm_start=True, max_iter=3)
+        quiet_fit(est, X32, y)
+    assert ours.coefs_[0].dtype == sk.coefs_[0].dtype == np.float64
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float16, bool])

@@ -614,9 +614,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             return loss, np.asarray(grad, dtype=np.float64)
 
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
+        # (x0 in the model's dtype, as scikit-learn's: scipy then evaluates the loss
+        # at parameters of that dtype)
         opt_res = scipy.optimize.minimize(
             loss_grad,
-            packed.astype(np.float64),
+            packed,
             method="L-BFGS-B",
             jac=True,
             options={
@@ -628,7 +630,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         )
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
-        arrays = np.split(opt_res.x.astype(dtype), np.cumsum(sizes)[:-1])
+        # scipy's own solution, float64 also for a float32 model: scikit-learn's
+        # coefs_ after L-BFGS (its later fits and predictions then run in float64)
+        arrays = np.split(np.asarray(opt_res.x), np.cumsum(sizes)[:-1])
         params = [a.reshape(s) for a, s in zip(arrays, shapes, strict=False)]
         self._publish(params[: len(coefs)], params[len(coefs) :])
 
