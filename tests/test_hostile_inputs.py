@@ -773,6 +773,41 @@ def _assert_same_public_state(a, b):
             assert x == z or (x != x and z != z), (key, x, z)
 
 
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_string_regression_targets(solver):
+    """Numbers as strings train as the numbers (see LENIENT); "nan" among them is
+    the NaN it says, and words are a TypeError, as in scikit-learn's arithmetic."""
+    X, y = make_data("regression", n_samples=N)
+    est = _estimator(mlp_rs, "MLPRegressor", solver=solver)
+    np.testing.assert_array_equal(
+        clone(est).fit(X, y.astype(str)).coefs_[0], clone(est).fit(X, y).coefs_[0]
+    )
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        clone(est).fit(X, np.where(np.arange(N) == 3, "nan", y.astype(str)))
+    for module in (sk_nn, mlp_rs):
+        with pytest.raises(TypeError):
+            _estimator(module, "MLPRegressor", solver=solver).fit(X, np.full(N, "a"))
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_negative_poisson_targets_refused(method, solver):
+    """scikit-learn's MLPRegressor trains on to a NaN loss; mlp_rs says why, with
+    the message of scikit-learn's Poisson estimators, and changes nothing."""
+    if method == "partial_fit" and solver == "lbfgs":
+        pytest.skip("no partial_fit for lbfgs")
+    X, y = make_data("regression", n_samples=N)
+    est = _estimator(mlp_rs, "MLPRegressor", loss="poisson", solver=solver)
+    est.fit(X, np.abs(y))
+    before = [p.copy() for p in est.coefs_ + est.intercepts_]
+    with pytest.raises(ValueError, match="negative which is not allowed for Poisson"):
+        getattr(est, method)(X, y - np.abs(y).max())
+    for a, b in zip(before, est.coefs_ + est.intercepts_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # zeros are fine (the deviance's y log y is 0 there)
+    getattr(est, method)(X, np.where(y > 0, y, 0.0))
+
+
 def _refuses_all_zero_weights():
     try:
         _check_sample_weight(np.zeros(2), np.zeros((2, 1)))

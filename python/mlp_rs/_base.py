@@ -471,6 +471,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 f"hidden_layer_sizes, which need {layer_units}; refit with "
                 "warm_start=False."
             )
+        self._check_targets_for_loss(y)
 
         dtype = self._dtype if self._dtype in (np.float32, np.float64) else X.dtype
         # After an early-stopping fit scikit-learn's coefs_ *is* its _best_coefs list,
@@ -495,6 +496,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 " parameters were left as they were before this call."
             )
         return self
+
+    def _check_targets_for_loss(self, y):
+        """Targets the loss the model trains cannot take (see the regressor's)."""
 
     def _precision_input(self, X, first_pass):
         """bfloat16 products train a float32 model: float64 X is converted once (the

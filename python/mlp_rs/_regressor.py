@@ -18,6 +18,19 @@ from ._base import BaseMultilayerPerceptron, _validation
 from ._docs import COMMON_ATTRIBUTES, COMMON_PARAMETERS
 
 
+def _numeric_strings(y):
+    """Targets given as strings of numbers, as numbers (scikit-learn keeps them as
+    strings and fails in its loss's arithmetic; converted here, so that "nan" meets
+    the finiteness check). Other strings: a TypeError, as scikit-learn's."""
+    try:
+        return y.astype(np.float64)
+    except ValueError:
+        raise TypeError(
+            f"MLPRegressor needs numeric targets; y holds strings ({y.dtype}) that "
+            "are not numbers."
+        ) from None
+
+
 class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     __doc__ = (
         """Multi-layer Perceptron regressor, trained by the mlp_rs Rust engine.
@@ -145,9 +158,22 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             dtype=(np.float64, np.float32),
             reset=reset,
         )
+        if y.dtype.kind in "SU":
+            y = _numeric_strings(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y
+
+    def _check_targets_for_loss(self, y):
+        """The Poisson deviance has no value for a negative target: scikit-learn's
+        MLPRegressor trains on to a NaN loss and a meaningless model; refused here
+        with the message of scikit-learn's Poisson estimators (PoissonRegressor,
+        HistGradientBoostingRegressor)."""
+        if self._engine_loss() == "poisson" and np.any(y < 0):
+            raise ValueError(
+                "Some value(s) of y are negative which is not allowed for Poisson "
+                "regression."
+            )
 
     def _engine_loss(self):
         """The absolute and Huber losses train an identity output (a model whose output
