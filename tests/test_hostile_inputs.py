@@ -669,6 +669,21 @@ def test_hyperparameters_like_sklearn(name, case, method):
     )
 
 
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_max_iter_beyond_64_bits_like_sklearn(solver):
+    """scikit-learn takes any positive int: one too large to reach trains until
+    convergence, as 10**9 would."""
+    X, y = make_data("regression", n_samples=N)
+    ests = [
+        _estimator(m, "MLPRegressor", solver=solver, max_iter=n)
+        for m, n in ((mlp_rs, 10**20), (mlp_rs, 10**9), (sk_nn, 10**20))
+    ]
+    for est in ests:
+        est.fit(X, y)
+    assert ests[0].n_iter_ == ests[1].n_iter_ == ests[2].n_iter_
+    np.testing.assert_array_equal(ests[0].coefs_[0], ests[1].coefs_[0])
+
+
 @pytest.mark.parametrize(
     "n_jobs, error",
     [
@@ -679,6 +694,8 @@ def test_hyperparameters_like_sklearn(name, case, method):
         (-1, None),
         (-100, None),
         (10**6, None),
+        (2**70, None),
+        (-(2**70), None),
     ],
 )
 @pytest.mark.parametrize("method", ["fit", "partial_fit", "predict"])

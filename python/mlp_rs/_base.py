@@ -65,6 +65,15 @@ def _lbfgs_options(iprint):
     return _get_additional_lbfgs_options_dict("iprint", iprint)
 
 
+_INT_LIMIT = 2**62
+
+
+def _engine_int(value):
+    """An integer parameter for the engine's 64-bit fields: beyond them a count means
+    the same as 2**62 (max_iter: never reached; n_jobs: more threads than work)."""
+    return None if value is None else max(-_INT_LIMIT, min(int(value), _INT_LIMIT))
+
+
 def _engine_params(params, dtype):
     """The weights as the engine reads them: row-major arrays of `dtype` (the same
     arrays when they already are; a Fortran-ordered or strided coefs_ a user assigned,
@@ -281,7 +290,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             "batch_size": 1,
             "solver": self.solver,
             **self._optimizer_settings(),
-            "max_iter": int(self.max_iter),
+            "max_iter": _engine_int(self.max_iter),
             "tol": float(self.tol),
             "n_iter_no_change": float(self.n_iter_no_change),
             "shuffle": bool(self.shuffle),
@@ -323,7 +332,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             "loss": self._engine_loss(),
             "huber_delta": float(getattr(self, "huber_delta", 1.0)),
             "alpha": float(self.alpha),
-            "n_jobs": self.n_jobs,
+            "n_jobs": _engine_int(self.n_jobs),
         }
 
     def _engine_loss(self):
@@ -917,12 +926,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         params = _engine_params(self._params(), dtype)
         x = _engine_input(X, dtype)
         loss = _LOSS_OF_OUTPUT[self.out_activation_]
-        out = _core.predict(x, params, self.activation, loss, self.n_jobs, served)
+        n_jobs = _engine_int(self.n_jobs)
+        out = _core.predict(x, params, self.activation, loss, n_jobs, served)
         if out is None:
             # NaN or infinity: scikit-learn's validation raises its own error (and
             # under assume_finite=True lets the values through, as it does)
             validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-            out = _core.predict(x, params, self.activation, loss, self.n_jobs)
+            out = _core.predict(x, params, self.activation, loss, n_jobs)
         return out
 
     def _is_plain_input(self, X):
@@ -991,7 +1001,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             params,
             model.activation,
             int(layer) % n_hidden,
-            model.n_jobs,
+            _engine_int(model.n_jobs),
         )
 
     def _score_with_function(self, X, y, sample_weight, score_function):
