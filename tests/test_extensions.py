@@ -98,6 +98,20 @@ def test_class_weight_multilabel_is_a_clear_error():
         MLPClassifier(class_weight="balanced", max_iter=2).fit(X, Y)
 
 
+@pytest.mark.parametrize(
+    "bad", [np.ones(7), np.full(40, "a"), np.full(40, np.nan), np.ones((40, 2))]
+)
+def test_class_weight_with_bad_sample_weight_errs_as_without(bad):
+    """Bad sample weights get scikit-learn's error for them, class weights or not
+    (multiplying first gave NumPy's broadcast errors)."""
+    X, y = make_data("multiclass", n_samples=40)
+    with pytest.raises(ValueError) as without:
+        MLPClassifier(max_iter=2).fit(X, y, sample_weight=bad)
+    with pytest.raises(ValueError) as with_cw:
+        MLPClassifier(max_iter=2, class_weight="balanced").fit(X, y, sample_weight=bad)
+    assert str(with_cw.value) == str(without.value)
+
+
 def test_class_weight_with_unknown_class_in_dict():
     X, y = _imbalanced()
     with pytest.raises(ValueError, match="not in class_weight"):
@@ -315,6 +329,9 @@ def test_hidden_activations_validate_like_predict():
     assert str(ours.value) == str(predict.value)
     with pytest.raises(ValueError, match="NaN"):
         est.hidden_activations(np.full_like(X, np.nan))
+    flat = quiet_fit(MLPClassifier((), max_iter=2), X, y)
+    with pytest.raises(ValueError, match="no hidden layers"):
+        flat.hidden_activations(X)
 
 
 # ------------------------------------------- explicit validation data and its curve
@@ -427,6 +444,57 @@ def test_divergence_without_early_stopping_is_still_an_error():
     X, y = make_data("multiclass", n_samples=200)
     with pytest.raises(ValueError, match="Training diverged"):
         MLPClassifier(solver="sgd", learning_rate_init=1e300, max_iter=5).fit(X, y)
+
+
+# -------------------------------------------------------------------- callbacks
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_callbacks_that_are_not_callable_are_refused_before_training(solver):
+    X, y = make_data("binary", n_samples=60)
+    est = quiet_fit(MLPClassifier((4,), solver=solver, max_iter=3), X, y)
+    before = [c.copy() for c in est.coefs_]
+    calls = []
+    est.set_params(callbacks=[lambda *a: calls.append(a), "not callable"])
+    with pytest.raises(ValueError, match="list of callables"):
+        est.fit(X, y)
+    assert calls == []
+    for a, b in zip(before, est.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lbfgs_calls_callbacks_each_iteration_and_stops_on_true():
+    X, y = make_data("binary", n_samples=60)
+    seen = []
+    est = quiet_fit(
+        MLPClassifier(
+            (4,),
+            solver="lbfgs",
+            max_iter=15,
+            random_state=0,
+            callbacks=lambda *a: seen.append(a),
+        ),
+        X,
+        y,
+    )
+    assert [a[0] for a in seen] == list(range(1, est.n_iter_ + 1))
+    assert all(a[2] is None and a[3] >= 0 for a in seen)
+    assert seen[-1][1] == pytest.approx(est.loss_)
+    # True after the third iteration: three iterations, no ConvergenceWarning, the
+    # model of the third (the same as max_iter=3's)
+    stopped = MLPClassifier(
+        (4,),
+        solver="lbfgs",
+        max_iter=15,
+        random_state=0,
+        callbacks=lambda e, *a: e == 3,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stopped.fit(X, y)
+    assert stopped.n_iter_ == 3
+    three = quiet_fit(
+        MLPClassifier((4,), solver="lbfgs", max_iter=3, random_state=0), X, y
+    )
+    np.testing.assert_array_equal(stopped.coefs_[0], three.coefs_[0])
 
 
 # ------------------------------------------------------- pickling and zero weights

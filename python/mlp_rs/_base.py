@@ -22,7 +22,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -64,6 +68,9 @@ def _lbfgs_options(iprint):
         return {}
     return _get_additional_lbfgs_options_dict("iprint", iprint)
 
+
+# scipy's status of a minimisation that a callback stopped (StopIteration)
+_STOPPED_BY_CALLBACK = 99
 
 _INT_LIMIT = 2**62
 
@@ -620,9 +627,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         sizes = [p.size for p in coefs + intercepts]
         packed = np.hstack([p.ravel() for p in coefs + intercepts])
 
-        def loss_grad(packed64):
+        def loss_grad(packed_params):
             loss, grad = _core.loss_and_gradient(
-                x, y, sample_weight, np.asarray(packed64, dtype=dtype), config
+                x, y, sample_weight, np.asarray(packed_params, dtype=dtype), config
             )
             return loss, np.asarray(grad, dtype=np.float64)
 
@@ -640,8 +647,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 "gtol": self.tol,
                 **_lbfgs_options(iprint),
             },
+            callback=self._iteration_reporter(),
         )
-        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        if opt_res.status == _STOPPED_BY_CALLBACK:
+            # a callback asked to stop: not a failure to converge
+            self.n_iter_ = opt_res.nit
+        else:
+            self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         # scipy's own solution, float64 also for a float32 model: scikit-learn's
         # coefs_ after L-BFGS (its later fits and predictions then run in float64)
@@ -864,7 +876,38 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _callbacks(self):
         if self.callbacks is None:
             return []
-        return [self.callbacks] if callable(self.callbacks) else list(self.callbacks)
+        callbacks = (
+            [self.callbacks] if callable(self.callbacks) else list(self.callbacks)
+        )
+        if not all(callable(c) for c in callbacks):
+            # (checked before training: found after the first epoch, it cost one)
+            raise InvalidParameterError(
+                f"The 'callbacks' parameter of {type(self).__name__} must be None, a "
+                f"callable or a list of callables. Got {self.callbacks!r} instead."
+            )
+        return callbacks
+
+    def _iteration_reporter(self):
+        """scipy's per-iteration hook for L-BFGS: the user callbacks, as after an
+        epoch of the stochastic solvers (no validation score); None without any."""
+        callbacks = self._callbacks()
+        if not callbacks:
+            return None
+        start = time.perf_counter()
+        count = 0
+
+        def on_iteration(intermediate_result):
+            nonlocal count
+            count += 1
+            elapsed = time.perf_counter() - start
+            loss = float(intermediate_result.fun)
+            stop = False
+            for callback in callbacks:
+                stop |= bool(callback(count, loss, None, elapsed))
+            if stop:
+                raise StopIteration
+
+        return on_iteration
 
     def _epoch_reporter(self, n_samples):
         """The engine's per-epoch hook: verbose lines and user callbacks; None when
@@ -988,6 +1031,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         n_hidden = len(model.coefs_) - 1
         if isinstance(layer, bool) or not isinstance(layer, Integral):
             raise TypeError(f"layer must be an int, got {layer!r}.")
+        if n_hidden == 0:
+            raise ValueError(
+                "The network has no hidden layers (hidden_layer_sizes=()), so it has "
+                "no hidden activations."
+            )
         if not -n_hidden <= layer < n_hidden:
             raise ValueError(
                 f"layer={layer} is out of range: the network has {n_hidden} hidden "

@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import (
     unique_labels,
 )
 from sklearn.utils.validation import (
+    _check_sample_weight,
     check_array,
     column_or_1d,
     validate_data,
@@ -195,7 +196,10 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             if sample_weight is None:
                 sample_weight = class_weights
             else:
-                sample_weight = np.asarray(sample_weight) * class_weights
+                # validated first (scikit-learn's messages for a wrong length or
+                # type); float64 holds the given weights exactly
+                sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+                sample_weight = sample_weight * class_weights
         return super()._sample_weight(X, y, sample_weight, incremental)
 
     def _validation_targets(self, y_val):

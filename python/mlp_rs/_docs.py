@@ -87,7 +87,10 @@ COMMON_PARAMETERS = """
         ``callback(epoch, loss, validation_score, elapsed)``: the epoch count of this
         call (from 1), the epoch's training loss, the validation score (None without
         early stopping) and the seconds since the call started. Training stops after
-        the epoch if any callback returns True. Use it for progress bars and logging.
+        the epoch if any callback returns True. 'lbfgs' calls them after every
+        iteration the same way (the iteration count, the loss, None), and stops
+        there (without a ConvergenceWarning) when one returns True. Use it for
+        progress bars and logging.
         Callbacks that cannot be pickled (a lambda, a progress bar) are left out of
         the estimator's pickle, with a warning.
 
