@@ -69,10 +69,28 @@ def _lbfgs_options(iprint):
     return _get_additional_lbfgs_options_dict("iprint", iprint)
 
 
-# scipy's status of a minimisation that a callback stopped (StopIteration)
-_STOPPED_BY_CALLBACK = 99
-
 _INT_LIMIT = 2**62
+
+
+class _IterationReporter:
+    """scipy's per-iteration hook for L-BFGS: the user callbacks, called as after an
+    epoch of the stochastic solvers (no validation score); a callback returning True
+    stops the minimisation (StopIteration, scipy's way), noted in ``stopped``."""
+
+    def __init__(self, callbacks):
+        self.callbacks = callbacks
+        self.start = time.perf_counter()
+        self.count = 0
+        self.stopped = False
+
+    def __call__(self, intermediate_result):
+        self.count += 1
+        elapsed = time.perf_counter() - self.start
+        loss = float(intermediate_result.fun)
+        for callback in self.callbacks:
+            self.stopped |= bool(callback(self.count, loss, None, elapsed))
+        if self.stopped:
+            raise StopIteration
 
 
 def _engine_int(value):
@@ -634,6 +652,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             return loss, np.asarray(grad, dtype=np.float64)
 
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
+        callbacks = self._callbacks()
+        reporter = _IterationReporter(callbacks) if callbacks else None
         # (x0 in the model's dtype, as scikit-learn's: scipy then evaluates the loss
         # at parameters of that dtype)
         opt_res = scipy.optimize.minimize(
@@ -647,9 +667,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 "gtol": self.tol,
                 **_lbfgs_options(iprint),
             },
-            callback=self._iteration_reporter(),
+            callback=reporter,
         )
-        if opt_res.status == _STOPPED_BY_CALLBACK:
+        if reporter is not None and reporter.stopped:
             # a callback asked to stop: not a failure to converge
             self.n_iter_ = opt_res.nit
         else:
@@ -886,28 +906,6 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 f"callable or a list of callables. Got {self.callbacks!r} instead."
             )
         return callbacks
-
-    def _iteration_reporter(self):
-        """scipy's per-iteration hook for L-BFGS: the user callbacks, as after an
-        epoch of the stochastic solvers (no validation score); None without any."""
-        callbacks = self._callbacks()
-        if not callbacks:
-            return None
-        start = time.perf_counter()
-        count = 0
-
-        def on_iteration(intermediate_result):
-            nonlocal count
-            count += 1
-            elapsed = time.perf_counter() - start
-            loss = float(intermediate_result.fun)
-            stop = False
-            for callback in callbacks:
-                stop |= bool(callback(count, loss, None, elapsed))
-            if stop:
-                raise StopIteration
-
-        return on_iteration
 
     def _epoch_reporter(self, n_samples):
         """The engine's per-epoch hook: verbose lines and user callbacks; None when

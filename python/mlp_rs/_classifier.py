@@ -208,7 +208,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         if y_val.ndim == 2 and y_val.shape[1] == 1:
             y_val = column_or_1d(y_val, warn=True)
         if self._label_binarizer.y_type_ == "multilabel-indicator":
-            # (the binarizer would one-hot encode 1-D labels, and let 2s through)
+            # (the binarizer would one-hot encode 1-D labels as if they were classes)
             kind = type_of_target(y_val)
             if kind != "multilabel-indicator" or y_val.shape[1] != len(self.classes_):
                 raise ValueError(
