@@ -311,6 +311,13 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         -------
         self : object
             Trained MLP model.
+
+        Notes
+        -----
+        As in scikit-learn, the optimizer (its solver and settings such as
+        ``learning_rate_init``, ``momentum`` or ``beta_1``) is created by ``fit`` or by
+        the first ``partial_fit``, and later ``partial_fit`` calls continue it: a
+        ``set_params`` change to those takes effect at the next ``fit``.
         """
 
         def first_call(shadow):
