@@ -206,6 +206,21 @@ def test_partial_fit_continues_identically_after_round_trip(
         assert w_a.tobytes() == w_b.tobytes()
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_optimizer_state_from_before_its_settings_were_kept(name):
+    """A pickle of an earlier 0.1 kept the optimizer's tensors and step but not its
+    settings: partial_fit continues it with the estimator's current ones, as then."""
+    X, y = _data(name, np.float64)
+    kw = {"classes": np.unique(y)} if name == "MLPClassifier" else {}
+    est = OURS[name](**SMALL, solver="adam", learning_rate_init=0.01)
+    est.partial_fit(X, y, **kw)
+    old = pickle.loads(pickle.dumps(est))
+    del old._optimizer_state["settings"]
+    for model in (est, old):
+        model.partial_fit(X, y)
+    assert_same_model(est, old)
+
+
 @pytest.mark.parametrize("how", ["pickle", "joblib-mmap"])
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("name", NAMES)
