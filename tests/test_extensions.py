@@ -392,7 +392,7 @@ def test_explicit_validation_data_errors():
     with pytest.raises(ValueError):
         MLPClassifier(max_iter=2, early_stopping=True).fit(X, y, X_val=X, y_val=y[:10])
     # what the validation_fraction split refuses (see test_hostile_inputs)
-    with pytest.raises(ValueError, match="validation set is too small"):
+    with pytest.raises(ValueError, match="X_val has 1 sample"):
         MLPClassifier(max_iter=2, early_stopping=True).fit(
             X, y, X_val=X[:1], y_val=y[:1]
         )

@@ -153,11 +153,16 @@ def _engine_validation(X_val, y_val, sw_val, dtype):
     )
 
 
-def _check_validation_set(X_val, sw_val):
+def _check_validation_set(X_val, sw_val, explicit=False):
     """What scikit-learn's early stopping rejects of its validation split: fewer than
     two samples (raised before training), or sample weights all zero (raised by its
     score at the end of the first epoch: here before it, so the fit changes nothing).
     The same for an explicit X_val, which could otherwise give a score of nothing."""
+    if X_val.shape[0] < 2 and explicit:
+        raise ValueError(
+            f"X_val has {X_val.shape[0]} sample(s): the validation set of early "
+            "stopping needs at least 2."
+        )
     if X_val.shape[0] < 2:
         raise ValueError(
             "The validation set is too small. Increase 'validation_fraction' "
@@ -649,7 +654,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             loss, grad = _core.loss_and_gradient(
                 x, y, sample_weight, np.asarray(packed_params, dtype=dtype), config
             )
-            return loss, np.asarray(grad, dtype=np.float64)
+            # (np.float64 as scikit-learn's loss, which scipy hands back as loss_)
+            return np.float64(loss), np.asarray(grad, dtype=np.float64)
 
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
         callbacks = self._callbacks()
@@ -787,7 +793,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             return X, y, sample_weight, None
         if validation is not None:
             X_val, y_val, sw_val = validation
-            _check_validation_set(X_val, sw_val)
+            _check_validation_set(X_val, sw_val, explicit=True)
             return X, y, sample_weight, _engine_validation(X_val, y_val, sw_val, dtype)
         should_stratify = is_classifier(self) and self.n_outputs_ == 1
         arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
