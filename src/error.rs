@@ -18,6 +18,8 @@ pub enum Error {
         /// How many bytes it needed.
         bytes: usize,
     },
+    /// A mini-batch whose sample weights sum to zero: it has no loss to minimise.
+    ZeroWeights(String),
     /// The loss stopped being finite during training.
     Diverged {
         /// The epoch (from 1) of the batch whose loss was not finite.
@@ -32,7 +34,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Shape(msg) | Error::Value(msg) => f.write_str(msg),
+            Error::Shape(msg) | Error::Value(msg) | Error::ZeroWeights(msg) => f.write_str(msg),
             Error::Hook => f.write_str("a training callback failed"),
             Error::Memory { what, bytes } => {
                 write!(f, "Unable to allocate {} for {what}", human_bytes(*bytes))

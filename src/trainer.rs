@@ -471,7 +471,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
                 self.governor.record(started.elapsed().as_secs_f64());
             }
             let Some(batch_loss) = batch_loss else {
-                return Err(Error::Value(format!(
+                return Err(Error::ZeroWeights(format!(
                     "The sample weights of mini-batch {} of epoch {} (rows {start} to {} of \
                      the epoch's order) sum to zero, so it has no loss to minimise. Give \
                      fewer samples a zero weight, or use a larger batch_size.",

@@ -18,6 +18,7 @@ from mlp_rs import MLPClassifier, MLPRegressor
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import log_loss
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.utils.class_weight import compute_sample_weight
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -533,3 +534,8 @@ def test_a_mini_batch_of_zero_weight_is_named():
     assert "sum to zero" in str(info.value)
     assert "learning rate" not in str(info.value)
     assert _weights(est) == before
+    # scikit-learn raises a ZeroDivisionError there: code catching it catches ours
+    assert isinstance(info.value, ZeroDivisionError)
+    sk = SkMLPClassifier((4,), max_iter=2, random_state=0, shuffle=False, batch_size=10)
+    with pytest.raises(ZeroDivisionError):
+        sk.fit(X, y, sample_weight=sw)

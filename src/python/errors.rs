@@ -3,15 +3,31 @@
 use crate::Error;
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
         match e {
             Error::Memory { .. } => PyMemoryError::new_err(e.to_string()),
+            Error::ZeroWeights(msg) => zero_weight_batch(msg),
             _ => PyValueError::new_err(e.to_string()),
         }
     }
+}
+
+/// `mlp_rs._errors.ZeroWeightBatchError`: a ValueError, and the ZeroDivisionError
+/// scikit-learn raises for such a batch (a Python class: a PyO3 exception type has one
+/// base). A plain ValueError should the module not load.
+fn zero_weight_batch(msg: String) -> PyErr {
+    static TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    Python::attach(
+        |py| match TYPE.import(py, "mlp_rs._errors", "ZeroWeightBatchError") {
+            Ok(ty) => PyErr::from_type(ty.clone(), msg),
+            Err(_) => PyValueError::new_err(msg),
+        },
+    )
 }
 
 /// The exception for a panic caught at the boundary: a bug, reported as one.
