@@ -39,6 +39,19 @@ impl fmt::Display for Error {
             Error::Memory { what, bytes } => {
                 write!(f, "Unable to allocate {} for {what}", human_bytes(*bytes))
             }
+            // the first batch of a call: no update has happened, so the inputs are at fault
+            Error::Diverged {
+                epoch: 1,
+                batch: 1,
+                loss,
+            } => write!(
+                f,
+                "Training diverged: the loss is {loss} in epoch 1 (batch 1), the first \
+                 mini-batch, before any update, so it is not the learning rate: X, y, sample_weight or alpha (or \
+                 the weights training starts from) hold values too large for the model's \
+                 dtype. Look for huge values, and scale X and y (e.g. with \
+                 sklearn.preprocessing.StandardScaler)."
+            ),
             Error::Diverged { epoch, batch, loss } => write!(
                 f,
                 "Training diverged: the loss became {loss} in epoch {epoch} (batch {batch}). \

@@ -151,6 +151,28 @@ def test_divergence_stops_at_that_epoch_and_names_the_cause(case, capsys):
         assert np.isfinite(value)
 
 
+@pytest.mark.parametrize(
+    "make, params, first",
+    [
+        (lambda X, y: (X, y * 1e300), {}, True),
+        (lambda X, y: (X, y), dict(alpha=1e308), True),
+        (lambda X, y: (X * 1e200, y), {}, True),
+        (lambda X, y: (X, y), dict(solver="sgd", learning_rate_init=1e6), False),
+    ],
+    ids=["y-1e300", "alpha-1e308", "X-1e200", "learning-rate-1e6"],
+)
+def test_divergence_on_the_first_batch_blames_the_data(make, params, first):
+    """A loss that is not finite before any update cannot be the learning rate's
+    doing: the message says so (and still how to scale)."""
+    X, y = make(*make_data("regression", n_samples=60))
+    est = OURS["MLPRegressor"](**BASE, **NO_EARLY_STOP, **params)
+    with pytest.raises(ValueError, match="Training diverged") as err:
+        est.fit(X, y)
+    msg = str(err.value)
+    assert ("the first mini-batch, before any update" in msg) == first, msg
+    assert ("learning rate is probably too high" in msg) != first, msg
+
+
 @pytest.mark.parametrize("case", list(DIVERGING))
 def test_divergence_leaves_inputs_untouched(case):
     name, make, params = DIVERGING[case]
