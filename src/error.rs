@@ -47,10 +47,10 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "Training diverged: the loss is {loss} in epoch 1 (batch 1), the first \
-                 mini-batch, before any update, so it is not the learning rate: X, y, sample_weight or alpha (or \
-                 the weights training starts from) hold values too large for the model's \
-                 dtype. Look for huge values, and scale X and y (e.g. with \
-                 sklearn.preprocessing.StandardScaler)."
+                 mini-batch, before any update, so it is not the learning rate: X, y, \
+                 sample_weight or alpha (or the weights training starts from) hold values \
+                 too large for the model's dtype. Look for huge values, and scale X and y \
+                 (e.g. with sklearn.preprocessing.StandardScaler)."
             ),
             Error::Diverged { epoch, batch, loss } => write!(
                 f,
