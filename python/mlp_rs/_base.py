@@ -72,6 +72,14 @@ def _lbfgs_options(iprint):
 _INT_LIMIT = 2**62
 
 
+def _run_callbacks(callbacks, epoch, loss, validation_score, elapsed):
+    """Every user callback, in order; whether one asked to stop (returned True)."""
+    stop = False
+    for callback in callbacks:
+        stop |= bool(callback(epoch, loss, validation_score, elapsed))
+    return stop
+
+
 class _IterationReporter:
     """scipy's per-iteration hook for L-BFGS: the user callbacks, called as after an
     epoch of the stochastic solvers (no validation score); a callback returning True
@@ -87,8 +95,7 @@ class _IterationReporter:
         self.count += 1
         elapsed = time.perf_counter() - self.start
         loss = float(intermediate_result.fun)
-        for callback in self.callbacks:
-            self.stopped |= bool(callback(self.count, loss, None, elapsed))
+        self.stopped = _run_callbacks(self.callbacks, self.count, loss, None, elapsed)
         if self.stopped:
             raise StopIteration
 
@@ -721,12 +728,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         best = [np.array(b, dtype=dtype, order="C") for b in self._best_params()]
         engine_state = self._engine_state(state)
         # (a continued optimizer keeps its solver and settings, as scikit-learn's
-        # does; a state from before they were kept takes the current ones)
-        optimizer = {
-            "solver": state["solver"],
-            **self._optimizer_settings(),
-            **state.get("settings", {}),
-        }
+        # does; a state from before they were kept takes the current ones, which
+        # _engine_config holds)
+        optimizer = {"solver": state["solver"], **state.get("settings", {})}
         with shuffler:
             result = _core.fit_stochastic(
                 _engine_input(X_train, dtype),
@@ -932,10 +936,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 rate = n_samples / took if took > 0 else float("inf")
                 print(f"  epoch time {took:.3f} s, {rate:,.0f} samples/s")
             last = now
-            stop = False
-            for callback in callbacks:
-                stop |= bool(callback(epoch, loss, validation_score, now - start))
-            return stop
+            return _run_callbacks(callbacks, epoch, loss, validation_score, now - start)
 
         return on_epoch
 

@@ -108,11 +108,12 @@ def from_sklearn(cls, sk):
     est = cls(**sk.get_params(deep=False))
     _copy_state(sk, est)
     opt = getattr(sk, "_optimizer", None)
+    # the settings the optimizer was created with (the others are unused by it)
     settings = est._optimizer_settings()
-    settings["learning_rate_init"] = float(getattr(opt, "learning_rate_init", 0.0))
     if isinstance(opt, SGDOptimizer):
         tensors, solver, step = opt.velocities, "sgd", 0
         settings.update(
+            learning_rate_init=float(opt.learning_rate_init),
             learning_rate=opt.lr_schedule,
             momentum=float(opt.momentum),
             nesterovs_momentum=bool(opt.nesterov),
@@ -121,6 +122,7 @@ def from_sklearn(cls, sk):
     elif isinstance(opt, AdamOptimizer):
         tensors, solver, step = list(opt.ms) + list(opt.vs), "adam", opt.t
         settings.update(
+            learning_rate_init=float(opt.learning_rate_init),
             beta_1=float(opt.beta_1),
             beta_2=float(opt.beta_2),
             epsilon=float(opt.epsilon),

@@ -7,8 +7,8 @@ use crate::{
     Schedule, Score, Solver, Targets, TrainConfig,
 };
 use numpy::{
-    Element, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArrayDyn,
-    PyUntypedArray, PyUntypedArrayMethods,
+    Element, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn,
+    PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -176,8 +176,24 @@ pub(super) fn slices_mut<'a, T: Element>(
         .collect()
 }
 
+/// The model arrays (parameters) as slices the engine reads.
+pub(super) fn slices<'a, T: Element>(
+    arrays: &'a [PyReadonlyArrayDyn<'_, T>],
+) -> PyResult<Vec<&'a [T]>> {
+    arrays
+        .iter()
+        .map(|a| {
+            // (`as_slice` takes a Fortran-ordered array too, as its columns)
+            if !a.is_c_contiguous() {
+                return Err(not_c_contiguous());
+            }
+            a.as_slice().map_err(|_| not_c_contiguous())
+        })
+        .collect()
+}
+
 /// A model array the engine would read in the wrong order (or not at all).
-pub(super) fn not_c_contiguous() -> PyErr {
+fn not_c_contiguous() -> PyErr {
     PyValueError::new_err("model arrays must be C-contiguous")
 }
 

@@ -2,7 +2,7 @@
 //! parameters, the hidden activation, the loss that fixes the output activation, and
 //! `n_jobs`); the layer sizes are read off the parameters' shapes.
 
-use super::args::{first_item, net, not_c_contiguous, with_dtype, XArg};
+use super::args::{first_item, net, slices, with_dtype, XArg};
 use super::errors::run_detached;
 use crate::memory;
 use crate::{
@@ -102,16 +102,7 @@ fn predict_typed<'py, T: Element + Real>(
     let params: Vec<PyReadonlyArrayDyn<T>> = params.extract()?;
     // (the output activation is all predict needs of the loss)
     let net = net(units(&params)?, call.activation, call.loss, 1.0)?;
-    let slices: Vec<&[T]> = params
-        .iter()
-        .map(|a| {
-            // (`as_slice` takes a Fortran-ordered array too, as its columns)
-            if !a.is_c_contiguous() {
-                return Err(not_c_contiguous());
-            }
-            a.as_slice().map_err(|_| not_c_contiguous())
-        })
-        .collect::<PyResult<_>>()?;
+    let slices = slices(&params)?;
     let rows = x.rows()?;
     let n = rows.n_rows();
     let k = match call.layer {
