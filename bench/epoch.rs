@@ -79,7 +79,7 @@ fn run<T: Real>(
     };
     let mut p: Vec<&mut [T]> = params.iter_mut().map(|v| &mut v[..]).collect();
     let mut s: Vec<&mut [T]> = state.iter_mut().map(|v| &mut v[..]).collect();
-    let threads = fit_threads(Some(n_jobs), &net, &cfg, n).unwrap();
+    let threads = fit_threads(Some(n_jobs), &net, &cfg, &data).unwrap();
     let start = Instant::now();
     let outcome = with_threads(threads, |par| {
         let model = Model {

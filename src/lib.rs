@@ -14,7 +14,8 @@
 //! 3. `network`, `activation`, `loss`, `dropout`: shapes, parameter layout, the math
 //!    per layer;
 //! 4. `workspace`, `propagate`: forward / backward over one batch;
-//! 5. `batch`, `optimizer`: a batch in parallel parts, SGD / Adam updates;
+//! 5. `batch`, `split`, `optimizer`: a batch in parallel parts of rows (or of hidden
+//!    units), SGD / Adam updates;
 //! 6. `trainer`, `objective`, `predict`, `score`: the epoch loop, the L-BFGS objective,
 //!    inference, validation scores;
 //! 7. `python`: the bindings.
@@ -46,6 +47,7 @@ mod reduce;
 mod score;
 mod simd;
 mod sparse;
+mod split;
 mod trainer;
 mod workspace;
 

@@ -265,7 +265,7 @@ struct TensorPtrs<T> {
 
 /// The per-element rule of one step, with its scalars converted to `T` once.
 #[derive(Clone, Copy)]
-enum Rule<T> {
+pub(crate) enum Rule<T> {
     Sgd {
         mu: T,
         lr: T,
@@ -305,6 +305,22 @@ impl<T: Real> Rule<T> {
                 eps: T::from_f64(epsilon),
             },
         }
+    }
+
+    /// Updates the tensor `p` (a coefficient matrix with `coef`) from its raw gradient
+    /// `g` as [`Solver::step`] does; returns the sum of squares of a coefficient
+    /// tensor's new values (0 for intercepts).
+    pub(crate) fn update(
+        self,
+        coef: bool,
+        scale: GradScale,
+        p: &mut [T],
+        g: &[T],
+        s1: &mut [T],
+        s2: &mut [T],
+    ) -> f64 {
+        let (alpha, weight_sum) = (T::from_f64(scale.alpha), T::from_f64(scale.weight_sum));
+        update_chunk(self, coef, alpha, weight_sum, p, g, s1, s2)
     }
 
     /// scikit-learn's update, element by element, in its operation order.
@@ -461,6 +477,13 @@ impl Solver {
         scratch.plan_chunks(params, grads, parallel);
         let par = if parallel { par } else { Par::Sequential };
         scratch.update_chunks(rule, grads, scale, par)
+    }
+
+    /// Advances the scalars for the next update and returns its rule, for callers that
+    /// apply it tensor by tensor themselves (`split.rs`).
+    pub(crate) fn next_rule<T: Real>(&self, scalars: &mut Scalars) -> Rule<T> {
+        self.advance(scalars);
+        Rule::new(self, scalars)
     }
 
     /// Whether parameters, gradients and state fit together (an error otherwise, before

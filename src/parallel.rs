@@ -33,7 +33,7 @@ impl Par {
 
 /// Steps (a mini-batch, a block of rows) of fewer multiply-adds than this run on one
 /// thread: a pool would only add its start-up and synchronisation.
-const MIN_THREADED_WORK: usize = 1 << 20;
+pub(crate) const MIN_THREADED_WORK: usize = 1 << 20;
 
 /// THE thread policy, for every fit, loss evaluation and prediction: the threads that
 /// `n_jobs` asks for ([`requested_threads`]), but one when a step of the call has less
@@ -46,6 +46,13 @@ pub fn threads_for(n_jobs: Option<i64>, step_work: usize, pieces: usize) -> Resu
     } else {
         requested.min(pieces.max(1))
     })
+}
+
+/// [`threads_for`] of a fit whose batches are cut into two halves of hidden units
+/// (`split.rs`, which takes only batches under [`MIN_THREADED_WORK`] but worth two
+/// halves): the threads `n_jobs` asks for, at most two.
+pub(crate) fn threads_for_halves(n_jobs: Option<i64>) -> Result<usize> {
+    Ok(requested_threads(n_jobs)?.min(2))
 }
 
 /// The threads `n_jobs` asks for, as scikit-learn estimators read it: None follows

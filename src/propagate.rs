@@ -102,14 +102,20 @@ pub struct Net {
     pub loss: Loss,
 }
 
-fn view<T>(data: &[T], rows: usize, cols: usize) -> Result<ArrayView2<'_, T>> {
+/// `data`'s first `rows x cols` values as a row-major matrix (a shape error if short).
+pub(crate) fn view<T>(data: &[T], rows: usize, cols: usize) -> Result<ArrayView2<'_, T>> {
     let values = data
         .get(..rows * cols)
         .ok_or_else(|| too_small(rows, cols))?;
     ArrayView2::from_shape((rows, cols), values).map_err(|_| too_small(rows, cols))
 }
 
-fn view_mut<T>(data: &mut [T], rows: usize, cols: usize) -> Result<ArrayViewMut2<'_, T>> {
+/// [`view`], mutable.
+pub(crate) fn view_mut<T>(
+    data: &mut [T],
+    rows: usize,
+    cols: usize,
+) -> Result<ArrayViewMut2<'_, T>> {
     let values = data
         .get_mut(..rows * cols)
         .ok_or_else(|| too_small(rows, cols))?;

@@ -12,10 +12,11 @@ use crate::gemm::Precision;
 use crate::memory;
 use crate::network::SplitMix64;
 use crate::optimizer::{GradScale, Plateau, Scalars, Solver, StepScratch};
-use crate::parallel::{threads_for, Governor, Par};
+use crate::parallel::{threads_for, threads_for_halves, Governor, Par};
 use crate::propagate::Net;
 use crate::real::Real;
 use crate::score::{Score, ScoreAccumulator};
+use crate::split::{self, SplitRunner};
 use crate::workspace::{Passes, Workspace};
 use std::time::Instant;
 
@@ -196,16 +197,19 @@ pub struct Model<'m, 'a, T> {
     pub progress: &'m mut Progress,
 }
 
-/// The threads a fit of `n_samples` rows runs on (see [`threads_for`]): one batch is
-/// a step.
-pub fn fit_threads(
+/// The threads a fit on `data` runs on (see [`threads_for`]): one batch is a step; a
+/// fit whose batches are cut by hidden units has two halves to share.
+pub fn fit_threads<T: Real>(
     n_jobs: Option<i64>,
     net: &Net,
     cfg: &TrainConfig,
-    n_samples: usize,
+    data: &Dataset<'_, T>,
 ) -> Result<usize> {
-    let step = cfg.batch_size.min(n_samples) * net.layout.n_params();
-    threads_for(n_jobs, step, usize::MAX)
+    let batch = cfg.batch_size.min(data.n_samples());
+    if split::applies(&net.layout, &data.x, (&cfg.dropout, cfg.precision), batch) {
+        return threads_for_halves(n_jobs);
+    }
+    threads_for(n_jobs, batch * net.layout.n_params(), usize::MAX)
 }
 
 /// Runs up to `max_iter` epochs (one with `incremental`) of SGD or Adam, as scikit-learn's
@@ -386,6 +390,25 @@ fn trigger_stopping(
     Ok(Some(StopReason::Converged))
 }
 
+/// How a fit's batches are cut: by rows (most fits) or by hidden units ([`split`]).
+#[allow(clippy::large_enum_variant)] // one per fit, never moved in the epoch loop
+enum Runner<T> {
+    Rows(BatchRunner<T>),
+    Halves(SplitRunner<T>),
+}
+
+impl<T: Real> Runner<T> {
+    fn new(net: &Net, cfg: &TrainConfig, data: &Dataset<'_, T>, par: Par) -> Result<Self> {
+        let batch = cfg.batch_size.min(data.n_samples());
+        let setup = (&cfg.dropout, cfg.precision);
+        Ok(if split::applies(&net.layout, &data.x, setup, batch) {
+            Runner::Halves(SplitRunner::new(net, batch, &cfg.solver)?)
+        } else {
+            Runner::Rows(BatchRunner::new(&net.layout, batch, setup, &data.x, par)?)
+        })
+    }
+}
+
 /// What the epochs of one fit share: the batch buffers, the epoch's order, the
 /// optimizer's scratch and the validation set's workspace.
 struct Epochs<'n, 'd, T> {
@@ -393,7 +416,7 @@ struct Epochs<'n, 'd, T> {
     cfg: &'n TrainConfig,
     data: &'n Dataset<'d, T>,
     validation: Option<(&'n Dataset<'d, T>, Workspace<T>)>,
-    runner: BatchRunner<T>,
+    runner: Runner<T>,
     order: Vec<usize>,
     /// `sum ||W||^2` of the current weights: the optimizer returns it for the weights
     /// it leaves, so only the first batch computes it here.
@@ -429,13 +452,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             cfg,
             data,
             validation,
-            runner: BatchRunner::new(
-                &net.layout,
-                cfg.batch_size.min(n),
-                (&cfg.dropout, cfg.precision),
-                &data.x,
-                par,
-            )?,
+            runner: Runner::new(net, cfg, data, par)?,
             order,
             norm: net.squared_norm(params),
             scratch: StepScratch::default(),
@@ -454,12 +471,19 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
         hooks: &mut dyn Hooks,
         progress: &Progress,
     ) -> Result<Option<f64>> {
+        // halves keep their shares for the epoch; between epochs the full tensors are
+        // read (validation, callbacks, the best weights) and may be replaced
+        if let Runner::Halves(split) = &mut self.runner {
+            split.load(params, optimizer_state);
+        }
         let n = self.data.n_samples();
         let batch = self.cfg.batch_size.min(n);
         let mut accumulated = 0.0;
+        let mut interrupted = false;
         for start in (0..n).step_by(batch) {
             if hooks.interrupted() {
-                return Ok(None);
+                interrupted = true;
+                break;
             }
             let end = (start + batch).min(n);
             let first_visit = progress.t + start as u64;
@@ -489,7 +513,10 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             }
             accumulated += batch_loss * (end - start) as f64;
         }
-        Ok(Some(accumulated / n as f64))
+        if let Runner::Halves(split) = &mut self.runner {
+            split.store(params, optimizer_state);
+        }
+        Ok((!interrupted).then(|| accumulated / n as f64))
     }
 
     /// Forward and backward passes over the rows `order[range]` and the optimizer's
@@ -509,9 +536,10 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
         let BatchResult {
             loss_sum,
             weight_sum,
-        } = self
-            .runner
-            .run(net, self.data, (rows, first_visit), params, par)?;
+        } = match &mut self.runner {
+            Runner::Rows(r) => r.run(net, self.data, (rows, first_visit), params, par)?,
+            Runner::Halves(split) => split.run(self.data, rows, par)?,
+        };
         if weight_sum == T::zero() {
             return Ok(None);
         }
@@ -526,15 +554,18 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             weight_sum: weight_sum.to_f64(),
             n_coefs: net.layout.n_layers(),
         };
-        self.norm = cfg.solver.step(
-            params,
-            &self.runner.grads(net),
-            optimizer_state,
-            scalars,
-            scale,
-            &mut self.scratch,
-            par,
-        )?;
+        self.norm = match &mut self.runner {
+            Runner::Rows(r) => cfg.solver.step(
+                params,
+                &r.grads(net),
+                optimizer_state,
+                scalars,
+                scale,
+                &mut self.scratch,
+                par,
+            )?,
+            Runner::Halves(split) => split.step(&cfg.solver, scalars, scale, par)?,
+        };
         Ok(Some(batch_loss))
     }
 
@@ -591,7 +622,12 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let layout = Layout::new(vec![3, 8, 1]).unwrap();
+        fixture_with(8)
+    }
+
+    /// 64 rows of 3 features, one hidden layer of `hidden` tanh units, one output.
+    fn fixture_with(hidden: usize) -> Fixture {
+        let layout = Layout::new(vec![3, hidden, 1]).unwrap();
         let mut rng = SplitMix64(11);
         let x = Array2::from_shape_fn((64, 3), |_| rng.next_f64() * 2.0 - 1.0);
         let y = Array2::from_shape_fn((64, 1), |(i, _)| x[[i, 0]] - 0.5 * x[[i, 1]]);
@@ -712,6 +748,29 @@ mod tests {
         assert_eq!(outcome.stop, StopReason::Interrupted);
         assert_eq!(progress.n_iter, 1);
         assert_eq!(outcome.loss_curve.len(), 1);
+    }
+
+    /// A fit by halves of the hidden units (2,000 units: 100,000 multiply-adds per
+    /// batch of 10) keeps the batches of an interrupted epoch, as the rows' path does.
+    #[test]
+    fn interrupted_halves_keep_the_epochs_batches() {
+        let halves = fixture_with(2000);
+        let x = Rows::Dense(halves.x.view());
+        let (cfg, _) = config(0.05, 1);
+        let setup = (&cfg.dropout, cfg.precision);
+        assert!(split::applies(&halves.net.layout, &x, setup, cfg.batch_size));
+        let params_after = |polls: usize, max_iter: usize| {
+            let mut f = fixture_with(2000);
+            run(&mut f, 0.01, max_iter, &mut StopAfter(polls)).unwrap();
+            f.params
+        };
+        // 7 batches an epoch: the 8th poll stops before epoch 2's first batch, the 10th
+        // after its second
+        let one_epoch = params_after(usize::MAX, 1);
+        assert_eq!(params_after(8, 100), one_epoch);
+        let two_batches_more = params_after(10, 100);
+        assert_ne!(two_batches_more, one_epoch);
+        assert!(two_batches_more.iter().flatten().all(|v| v.is_finite()));
     }
 
     #[test]

@@ -292,7 +292,17 @@ def test_fitting_one_model_from_two_threads_is_serialised(big_problem):
     assert shared.loss_curve_ == alone.loss_curve_
 
 
-def test_results_under_a_busy_process_are_bit_identical(big_problem):
+@pytest.mark.parametrize(
+    "params",
+    [
+        # batches cut by rows
+        dict(hidden_layer_sizes=(256,), max_iter=3, random_state=0, batch_size=256),
+        # batches cut by halves of the hidden units (880,600 multiply-adds a batch)
+        dict(hidden_layer_sizes=(100,), max_iter=3, random_state=0),
+    ],
+    ids=["rows", "halves"],
+)
+def test_results_under_a_busy_process_are_bit_identical(big_problem, params):
     """With another process busy beside the fit, the engine may run batches on one
     thread or two as it sees fit (see parallel::Governor): the model is the same bytes
     for any n_jobs, and the same as on a quiet machine."""
@@ -300,7 +310,6 @@ def test_results_under_a_busy_process_are_bit_identical(big_problem):
     import sys
 
     X, y = big_problem
-    params = dict(hidden_layer_sizes=(256,), max_iter=3, random_state=0, batch_size=256)
     quiet = MLPClassifier(**params, n_jobs=2).fit(X, y)
     busy = subprocess.Popen([sys.executable, "-c", "while True:\n    pass\n"])
     try:

@@ -103,7 +103,7 @@ fn fit_typed<'py, T: Element + Real>(
     let mut best = slices_mut(&mut arrays.best)?;
     let data = data.dataset()?;
     let validation = validation.as_ref().map(|v| v.dataset()).transpose()?;
-    let threads = fit_threads(call.config.n_jobs, &net, &cfg, data.n_samples())?;
+    let threads = fit_threads(call.config.n_jobs, &net, &cfg, &data)?;
     let (mut scalars, mut progress) = scalars_and_progress(&call.config, &call.state);
 
     let mut shuffle_state = call.shuffle_state;

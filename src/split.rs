@@ -1,0 +1,517 @@
+//! One mini-batch of a network with one hidden layer, cut by hidden units instead of by
+//! rows (model parallelism), for the batches too small to share by rows: each half of
+//! the hidden units keeps its columns of the first layer, its rows of the second, their
+//! intercepts and optimizer state for a whole epoch, and runs the batch's forward pass,
+//! backward pass and update for them; only the two halves' partial outputs (a batch of
+//! output rows) meet once per batch. Cut by rows, such a batch moved the weights and
+//! every row's error signals between the cores' caches each batch and lost to one thread
+//! (`bench/profile.md`, W1). Halves are cut by the shape alone, and the partial outputs
+//! are added in half order, so results are bit-identical whatever the thread count.
+
+use crate::activation::add_bias;
+use crate::batch::BatchResult;
+use crate::data::{Dataset, Rows};
+use crate::dropout::Dropout;
+use crate::error::Result;
+use crate::gemm::{matmul_in, Precision};
+use crate::network::Layout;
+use crate::optimizer::{GradScale, Scalars, Solver};
+use crate::parallel::{Par, SendPtr, MIN_THREADED_WORK};
+use crate::propagate::{view, view_mut, Net, Pass};
+use crate::real::Real;
+use crate::workspace::{Passes, Workspace};
+
+/// Fewest hidden units worth cutting in two...
+const MIN_HIDDEN: usize = 16;
+
+/// ...and fewest multiply-adds per batch (rows x parameters): digits' 64-64-10 in
+/// batches of 16 rows (77,000) still ran 1.19x faster on two threads than on one
+/// (`bench/profile.md`); smaller steps are left to one thread and the rows' path.
+const MIN_SPLIT_WORK: usize = 1 << 16;
+
+/// Whether a fit takes [`SplitRunner`]'s batches, by shape alone: one hidden layer of
+/// at least [`MIN_HIDDEN`] units, a dense X, exact products, no dropout, and batches
+/// too small to share by rows (under `MIN_THREADED_WORK`) but large enough for halves.
+pub(crate) fn applies<T: Real>(
+    layout: &Layout,
+    x: &Rows<'_, T>,
+    (dropout, precision): (&Dropout, Precision),
+    batch: usize,
+) -> bool {
+    let work = batch.saturating_mul(layout.n_params());
+    layout.n_layers() == 2
+        && layout.units[1] >= MIN_HIDDEN
+        && (MIN_SPLIT_WORK..MIN_THREADED_WORK).contains(&work)
+        && !x.is_sparse()
+        && precision == Precision::Exact
+        && !dropout.active(0)
+}
+
+/// The first hidden unit of the second half: near the middle, on a multiple of 8 so
+/// that both halves fill whole f64 vectors where they can.
+fn cut(hidden: usize) -> usize {
+    (hidden / 2 + 4) / 8 * 8
+}
+
+/// Tensors of a one-hidden-layer network, in the parameters' order.
+const W1: usize = 0;
+const W2: usize = 1;
+const B1: usize = 2;
+const B2: usize = 3;
+
+/// One half of the hidden units `lo..hi` and everything that belongs to them.
+struct Half<T> {
+    lo: usize,
+    hi: usize,
+    /// The half as a network of its own (`n_in`, `hi - lo`, `n_out` units).
+    net: Net,
+    ws: Workspace<T>,
+    /// Its parameters in the network's order, contiguous (its first-layer columns, its
+    /// second-layer rows, its intercepts, and the output intercepts, which the first
+    /// half alone updates)...
+    params: Vec<Vec<T>>,
+    /// ...and its optimizer state, tensor by tensor, as the solver keeps them.
+    state: Vec<Vec<T>>,
+    /// The sum of squares of its coefficients after its last update.
+    norm: f64,
+}
+
+/// A fit's batches by halves of the hidden units: [`SplitRunner::run`] (forward and
+/// loss) then [`SplitRunner::step`] (gradient and update) per batch, between
+/// [`SplitRunner::load`] and [`SplitRunner::store`] per epoch.
+pub(crate) struct SplitRunner<T> {
+    halves: [Half<T>; 2],
+    hidden: usize,
+    /// Rows of the last batch, and whether it had sample weights.
+    rows: usize,
+    weighted: bool,
+}
+
+impl<T: Real> Half<T> {
+    fn new(net: &Net, (lo, hi): (usize, usize), batch: usize, states: usize) -> Result<Self> {
+        let u = &net.layout.units;
+        let layout = Layout::new(vec![u[0], hi - lo, u[2]])?;
+        let ws = Workspace::new(&layout, batch, Passes::Gradients)?;
+        let lens = layout.tensor_lens();
+        Ok(Self {
+            lo,
+            hi,
+            params: lens.iter().map(|&n| vec![T::zero(); n]).collect(),
+            state: (0..states)
+                .flat_map(|_| lens.iter().map(|&n| vec![T::zero(); n]))
+                .collect(),
+            net: Net {
+                layout,
+                hidden: net.hidden,
+                loss: net.loss,
+            },
+            ws,
+            norm: 0.0,
+        })
+    }
+
+    /// Copies the half's share of the full tensors `full` (parameters or one state) into
+    /// `own` (or back, with `back`).
+    fn exchange(&self, own: &mut [Vec<T>], full: &mut [&mut [T]], hidden: usize, back: bool) {
+        let (lo, hi) = (self.lo, self.hi);
+        let k = self.net.layout.n_outputs();
+        let copy = |own: &mut [T], full: &mut [T]| {
+            if back {
+                full.copy_from_slice(own)
+            } else {
+                own.copy_from_slice(full)
+            }
+        };
+        for (own_row, row) in own[W1]
+            .chunks_exact_mut(hi - lo)
+            .zip(full[W1].chunks_exact_mut(hidden))
+        {
+            copy(own_row, &mut row[lo..hi]);
+        }
+        copy(&mut own[W2], &mut full[W2][lo * k..hi * k]);
+        copy(&mut own[B1], &mut full[B1][lo..hi]);
+        // the output intercepts are the first half's (the second only reads them)
+        if !back || lo == 0 {
+            copy(&mut own[B2], &mut full[B2][..]);
+        }
+    }
+
+    /// Gathers `rows` and computes the half's hidden outputs and its share of the
+    /// output layer's pre-activations (without intercepts); returns the rows' weight sum.
+    fn forward(&mut self, data: &Dataset<'_, T>, rows: &[usize]) -> Result<T> {
+        let m = rows.len();
+        let weight_sum = self.ws.gather(data, rows)?;
+        let hidden_only = Pass {
+            layers: 1,
+            dropout: None,
+            packed: None,
+            rows16: None,
+        };
+        let (net, ws) = (&self.net, &mut self.ws);
+        net.forward_pass(&self.params, None, ws, m, Par::Sequential, hidden_only)?;
+        let (h, k) = (self.hi - self.lo, net.layout.n_outputs());
+        let (hidden, outputs) = ws.acts.split_at_mut(1);
+        matmul_in(
+            Precision::Exact,
+            view_mut(&mut outputs[0], m, k)?,
+            view(&hidden[0], m, h)?,
+            view(&self.params[W2], h, k)?,
+            false,
+            Par::Sequential,
+        )?;
+        Ok(weight_sum)
+    }
+
+    /// The half's gradient from the network's outputs (in its workspace) and its update
+    /// by `update` (tensor, parameters, raw gradient, first and second state); keeps the
+    /// sum of squares of its new coefficients.
+    fn backward_and_update(
+        &mut self,
+        (m, weighted): (usize, bool),
+        update: &Update<'_, T>,
+    ) -> Result<()> {
+        let (net, ws) = (&self.net, &mut self.ws);
+        net.backward(&self.params, ws, m, weighted, false, Par::Sequential)?;
+        // the output intercepts are the first half's to update
+        let tensors = if self.lo == 0 { 4 } else { 3 };
+        let (first, second) = self.state.split_at_mut(4);
+        let mut norm = 0.0;
+        let tensors = self
+            .params
+            .iter_mut()
+            .zip(&ws.grads)
+            .zip(first)
+            .take(tensors);
+        for (t, ((p, g), s1)) in tensors.enumerate() {
+            let s2 = second.get_mut(t).map_or(&mut [][..], |s| &mut s[..]);
+            norm += update(t, p, g, s1, s2);
+        }
+        self.norm = norm;
+        Ok(())
+    }
+}
+
+/// An update of one tensor of a half: see [`Half::backward_and_update`].
+type Update<'a, T> = dyn Fn(usize, &mut [T], &[T], &mut [T], &mut [T]) -> f64 + Sync + 'a;
+
+impl<T: Real> SplitRunner<T> {
+    /// Buffers for batches of up to `batch` rows of `net` (see [`applies`]) trained by
+    /// `solver`.
+    pub(crate) fn new(net: &Net, batch: usize, solver: &Solver) -> Result<Self> {
+        let hidden = net.layout.units[1];
+        let c = cut(hidden);
+        let states = solver.state_per_tensor();
+        Ok(Self {
+            halves: [
+                Half::new(net, (0, c), batch, states)?,
+                Half::new(net, (c, hidden), batch, states)?,
+            ],
+            hidden,
+            rows: 0,
+            weighted: false,
+        })
+    }
+
+    /// Takes the halves' shares of the parameters and the optimizer state (at the start
+    /// of an epoch: between epochs the full tensors are read and may be replaced).
+    pub(crate) fn load(&mut self, params: &mut [&mut [T]], state: &mut [&mut [T]]) {
+        self.exchange(params, state, false);
+    }
+
+    /// Writes the halves' shares back into the full tensors (at the end of an epoch).
+    pub(crate) fn store(&mut self, params: &mut [&mut [T]], state: &mut [&mut [T]]) {
+        self.exchange(params, state, true);
+    }
+
+    fn exchange(&mut self, params: &mut [&mut [T]], state: &mut [&mut [T]], back: bool) {
+        let hidden = self.hidden;
+        for half in &mut self.halves {
+            let mut own = std::mem::take(&mut half.params);
+            half.exchange(&mut own, params, hidden, back);
+            half.params = own;
+            let mut own = std::mem::take(&mut half.state);
+            for (own, full) in own.chunks_exact_mut(4).zip(state.chunks_exact_mut(4)) {
+                half.exchange(own, full, hidden, back);
+            }
+            half.state = own;
+        }
+    }
+
+    /// Forward pass of the rows `rows` and the loss (`BatchRunner::run`'s part): the
+    /// halves in parallel, then their partial outputs added in half order.
+    pub(crate) fn run(
+        &mut self,
+        data: &Dataset<'_, T>,
+        rows: &[usize],
+        par: Par,
+    ) -> Result<BatchResult<T>> {
+        let m = rows.len();
+        let mut sums = [T::zero(); 2];
+        let out = SendPtr(sums.as_mut_ptr());
+        self.both(par, |i, half| {
+            let weight_sum = half.forward(data, rows)?;
+            // SAFETY: slot `i` belongs to this half alone.
+            unsafe { *out.get().add(i) = weight_sum };
+            Ok(())
+        })?;
+        let [first, second] = &mut self.halves;
+        let k = first.net.layout.n_outputs();
+        let outputs = &mut first.ws.acts[1][..m * k];
+        outputs
+            .iter_mut()
+            .zip(&second.ws.acts[1][..m * k])
+            .for_each(|(a, &b)| *a += b);
+        add_bias(outputs, &first.params[B2]);
+        first.net.loss.output_activation().apply(outputs, k);
+        second.ws.acts[1][..m * k].copy_from_slice(outputs);
+        self.rows = m;
+        self.weighted = data.sample_weight.is_some();
+        Ok(BatchResult {
+            loss_sum: first.net.loss_sum(&first.ws, m, self.weighted),
+            weight_sum: sums[0],
+        })
+    }
+
+    /// The optimizer's step for the last batch ([`Solver::step`]'s part): each half's
+    /// gradient and update in parallel; returns the sum of squares of the new
+    /// coefficients (first half, then second).
+    pub(crate) fn step(
+        &mut self,
+        solver: &Solver,
+        scalars: &mut Scalars,
+        scale: GradScale,
+        par: Par,
+    ) -> Result<f64> {
+        let rule = solver.next_rule::<T>(scalars);
+        let update = |t: usize, p: &mut [T], g: &[T], s1: &mut [T], s2: &mut [T]| {
+            rule.update(t < 2, scale, p, g, s1, s2)
+        };
+        let how = (self.rows, self.weighted);
+        self.both(par, |_, half| half.backward_and_update(how, &update))?;
+        Ok(self.halves[0].norm + self.halves[1].norm)
+    }
+
+    /// Runs `f` on both halves, in parallel on `par`'s threads.
+    fn both(
+        &mut self,
+        par: Par,
+        f: impl Fn(usize, &mut Half<T>) -> Result<()> + Send + Sync,
+    ) -> Result<()> {
+        let halves = SendPtr(self.halves.as_mut_ptr());
+        par.try_for_each(2, |i| {
+            // SAFETY: half `i` is touched by this call alone; `i < 2`.
+            f(i, unsafe { &mut *halves.get().add(i) })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::Activation;
+    use crate::batch::BatchRunner;
+    use crate::data::Targets;
+    use crate::loss::Loss;
+    use crate::network::SplitMix64;
+    use crate::optimizer::{Schedule, StepScratch};
+    use crate::parallel::with_threads;
+    use ndarray::Array2;
+
+    type Tensors = Vec<Vec<f64>>;
+
+    /// Three batches of 50 rows of a 7-40-4 network: the parameters and optimizer
+    /// state after them, by halves on `threads` threads or (`None`) by rows.
+    fn train(
+        net: &Net,
+        solver: &Solver,
+        data: &Dataset<'_, f64>,
+        halves: Option<usize>,
+    ) -> (Tensors, Tensors) {
+        let layout = &net.layout;
+        let mut params = layout.glorot::<f64>(net.hidden, 3);
+        let mut state: Tensors = (0..solver.state_per_tensor())
+            .flat_map(|_| layout.tensor_lens())
+            .map(|n| vec![0.1; n])
+            .collect();
+        let mut scalars = Scalars {
+            learning_rate_init: 0.05,
+            learning_rate: 0.05,
+            step: 0,
+        };
+        let mut p: Vec<&mut [f64]> = params.iter_mut().map(|v| &mut v[..]).collect();
+        let mut s: Vec<&mut [f64]> = state.iter_mut().map(|v| &mut v[..]).collect();
+        let order: Vec<usize> = (0..150).rev().collect();
+        let scale = |weight_sum: f64| GradScale {
+            alpha: 0.01,
+            weight_sum,
+            n_coefs: 2,
+        };
+        with_threads(halves.unwrap_or(1), |par| {
+            let mut split = SplitRunner::new(net, 50, solver).unwrap();
+            let setup = (&Dropout::default(), Precision::Exact);
+            let mut rows = BatchRunner::new(layout, 50, setup, &data.x, par).unwrap();
+            let mut scratch = StepScratch::default();
+            split.load(&mut p, &mut s);
+            for batch in order.chunks(50) {
+                if halves.is_some() {
+                    let r = split.run(data, batch, par).unwrap();
+                    split
+                        .step(solver, &mut scalars, scale(r.weight_sum), par)
+                        .unwrap();
+                } else {
+                    let r = rows.run(net, data, (batch, 0), &p, par).unwrap();
+                    let grads = rows.grads(net);
+                    let how = scale(r.weight_sum);
+                    solver
+                        .step(&mut p, &grads, &mut s, &mut scalars, how, &mut scratch, par)
+                        .unwrap();
+                }
+            }
+            if halves.is_some() {
+                split.store(&mut p, &mut s);
+            }
+        })
+        .unwrap();
+        (params, state)
+    }
+
+    #[test]
+    fn halves_match_rows_and_ignore_thread_count() {
+        let mut rng = SplitMix64(8);
+        let x = Array2::from_shape_fn((150, 7), |_| rng.next_f64() - 0.5);
+        let labels: Vec<i64> = (0..150).map(|i| (i * 7 % 4) as i64).collect();
+        let y = Array2::from_shape_fn((150, 4), |(i, j)| x[[i, j]] * 2.0 - x[[i, 6]]);
+        let w: Vec<f64> = (0..150).map(|i| (i % 5) as f64 * 0.5).collect();
+        let adam = Solver::Adam {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+        };
+        let sgd = Solver::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            schedule: Schedule::Constant,
+            power_t: 0.5,
+        };
+        let cases = [
+            (
+                Activation::Relu,
+                Loss::LogLoss,
+                Targets::Classes(&labels),
+                None,
+                adam,
+            ),
+            (
+                Activation::Tanh,
+                Loss::SquaredError,
+                Targets::Dense(y.view()),
+                Some(&w[..]),
+                sgd,
+            ),
+            (
+                Activation::Logistic,
+                Loss::Huber { delta: 0.5 },
+                Targets::Dense(y.view()),
+                None,
+                adam,
+            ),
+        ];
+        for (hidden, loss, targets, weights, solver) in cases {
+            let net = Net {
+                layout: Layout::new(vec![7, 40, 4]).unwrap(),
+                hidden,
+                loss,
+            };
+            let data = Dataset {
+                x: Rows::Dense(x.view()),
+                y: targets,
+                sample_weight: weights,
+            };
+            let by_rows = train(&net, &solver, &data, None);
+            let one = train(&net, &solver, &data, Some(1));
+            let two = train(&net, &solver, &data, Some(2));
+            assert_eq!(one, two, "{hidden:?} {loss:?}: bits depend on the threads");
+            let pairs = one
+                .0
+                .iter()
+                .chain(&one.1)
+                .zip(by_rows.0.iter().chain(&by_rows.1));
+            for (a, b) in pairs.flat_map(|(a, b)| a.iter().zip(b)) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                    "{hidden:?} {loss:?}: {a} vs {b}"
+                );
+            }
+            assert_ne!(
+                one.0,
+                net.layout.glorot::<f64>(hidden, 3),
+                "nothing trained"
+            );
+        }
+    }
+
+    #[test]
+    fn loading_and_storing_without_batches_changes_nothing() {
+        let net = Net {
+            layout: Layout::new(vec![5, 37, 3]).unwrap(),
+            hidden: Activation::Relu,
+            loss: Loss::LogLoss,
+        };
+        let solver = Solver::Adam {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+        };
+        let mut params = net.layout.glorot::<f64>(Activation::Relu, 1);
+        let mut state: Tensors = params
+            .iter()
+            .chain(&params)
+            .map(|p| p.iter().map(|v| v * 3.0).collect())
+            .collect();
+        let before = (params.clone(), state.clone());
+        let mut p: Vec<&mut [f64]> = params.iter_mut().map(|v| &mut v[..]).collect();
+        let mut s: Vec<&mut [f64]> = state.iter_mut().map(|v| &mut v[..]).collect();
+        let mut split = SplitRunner::new(&net, 10, &solver).unwrap();
+        split.load(&mut p, &mut s);
+        for t in p.iter_mut().chain(s.iter_mut()) {
+            t.fill(f64::NAN);
+        }
+        split.store(&mut p, &mut s);
+        assert_eq!((params, state), before);
+        assert_eq!((split.halves[0].hi, split.halves[1].lo), (16, 16));
+    }
+
+    #[test]
+    fn only_small_one_hidden_layer_dense_exact_fits_take_halves() {
+        let x = Array2::<f64>::zeros((4, 20));
+        let dense = Rows::Dense(x.view());
+        let exact = (&Dropout::default(), Precision::Exact);
+        let layout = |units: Vec<usize>| Layout::new(units).unwrap();
+        // 20-100-3 (2,403 parameters) in batches of 200: 480,600 multiply-adds
+        assert!(applies(&layout(vec![20, 100, 3]), &dense, exact, 200));
+        assert!(
+            !applies(&layout(vec![20, 100, 3]), &dense, exact, 20),
+            "too small"
+        );
+        assert!(
+            !applies(&layout(vec![20, 100, 3]), &dense, exact, 500),
+            "shared by rows"
+        );
+        assert!(
+            !applies(&layout(vec![20, 8, 3]), &dense, exact, 200 * 12),
+            "few units"
+        );
+        assert!(
+            !applies(&layout(vec![20, 50, 50, 3]), &dense, exact, 100),
+            "two layers"
+        );
+        let dropout = Dropout {
+            rates: vec![0.2],
+            seed: 0,
+        };
+        let dropped = (&dropout, Precision::Exact);
+        assert!(!applies(&layout(vec![20, 100, 3]), &dense, dropped, 200));
+        let bf16 = (&Dropout::default(), Precision::Bf16);
+        assert!(!applies(&layout(vec![20, 100, 3]), &dense, bf16, 200));
+    }
+}
