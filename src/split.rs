@@ -173,15 +173,10 @@ impl<T: Real> Half<T> {
         let (net, ws) = (&self.net, &mut self.ws);
         net.backward(&self.params, ws, m, weighted, false, Par::Sequential)?;
         // the output intercepts are the first half's to update
-        let tensors = if self.lo == 0 { 4 } else { 3 };
+        let owned = if self.lo == 0 { 4 } else { 3 };
         let (first, second) = self.state.split_at_mut(4);
         let mut norm = 0.0;
-        let tensors = self
-            .params
-            .iter_mut()
-            .zip(&ws.grads)
-            .zip(first)
-            .take(tensors);
+        let tensors = self.params.iter_mut().zip(&ws.grads).zip(first).take(owned);
         for (t, ((p, g), s1)) in tensors.enumerate() {
             let s2 = second.get_mut(t).map_or(&mut [][..], |s| &mut s[..]);
             norm += update(t, p, g, s1, s2);
@@ -226,6 +221,7 @@ impl<T: Real> SplitRunner<T> {
     fn exchange(&mut self, params: &mut [&mut [T]], state: &mut [&mut [T]], back: bool) {
         let hidden = self.hidden;
         for half in &mut self.halves {
+            // (taken out for the copy, which reads the half's units)
             let mut own = std::mem::take(&mut half.params);
             half.exchange(&mut own, params, hidden, back);
             half.params = own;

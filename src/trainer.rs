@@ -758,7 +758,12 @@ mod tests {
         let x = Rows::Dense(halves.x.view());
         let (cfg, _) = config(0.05, 1);
         let setup = (&cfg.dropout, cfg.precision);
-        assert!(split::applies(&halves.net.layout, &x, setup, cfg.batch_size));
+        assert!(split::applies(
+            &halves.net.layout,
+            &x,
+            setup,
+            cfg.batch_size
+        ));
         let params_after = |polls: usize, max_iter: usize| {
             let mut f = fixture_with(2000);
             run(&mut f, 0.01, max_iter, &mut StopAfter(polls)).unwrap();
