@@ -293,13 +293,26 @@ impl Net {
         accumulate: bool,
         par: Par,
     ) -> Result<()> {
+        self.backward_deltas(params, ws, n, weighted, par)?;
+        self.gradients_from_deltas(ws, n, accumulate, par)
+    }
+
+    /// The raw gradients `Y^T D` and `colsum(D)` of the last backward pass's error
+    /// signals into (or, with `accumulate`, added to) `ws.grads` (the second half of
+    /// [`Net::backward`]).
+    pub(crate) fn gradients_from_deltas<T: Real>(
+        &self,
+        ws: &mut Workspace<T>,
+        n: usize,
+        accumulate: bool,
+        par: Par,
+    ) -> Result<()> {
         let l_count = self.layout.n_layers();
         if ws.grads.len() != 2 * l_count {
             return Err(Error::Shape(
-                "backward needs a workspace with gradients".into(),
+                "gradients need a workspace with gradients".into(),
             ));
         }
-        self.backward_deltas(params, ws, n, weighted, par)?;
         let mut grads = std::mem::take(&mut ws.grads);
         let (coef_grads, intercept_grads) = grads.split_at_mut(l_count);
         let outcome = (0..l_count).try_for_each(|l| {
