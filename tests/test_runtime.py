@@ -42,10 +42,15 @@ def default_sigint():
 # one thread trains on the calling thread and polls for signals itself; more train in a
 # pool while the calling thread polls
 @pytest.mark.parametrize("n_jobs", [1, None])
-def test_ctrl_c_stops_training_and_keeps_a_usable_model(big_problem, solver, n_jobs):
+# batches cut by rows (128 units), or by halves of the hidden units (100: 880,600
+# multiply-adds a batch), whose shares go back to the model when interrupted
+@pytest.mark.parametrize("hidden", [(128,), (100,)])
+def test_ctrl_c_stops_training_and_keeps_a_usable_model(
+    big_problem, solver, n_jobs, hidden
+):
     X, y = big_problem
     clf = MLPClassifier(
-        hidden_layer_sizes=(128,),
+        hidden_layer_sizes=hidden,
         solver=solver,
         n_jobs=n_jobs,
         # (bounded, so that a lost signal fails the test instead of hanging it)
