@@ -141,8 +141,10 @@ def test_cross_val_score_matches_sklearn(name):
 
 
 def test_grid_search_dask_backend(clf_data):
-    pytest.importorskip("dask")
-    distributed = pytest.importorskip("distributed")
+    _import_or_skip("dask")
+    # (a dask release that the installed distributed does not match yet fails to
+    # import: a skip, like any optional package that does not import here)
+    distributed = _import_or_skip("distributed")
     X, y = clf_data
     est = MLPClassifier(**SMALL)
     serial = _grid_search(est, X, y, n_jobs=1)
@@ -164,7 +166,7 @@ def test_grid_search_dask_backend(clf_data):
 # dask-ml
 # --------------------------------------------------------------------------
 def test_dask_ml_incremental():
-    da = pytest.importorskip("dask.array")
+    da = _import_or_skip("dask.array")
     wrappers = _import_or_skip("dask_ml.wrappers")
     X, y = make_data("multiclass", n_samples=300)
     classes = np.unique(y)
