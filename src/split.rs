@@ -14,6 +14,7 @@ use crate::data::{Dataset, Rows};
 use crate::dropout::Dropout;
 use crate::error::Result;
 use crate::gemm::{matmul_in, Precision};
+use crate::memory;
 use crate::network::Layout;
 use crate::optimizer::{GradScale, Scalars, Solver};
 use crate::parallel::{Par, SendPtr, MIN_THREADED_WORK};
@@ -59,10 +60,44 @@ const W2: usize = 1;
 const B1: usize = 2;
 const B2: usize = 3;
 
-/// One half of the hidden units `lo..hi` and everything that belongs to them.
-struct Half<T> {
+/// Which hidden units a half owns: `lo..hi` of a layer of `width`.
+#[derive(Clone, Copy)]
+struct Share {
     lo: usize,
     hi: usize,
+    width: usize,
+}
+
+impl Share {
+    /// Copies this share of the full tensors `full` (parameters or one state, `k`
+    /// outputs) into the half's own contiguous tensors `own` (or back, with `back`).
+    fn copy<T: Copy>(self, own: &mut [Vec<T>], full: &mut [&mut [T]], k: usize, back: bool) {
+        let Share { lo, hi, width } = self;
+        let copy = |own: &mut [T], full: &mut [T]| {
+            if back {
+                full.copy_from_slice(own)
+            } else {
+                own.copy_from_slice(full)
+            }
+        };
+        for (own_row, row) in own[W1]
+            .chunks_exact_mut(hi - lo)
+            .zip(full[W1].chunks_exact_mut(width))
+        {
+            copy(own_row, &mut row[lo..hi]);
+        }
+        copy(&mut own[W2], &mut full[W2][lo * k..hi * k]);
+        copy(&mut own[B1], &mut full[B1][lo..hi]);
+        // the output intercepts are the first half's (the second only reads them)
+        if !back || lo == 0 {
+            copy(&mut own[B2], &mut full[B2][..]);
+        }
+    }
+}
+
+/// One half of the hidden units and everything that belongs to them.
+struct Half<T> {
+    share: Share,
     /// The half as a network of its own (`n_in`, `hi - lo`, `n_out` units).
     net: Net,
     ws: Workspace<T>,
@@ -81,25 +116,28 @@ struct Half<T> {
 /// [`SplitRunner::load`] and [`SplitRunner::store`] per epoch.
 pub(crate) struct SplitRunner<T> {
     halves: [Half<T>; 2],
-    hidden: usize,
     /// Rows of the last batch, and whether it had sample weights.
     rows: usize,
     weighted: bool,
 }
 
 impl<T: Real> Half<T> {
-    fn new(net: &Net, (lo, hi): (usize, usize), batch: usize, states: usize) -> Result<Self> {
+    fn new(net: &Net, share: Share, batch: usize, states: usize) -> Result<Self> {
         let u = &net.layout.units;
-        let layout = Layout::new(vec![u[0], hi - lo, u[2]])?;
+        let layout = Layout::new(vec![u[0], share.hi - share.lo, u[2]])?;
         let ws = Workspace::new(&layout, batch, Passes::Gradients)?;
         let lens = layout.tensor_lens();
+        let tensors = |count: usize| -> Result<Vec<Vec<T>>> {
+            let what = || "a half's share of the parameters".to_string();
+            (0..count)
+                .flat_map(|_| lens.iter())
+                .map(|&n| memory::filled(n, T::zero(), what))
+                .collect()
+        };
         Ok(Self {
-            lo,
-            hi,
-            params: lens.iter().map(|&n| vec![T::zero(); n]).collect(),
-            state: (0..states)
-                .flat_map(|_| lens.iter().map(|&n| vec![T::zero(); n]))
-                .collect(),
+            share,
+            params: tensors(1)?,
+            state: tensors(states)?,
             net: Net {
                 layout,
                 hidden: net.hidden,
@@ -108,32 +146,6 @@ impl<T: Real> Half<T> {
             ws,
             norm: 0.0,
         })
-    }
-
-    /// Copies the half's share of the full tensors `full` (parameters or one state) into
-    /// `own` (or back, with `back`).
-    fn exchange(&self, own: &mut [Vec<T>], full: &mut [&mut [T]], hidden: usize, back: bool) {
-        let (lo, hi) = (self.lo, self.hi);
-        let k = self.net.layout.n_outputs();
-        let copy = |own: &mut [T], full: &mut [T]| {
-            if back {
-                full.copy_from_slice(own)
-            } else {
-                own.copy_from_slice(full)
-            }
-        };
-        for (own_row, row) in own[W1]
-            .chunks_exact_mut(hi - lo)
-            .zip(full[W1].chunks_exact_mut(hidden))
-        {
-            copy(own_row, &mut row[lo..hi]);
-        }
-        copy(&mut own[W2], &mut full[W2][lo * k..hi * k]);
-        copy(&mut own[B1], &mut full[B1][lo..hi]);
-        // the output intercepts are the first half's (the second only reads them)
-        if !back || lo == 0 {
-            copy(&mut own[B2], &mut full[B2][..]);
-        }
     }
 
     /// Gathers `rows` and computes the half's hidden outputs and its share of the
@@ -149,7 +161,7 @@ impl<T: Real> Half<T> {
         };
         let (net, ws) = (&self.net, &mut self.ws);
         net.forward_pass(&self.params, None, ws, m, Par::Sequential, hidden_only)?;
-        let (h, k) = (self.hi - self.lo, net.layout.n_outputs());
+        let (h, k) = (self.share.hi - self.share.lo, net.layout.n_outputs());
         let (hidden, outputs) = ws.acts.split_at_mut(1);
         matmul_in(
             Precision::Exact,
@@ -173,7 +185,7 @@ impl<T: Real> Half<T> {
         let (net, ws) = (&self.net, &mut self.ws);
         net.backward(&self.params, ws, m, weighted, false, Par::Sequential)?;
         // the output intercepts are the first half's to update
-        let owned = if self.lo == 0 { 4 } else { 3 };
+        let owned = if self.share.lo == 0 { 4 } else { 3 };
         let (first, second) = self.state.split_at_mut(4);
         let mut norm = 0.0;
         let tensors = self.params.iter_mut().zip(&ws.grads).zip(first).take(owned);
@@ -193,15 +205,26 @@ impl<T: Real> SplitRunner<T> {
     /// Buffers for batches of up to `batch` rows of `net` (see [`applies`]) trained by
     /// `solver`.
     pub(crate) fn new(net: &Net, batch: usize, solver: &Solver) -> Result<Self> {
-        let hidden = net.layout.units[1];
-        let c = cut(hidden);
+        let width = net.layout.units[1];
+        let c = cut(width);
         let states = solver.state_per_tensor();
+        let (first, second) = (
+            Share {
+                lo: 0,
+                hi: c,
+                width,
+            },
+            Share {
+                lo: c,
+                hi: width,
+                width,
+            },
+        );
         Ok(Self {
             halves: [
-                Half::new(net, (0, c), batch, states)?,
-                Half::new(net, (c, hidden), batch, states)?,
+                Half::new(net, first, batch, states)?,
+                Half::new(net, second, batch, states)?,
             ],
-            hidden,
             rows: 0,
             weighted: false,
         })
@@ -219,17 +242,16 @@ impl<T: Real> SplitRunner<T> {
     }
 
     fn exchange(&mut self, params: &mut [&mut [T]], state: &mut [&mut [T]], back: bool) {
-        let hidden = self.hidden;
         for half in &mut self.halves {
-            // (taken out for the copy, which reads the half's units)
-            let mut own = std::mem::take(&mut half.params);
-            half.exchange(&mut own, params, hidden, back);
-            half.params = own;
-            let mut own = std::mem::take(&mut half.state);
-            for (own, full) in own.chunks_exact_mut(4).zip(state.chunks_exact_mut(4)) {
-                half.exchange(own, full, hidden, back);
+            let k = half.net.layout.n_outputs();
+            half.share.copy(&mut half.params, params, k, back);
+            for (own, full) in half
+                .state
+                .chunks_exact_mut(4)
+                .zip(state.chunks_exact_mut(4))
+            {
+                half.share.copy(own, full, k, back);
             }
-            half.state = own;
         }
     }
 
@@ -474,7 +496,10 @@ mod tests {
         }
         split.store(&mut p, &mut s);
         assert_eq!((params, state), before);
-        assert_eq!((split.halves[0].hi, split.halves[1].lo), (16, 16));
+        assert_eq!(
+            (split.halves[0].share.hi, split.halves[1].share.lo),
+            (16, 16)
+        );
     }
 
     #[test]

@@ -205,11 +205,17 @@ pub fn fit_threads<T: Real>(
     cfg: &TrainConfig,
     data: &Dataset<'_, T>,
 ) -> Result<usize> {
-    let batch = cfg.batch_size.min(data.n_samples());
-    if split::applies(&net.layout, &data.x, (&cfg.dropout, cfg.precision), batch) {
+    if takes_halves(net, cfg, data) {
         return threads_for_halves(n_jobs);
     }
+    let batch = cfg.batch_size.min(data.n_samples());
     threads_for(n_jobs, batch * net.layout.n_params(), usize::MAX)
+}
+
+/// Whether a fit's batches are cut by hidden units ([`split::applies`] of its shapes).
+fn takes_halves<T: Real>(net: &Net, cfg: &TrainConfig, data: &Dataset<'_, T>) -> bool {
+    let batch = cfg.batch_size.min(data.n_samples());
+    split::applies(&net.layout, &data.x, (&cfg.dropout, cfg.precision), batch)
 }
 
 /// Runs up to `max_iter` epochs (one with `incremental`) of SGD or Adam, as scikit-learn's
@@ -400,10 +406,10 @@ enum Runner<T> {
 impl<T: Real> Runner<T> {
     fn new(net: &Net, cfg: &TrainConfig, data: &Dataset<'_, T>, par: Par) -> Result<Self> {
         let batch = cfg.batch_size.min(data.n_samples());
-        let setup = (&cfg.dropout, cfg.precision);
-        Ok(if split::applies(&net.layout, &data.x, setup, batch) {
+        Ok(if takes_halves(net, cfg, data) {
             Runner::Halves(SplitRunner::new(net, batch, &cfg.solver)?)
         } else {
+            let setup = (&cfg.dropout, cfg.precision);
             Runner::Rows(BatchRunner::new(&net.layout, batch, setup, &data.x, par)?)
         })
     }
