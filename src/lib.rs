@@ -48,6 +48,7 @@ mod score;
 mod simd;
 mod sparse;
 mod split;
+mod team;
 mod trainer;
 mod workspace;
 

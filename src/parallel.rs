@@ -14,6 +14,9 @@ pub enum Par {
     Sequential,
     /// On the threads of the rayon pool the call runs in.
     Rayon,
+    /// On the two threads of the fit's [`crate::team::Team`] (its small steps), each
+    /// piece on one thread: products inside a piece take no other threads.
+    Team,
 }
 
 impl Par {
@@ -26,6 +29,7 @@ impl Par {
     ) -> std::result::Result<(), E> {
         match self {
             Par::Rayon if n > 1 => (0..n).into_par_iter().try_for_each(f),
+            Par::Team if n > 1 => crate::team::try_for_each(n, f),
             _ => (0..n).try_for_each(f),
         }
     }
@@ -151,8 +155,8 @@ fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
 /// A quiet machine has no stalls, so it never probes, and pays nothing.
 #[derive(Debug)]
 pub(crate) struct Governor {
-    /// Whether the call has threads at all.
-    threaded: bool,
+    /// The call's threads (the way of its parallel steps)...
+    threads: Par,
     parallel: bool,
     /// The steps of the current way since the last decision...
     window: Window,
@@ -204,7 +208,7 @@ impl Governor {
     /// A governor for a call on `par`'s threads.
     pub(crate) fn new(par: Par) -> Self {
         Self {
-            threaded: par == Par::Rayon,
+            threads: par,
             parallel: true,
             window: Window::default(),
             probe: None,
@@ -215,8 +219,8 @@ impl Governor {
     /// How the next step runs.
     pub(crate) fn par(&self) -> Par {
         let parallel = self.parallel != self.probe.is_some();
-        if self.threaded && parallel {
-            Par::Rayon
+        if parallel {
+            self.threads
         } else {
             Par::Sequential
         }
@@ -224,7 +228,7 @@ impl Governor {
 
     /// The seconds the last step took (call only for steps of full size).
     pub(crate) fn record(&mut self, seconds: f64) {
-        if !self.threaded {
+        if self.threads == Par::Sequential {
             return;
         }
         if let Some(probe) = self.probe.as_mut() {

@@ -12,7 +12,7 @@ use crate::activation::add_bias;
 use crate::batch::BatchResult;
 use crate::data::{Dataset, Rows};
 use crate::dropout::Dropout;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gemm::{matmul_in, Precision};
 use crate::memory;
 use crate::network::Layout;
@@ -272,18 +272,10 @@ impl<T: Real> SplitRunner<T> {
             unsafe { *out.get().add(i) = weight_sum };
             Ok(())
         })?;
-        let [first, second] = &mut self.halves;
-        let k = first.net.layout.n_outputs();
-        let outputs = &mut first.ws.acts[1][..m * k];
-        outputs
-            .iter_mut()
-            .zip(&second.ws.acts[1][..m * k])
-            .for_each(|(a, &b)| *a += b);
-        add_bias(outputs, &first.params[B2]);
-        first.net.loss.output_activation().apply(outputs, k);
-        second.ws.acts[1][..m * k].copy_from_slice(outputs);
+        self.combine(m, par)?;
         self.rows = m;
         self.weighted = data.sample_weight.is_some();
+        let first = &self.halves[0];
         Ok(BatchResult {
             loss_sum: first.net.loss_sum(&first.ws, m, self.weighted),
             weight_sum: sums[0],
@@ -307,6 +299,42 @@ impl<T: Real> SplitRunner<T> {
         let how = (self.rows, self.weighted);
         self.both(par, |_, half| half.backward_and_update(how, &update))?;
         Ok(self.halves[0].norm + self.halves[1].norm)
+    }
+
+    /// The network's outputs of the last `m` rows into both halves' buffers: the two
+    /// partial outputs added in half order, the output intercepts, the output
+    /// activation. Row by row alike, so the rows are shared between a team's two
+    /// threads (on a rayon pool a third fork-join would cost more than the rows take).
+    fn combine(&mut self, m: usize, par: Par) -> Result<()> {
+        let [first, second] = &mut self.halves;
+        let k = first.net.layout.n_outputs();
+        if first.ws.acts[1].len() < m * k || second.ws.acts[1].len() < m * k {
+            return Err(Error::Shape(format!("no room for {m} rows of outputs")));
+        }
+        let outs = [
+            first.ws.acts[1].as_mut_ptr(),
+            second.ws.acts[1].as_mut_ptr(),
+        ]
+        .map(SendPtr);
+        let (bias, activation) = (&first.params[B2][..], first.net.loss.output_activation());
+        let pieces = if par == Par::Team { 2 } else { 1 };
+        par.try_for_each(pieces, |i| {
+            let (lo, hi) = (i * m / pieces, (i + 1) * m / pieces);
+            let (lo, n) = (lo * k, (hi - lo) * k);
+            // SAFETY: rows `lo..hi` of both buffers (within `m * k`, checked above) are
+            // this call's alone; the buffers are distinct.
+            let (a, b) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(outs[0].get().add(lo), n),
+                    std::slice::from_raw_parts_mut(outs[1].get().add(lo), n),
+                )
+            };
+            a.iter_mut().zip(&*b).for_each(|(a, &b)| *a += b);
+            add_bias(a, bias);
+            activation.apply(a, k);
+            b.copy_from_slice(a);
+            Ok(())
+        })
     }
 
     /// Runs `f` on both halves, in parallel on `par`'s threads.

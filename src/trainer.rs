@@ -17,6 +17,7 @@ use crate::propagate::Net;
 use crate::real::Real;
 use crate::score::{Score, ScoreAccumulator};
 use crate::split::{self, SplitRunner};
+use crate::team;
 use crate::workspace::{Passes, Workspace};
 use std::time::Instant;
 
@@ -218,6 +219,21 @@ fn takes_halves<T: Real>(net: &Net, cfg: &TrainConfig, data: &Dataset<'_, T>) ->
     split::applies(&net.layout, &data.x, (&cfg.dropout, cfg.precision), batch)
 }
 
+/// Batches of fewer multiply-adds than this (rows x parameters) run on a team of two
+/// threads rather than on the rayon pool, whose fork-joins cost as much as such a
+/// batch's pieces save (W2's batches are ~2^20; larger ones may use more threads).
+const MAX_TEAM_WORK: usize = 1 << 22;
+
+/// Whether a call on `par`'s threads runs on a [`crate::team`]: its batches small, its
+/// pool of two threads, and its products exact (bfloat16 packs its weights on the pool).
+fn takes_team<T: Real>(net: &Net, cfg: &TrainConfig, data: &Dataset<'_, T>, par: Par) -> bool {
+    let batch = cfg.batch_size.min(data.n_samples());
+    par == Par::Rayon
+        && rayon::current_num_threads() == 2
+        && batch.saturating_mul(net.layout.n_params()) < MAX_TEAM_WORK
+        && cfg.precision == Precision::Exact
+}
+
 /// Runs up to `max_iter` epochs (one with `incremental`) of SGD or Adam, as scikit-learn's
 /// `_fit_stochastic` does: after each epoch the loss curve, `_update_no_improvement_count`,
 /// the per-epoch hook, the optimizer's `iteration_ends`, then `trigger_stopping` once
@@ -231,65 +247,73 @@ pub fn train<'d, T: Real>(
     hooks: &mut dyn Hooks,
     par: Par,
 ) -> Result<Outcome> {
-    let Model {
-        params,
-        optimizer_state,
-        best,
-        scalars,
-        progress,
-    } = model;
-    let validation = check_training(net, cfg, data, validation, params, optimizer_state, best)?;
-    let mut epochs = Epochs::new(net, cfg, data, validation, params, par)?;
-    let mut outcome = Outcome::new();
-    progress.n_iter = 0;
-    for _ in 0..cfg.max_iter {
-        if cfg.shuffle {
-            hooks.shuffle(&mut epochs.order)?;
-        }
-        let loss = match epochs.run(params, optimizer_state, scalars, hooks, progress) {
-            Ok(Some(loss)) => loss,
-            Ok(None) => {
-                outcome.stop = StopReason::Interrupted;
-                return Ok(outcome);
+    let run = |par: Par| -> Result<Outcome> {
+        let Model {
+            params,
+            optimizer_state,
+            best,
+            scalars,
+            progress,
+        } = model;
+        let validation = check_training(net, cfg, data, validation, params, optimizer_state, best)?;
+        let mut epochs = Epochs::new(net, cfg, data, validation, params, par)?;
+        let mut outcome = Outcome::new();
+        progress.n_iter = 0;
+        for _ in 0..cfg.max_iter {
+            if cfg.shuffle {
+                hooks.shuffle(&mut epochs.order)?;
             }
-            // early stopping keeps its best weights: the caller restores them
-            Err(Error::Diverged { loss, .. }) if progress.best_validation_score.is_finite() => {
-                outcome.end_diverged(progress, loss, data.n_samples());
-                return Ok(outcome);
-            }
-            Err(e) => return Err(e),
-        };
-        progress.n_iter += 1;
-        progress.loss = loss;
-        progress.t += data.n_samples() as u64;
-        outcome.loss_curve.push(loss);
-        let validation = epochs.validation(params)?;
-        if let Some((score, validation_loss)) = validation {
-            outcome.validation_scores.push(score);
-            outcome.validation_losses.push(validation_loss);
-        }
-        let validation_score = validation.map(|(score, _)| score);
-        update_no_improvement_count(cfg, progress, validation_score, params, best);
-        let callback_stop = hooks.epoch_end(&EpochReport {
-            n_iter: progress.n_iter,
-            loss,
-            validation_score,
-        })?;
-        cfg.solver.iteration_ends(progress.t, scalars);
-        if let Some(stop) = trigger_stopping(cfg, progress, scalars, hooks)? {
-            outcome.stop = stop;
-            return Ok(outcome);
-        }
-        if callback_stop || cfg.incremental {
-            outcome.stop = if callback_stop {
-                StopReason::Callback
-            } else {
-                StopReason::Incremental
+            let loss = match epochs.run(params, optimizer_state, scalars, hooks, progress) {
+                Ok(Some(loss)) => loss,
+                Ok(None) => {
+                    outcome.stop = StopReason::Interrupted;
+                    return Ok(outcome);
+                }
+                // early stopping keeps its best weights: the caller restores them
+                Err(Error::Diverged { loss, .. }) if progress.best_validation_score.is_finite() => {
+                    outcome.end_diverged(progress, loss, data.n_samples());
+                    return Ok(outcome);
+                }
+                Err(e) => return Err(e),
             };
-            return Ok(outcome);
+            progress.n_iter += 1;
+            progress.loss = loss;
+            progress.t += data.n_samples() as u64;
+            outcome.loss_curve.push(loss);
+            let validation = epochs.validation(params)?;
+            if let Some((score, validation_loss)) = validation {
+                outcome.validation_scores.push(score);
+                outcome.validation_losses.push(validation_loss);
+            }
+            let validation_score = validation.map(|(score, _)| score);
+            update_no_improvement_count(cfg, progress, validation_score, params, best);
+            let callback_stop = hooks.epoch_end(&EpochReport {
+                n_iter: progress.n_iter,
+                loss,
+                validation_score,
+            })?;
+            cfg.solver.iteration_ends(progress.t, scalars);
+            if let Some(stop) = trigger_stopping(cfg, progress, scalars, hooks)? {
+                outcome.stop = stop;
+                return Ok(outcome);
+            }
+            if callback_stop || cfg.incremental {
+                outcome.stop = if callback_stop {
+                    StopReason::Callback
+                } else {
+                    StopReason::Incremental
+                };
+                return Ok(outcome);
+            }
         }
+        Ok(outcome)
+    };
+    // small batches on two threads: a team rather than rayon's fork-joins
+    if takes_team(net, cfg, data, par) {
+        team::with_team(|| run(Par::Team))
+    } else {
+        run(par)
     }
-    Ok(outcome)
 }
 
 /// Checks the inputs of [`train`] against the network and the configuration; returns
@@ -429,7 +453,7 @@ struct Epochs<'n, 'd, T> {
     norm: f64,
     scratch: StepScratch<T>,
     par: Par,
-    /// Whether each batch runs on the pool's threads (see [`Governor`]).
+    /// Whether each batch runs on the call's threads (see [`Governor`]).
     governor: Governor,
 }
 
@@ -689,9 +713,18 @@ mod tests {
         f: &mut Fixture,
         lr: f64,
         max_iter: usize,
-        hooks: &mut dyn Hooks,
+        hooks: &mut (dyn Hooks + Send),
     ) -> Result<(Outcome, Progress)> {
-        let (cfg, mut scalars) = config(lr, max_iter);
+        run_on(f, config(lr, max_iter), hooks, 1)
+    }
+
+    /// A fit of `f` by `cfg` on `threads` threads.
+    fn run_on(
+        f: &mut Fixture,
+        (cfg, mut scalars): (TrainConfig, Scalars),
+        hooks: &mut (dyn Hooks + Send),
+        threads: usize,
+    ) -> Result<(Outcome, Progress)> {
         let mut progress = Progress::default();
         let data = Dataset {
             x: Rows::Dense(f.x.view()),
@@ -700,14 +733,16 @@ mod tests {
         };
         let mut params: Vec<&mut [f64]> = f.params.iter_mut().map(|p| &mut p[..]).collect();
         let mut state: Vec<&mut [f64]> = f.state.iter_mut().map(|p| &mut p[..]).collect();
-        let model = Model {
-            params: &mut params,
-            optimizer_state: &mut state,
-            best: &mut [],
-            scalars: &mut scalars,
-            progress: &mut progress,
-        };
-        let outcome = train(&f.net, &cfg, &data, None, model, hooks, Par::Sequential)?;
+        let outcome = crate::parallel::with_threads(threads, |par| {
+            let model = Model {
+                params: &mut params,
+                optimizer_state: &mut state,
+                best: &mut [],
+                scalars: &mut scalars,
+                progress: &mut progress,
+            };
+            train(&f.net, &cfg, &data, None, model, hooks, par)
+        })??;
         Ok((outcome, progress))
     }
 
@@ -782,6 +817,49 @@ mod tests {
         let two_batches_more = params_after(10, 100);
         assert_ne!(two_batches_more, one_epoch);
         assert!(two_batches_more.iter().flatten().all(|v| v.is_finite()));
+    }
+
+    /// The parameters after a fit of `f` in batches of `batch_size` on `threads`
+    /// threads; two take a team for these small batches.
+    fn fit_on(f: &mut Fixture, batch_size: usize, threads: usize) -> Vec<Vec<f64>> {
+        let (mut cfg, scalars) = config(0.01, 3);
+        cfg.batch_size = batch_size;
+        let data = Dataset {
+            x: Rows::Dense(f.x.view()),
+            y: Targets::Dense(f.y.view()),
+            sample_weight: None,
+        };
+        let team = crate::parallel::with_threads(2, |par| takes_team(&f.net, &cfg, &data, par));
+        assert!(team.unwrap());
+        run_on(f, (cfg, scalars), &mut SeededHooks(SplitMix64(3)), threads).unwrap();
+        f.params.clone()
+    }
+
+    /// A team of two threads gives one thread's bits, by halves of the hidden units
+    /// (2,000 units, batches of 10) and by rows (two hidden layers, batches of 200 in
+    /// two parts).
+    #[test]
+    fn a_team_gives_one_threads_bits() {
+        let halves = |threads| fit_on(&mut fixture_with(2000), 10, threads);
+        assert_eq!(halves(2), halves(1));
+        let rows = |threads| {
+            let mut f = fixture_with(8);
+            let layout = Layout::new(vec![3, 32, 16, 1]).unwrap();
+            let mut rng = SplitMix64(5);
+            f.x = Array2::from_shape_fn((600, 3), |_| rng.next_f64() * 2.0 - 1.0);
+            f.y = Array2::from_shape_fn((600, 1), |(i, _)| f.x[[i, 0]] * f.x[[i, 2]]);
+            f.params = layout.glorot::<f64>(Activation::Tanh, 5);
+            f.state = layout
+                .tensor_lens()
+                .into_iter()
+                .map(|n| vec![0.0; n])
+                .collect();
+            f.net.layout = layout;
+            fit_on(&mut f, 200, threads)
+        };
+        let one = rows(1);
+        assert_eq!(rows(2), one);
+        assert!(one.iter().flatten().all(|v| v.is_finite()));
     }
 
     #[test]

@@ -1,0 +1,501 @@
+//! A team of two threads for the small steps of a fit (a batch of a few hundred
+//! thousand multiply-adds: two halves of a hidden layer, two parts of a batch, a few
+//! update chunks), where a rayon fork-join costs what the step saves: rayon's idle
+//! worker sleeps between a batch's phases and wakes too late, and the first thread
+//! then runs every piece itself (`bench/profile.md`, W1 and W5).
+//!
+//! The calling thread and one helper, the pool's other worker, share each job's
+//! pieces: the caller takes them from the front, the helper from the back, so with two
+//! pieces each thread keeps its own (its half's tensors stay in its core's cache). The
+//! helper spins between jobs for a while ([`SPIN`]), then sleeps until the next job. A
+//! piece is claimed before it runs, so the caller never waits for a piece nobody has
+//! started: when the helper is asleep, descheduled or not started yet, the caller runs
+//! the whole job alone. Which thread runs a piece never changes what it computes.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+/// How long the helper spins for the next job before it sleeps: longer than the gaps
+/// between the phases and batches of a fit (microseconds), shorter than a scheduler
+/// time slice, so that an idle helper costs a busy machine little.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Spins of the caller waiting for the helper's pieces before it yields its core (a
+/// helper descheduled mid-piece may be waiting for this very core).
+const WAIT_SPINS: u32 = 1 << 14;
+
+/// The helper is not keeping up when in a window of [`WINDOW`] jobs it took no piece
+/// of at least half, or the caller waited at least [`LONG_WAIT`] for one of its pieces:
+/// its core is shared with another process, which the scheduler runs there in turns.
+/// A helper that then keeps spinning is a third busy thread on two cores, which slows
+/// the caller itself, and is cut off in the middle of its pieces (W1 beside a busy
+/// process: 0.19 s against 0.165 s on one thread). So the caller runs the jobs alone
+/// for a spell ([`FIRST_SOLO`], twice as long after each spell that ends the same way,
+/// up to [`LONGEST_SOLO`]), and the helper, given no job, sleeps.
+const WINDOW: u32 = 16;
+const LONG_WAIT: Duration = Duration::from_micros(200);
+const FIRST_SOLO: Duration = Duration::from_millis(20);
+const LONGEST_SOLO: Duration = Duration::from_secs(2);
+
+/// A job has at most this many pieces (the claims word holds 16-bit counters).
+const MAX_PIECES: usize = u16::MAX as usize;
+
+/// One job: its pieces, run by reference from both threads.
+struct Job<'a> {
+    piece: &'a (dyn Fn(usize) + Sync),
+}
+
+/// What the two threads share.
+struct Shared {
+    /// The current job's number (32 bits), its next piece from the front and its end
+    /// (16 bits each): pieces `front..back` are unclaimed.
+    claims: AtomicU64,
+    /// The current job, valid while any of its pieces is unclaimed or running.
+    job: AtomicPtr<Job<'static>>,
+    /// Pieces of the current job the helper has finished.
+    done: AtomicUsize,
+    /// The helper is asleep (or about to be) and needs an unpark for the next job.
+    sleeping: AtomicBool,
+    stop: AtomicBool,
+    /// A panic of a piece on the helper, passed on to the caller.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    /// The helper's thread, once it runs (to wake it)...
+    helper: Mutex<Option<Thread>>,
+    /// ...and whether it does (the jobs before it has started are not its misses).
+    started: AtomicBool,
+}
+
+fn pack(job: u32, front: usize, back: usize) -> u64 {
+    (u64::from(job) << 32) | ((front as u64) << 16) | back as u64
+}
+
+fn unpack(word: u64) -> (u32, usize, usize) {
+    (
+        (word >> 32) as u32,
+        (word >> 16) as usize & 0xFFFF,
+        word as usize & 0xFFFF,
+    )
+}
+
+impl Shared {
+    /// Claims a piece of job `job`, from the front or the back; `None` once all are
+    /// claimed (or the job is over).
+    fn claim(&self, job: u32, from_front: bool) -> Option<usize> {
+        let mut word = self.claims.load(Ordering::Acquire);
+        loop {
+            let (current, front, back) = unpack(word);
+            if current != job || front >= back {
+                return None;
+            }
+            let (next, piece) = if from_front {
+                (pack(job, front + 1, back), front)
+            } else {
+                (pack(job, front, back - 1), back - 1)
+            };
+            match self
+                .claims
+                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(piece),
+                Err(seen) => word = seen,
+            }
+        }
+    }
+}
+
+/// The team of a fit ([`with_team`]).
+pub(crate) struct Team {
+    shared: Shared,
+    /// The number of the last job (only the caller publishes jobs).
+    jobs: Cell<u32>,
+    /// A job is running: a nested one (a piece's own products) runs on its thread.
+    busy: Cell<bool>,
+    /// Until when the caller runs the jobs alone, and the length of that spell.
+    solo: Cell<(Option<Instant>, Duration)>,
+    /// Jobs of the current window, and those the helper took no piece of.
+    window: Cell<(u32, u32)>,
+}
+
+thread_local! {
+    /// The team of the fit running on this thread, while it is entered.
+    static CURRENT: Cell<*const Team> = const { Cell::new(std::ptr::null()) };
+}
+
+/// While alive, [`try_for_each`] on this thread uses the team it was entered from.
+pub(crate) struct Entered<'t> {
+    previous: *const Team,
+    _team: std::marker::PhantomData<&'t Team>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.previous));
+    }
+}
+
+impl Team {
+    fn new() -> Self {
+        Self {
+            shared: Shared {
+                claims: AtomicU64::new(0),
+                job: AtomicPtr::new(std::ptr::null_mut()),
+                done: AtomicUsize::new(0),
+                sleeping: AtomicBool::new(false),
+                stop: AtomicBool::new(false),
+                panic: Mutex::new(None),
+                helper: Mutex::new(None),
+                started: AtomicBool::new(false),
+            },
+            jobs: Cell::new(0),
+            busy: Cell::new(false),
+            solo: Cell::new((None, FIRST_SOLO)),
+            window: Cell::new((0, 0)),
+        }
+    }
+
+    /// Makes this team the one [`try_for_each`] uses on this thread until the guard
+    /// drops.
+    fn enter(&self) -> Entered<'_> {
+        let previous = CURRENT.with(|c| c.replace(self as *const Team));
+        Entered {
+            previous,
+            _team: std::marker::PhantomData,
+        }
+    }
+
+    /// Runs `piece(i)` for every `i < n` on the caller and the helper.
+    fn run(&self, n: usize, piece: &(dyn Fn(usize) + Sync)) {
+        if n <= 1 || n > MAX_PIECES || self.busy.get() || self.solo() {
+            return (0..n).for_each(piece);
+        }
+        self.busy.set(true);
+        let shared = &self.shared;
+        let job = Job { piece };
+        let number = self.jobs.get().wrapping_add(1);
+        self.jobs.set(number);
+        shared.done.store(0, Ordering::Relaxed);
+        // SAFETY (of the lifetime's erasure): the job is read only by a thread holding
+        // one of its pieces, and this call returns only when every piece is finished.
+        let erased = &job as *const Job<'_> as *mut Job<'static>;
+        shared.job.store(erased, Ordering::Relaxed);
+        // publishes the job and the reset count with it
+        shared.claims.store(pack(number, 0, n), Ordering::SeqCst);
+        if shared.sleeping.swap(false, Ordering::SeqCst) {
+            shared.wake();
+        }
+        let mut mine = 0;
+        let mut caught = None;
+        while let Some(i) = shared.claim(number, true) {
+            mine += 1;
+            if caught.is_none() {
+                caught = panic::catch_unwind(AssertUnwindSafe(|| piece(i))).err();
+            }
+        }
+        let waited = self.wait_for_helper(n - mine);
+        if shared.started.load(Ordering::Relaxed) {
+            self.keep_up(mine == n, waited);
+        }
+        self.busy.set(false);
+        let theirs = shared
+            .panic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(payload) = caught.or(theirs) {
+            panic::resume_unwind(payload);
+        }
+    }
+
+    /// Waits until the helper has finished its `pieces` of the current job; returns how
+    /// long.
+    fn wait_for_helper(&self, pieces: usize) -> Duration {
+        let done = || self.shared.done.load(Ordering::Acquire) >= pieces;
+        if done() {
+            return Duration::ZERO;
+        }
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while !done() {
+            spins += 1;
+            if spins < WAIT_SPINS {
+                std::hint::spin_loop();
+            } else {
+                thread::yield_now();
+            }
+        }
+        start.elapsed()
+    }
+
+    /// Whether the caller runs jobs alone now.
+    fn solo(&self) -> bool {
+        self.solo
+            .get()
+            .0
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Counts a job the helper took no piece of (`missed`), or whose pieces the caller
+    /// waited `waited` for; starts a spell alone when the helper is not keeping up.
+    fn keep_up(&self, missed: bool, waited: Duration) {
+        let (window, lagging) = count(self.window.get(), missed, waited);
+        self.window.set(window);
+        if lagging {
+            let now = Instant::now();
+            let length = next_spell(self.solo.get(), now);
+            self.solo.set((Some(now + length), length));
+        }
+    }
+}
+
+/// The window of jobs after one more (see [`WINDOW`]), and whether the helper is not
+/// keeping up (the window then starts again).
+fn count((jobs, misses): (u32, u32), missed: bool, waited: Duration) -> ((u32, u32), bool) {
+    let (jobs, misses) = (jobs + 1, misses + u32::from(missed));
+    if waited > LONG_WAIT || 2 * misses >= WINDOW {
+        ((0, 0), true)
+    } else if jobs >= WINDOW {
+        ((0, 0), false)
+    } else {
+        ((jobs, misses), false)
+    }
+}
+
+/// The length of a spell alone starting at `now`, after the last one (its end and
+/// length): twice as long when that one ended recently (the core is still shared),
+/// else the first length again.
+fn next_spell((end, length): (Option<Instant>, Duration), now: Instant) -> Duration {
+    match end {
+        Some(end) if now.saturating_duration_since(end) < length => (2 * length).min(LONGEST_SOLO),
+        _ => FIRST_SOLO,
+    }
+}
+
+impl Shared {
+    fn wake(&self) {
+        if let Some(helper) = &*self.helper.lock().unwrap_or_else(|e| e.into_inner()) {
+            helper.unpark();
+        }
+    }
+}
+
+/// Stops the helper when dropped (at the end of [`with_team`], a panic included).
+struct Stop<'a>(&'a Shared);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::SeqCst);
+        self.0.wake();
+    }
+}
+
+/// Runs `f` with a team on this thread and the other worker of its rayon pool (a pool
+/// of two threads: the fit's own): [`try_for_each`], and [`crate::parallel::Par::Team`],
+/// share their pieces between the two until `f` returns. The helper is a job of the
+/// pool, so no thread is started; until it runs, the caller runs every piece.
+pub(crate) fn with_team<R>(f: impl FnOnce() -> R) -> R {
+    let team = Team::new();
+    rayon::in_place_scope(|scope| {
+        let shared = &team.shared;
+        scope.spawn(move |_| help(shared));
+        let _stop = Stop(shared);
+        let _entered = team.enter();
+        f()
+    })
+}
+
+/// The helper's life: each new job's pieces from the back, spinning between jobs for
+/// [`SPIN`], then asleep until a job or the stop.
+fn help(shared: &Shared) {
+    *shared.helper.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread::current());
+    shared.started.store(true, Ordering::Release);
+    let mut seen = 0u32;
+    let mut idle_since = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        let (number, _, _) = unpack(shared.claims.load(Ordering::Acquire));
+        if number != seen {
+            seen = number;
+            run_pieces(shared, number);
+            idle_since = Instant::now();
+            continue;
+        }
+        if shared.stop.load(Ordering::Acquire) {
+            return;
+        }
+        spins = spins.wrapping_add(1);
+        if !spins.is_multiple_of(64) || idle_since.elapsed() < SPIN {
+            std::hint::spin_loop();
+            continue;
+        }
+        // asleep: the caller sees the flag after publishing a job (or this thread sees
+        // the job): both are sequentially consistent, so no job goes unnoticed
+        shared.sleeping.store(true, Ordering::SeqCst);
+        let (number, _, _) = unpack(shared.claims.load(Ordering::SeqCst));
+        if number == seen && !shared.stop.load(Ordering::SeqCst) {
+            thread::park();
+        }
+        shared.sleeping.store(false, Ordering::SeqCst);
+        idle_since = Instant::now();
+    }
+}
+
+/// Runs the pieces of job `number` the helper can claim.
+fn run_pieces(shared: &Shared, number: u32) {
+    let job = shared.job.load(Ordering::Acquire);
+    while let Some(i) = shared.claim(number, false) {
+        // SAFETY: the claim succeeded, so job `number` is still running and `job` (read
+        // after its number was seen) is its job, alive until this piece is counted.
+        let piece = unsafe { (*job).piece };
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| piece(i))) {
+            let mut slot = shared.panic.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert(payload);
+        }
+        shared.done.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Runs `f(i)` for every `i < n` on the team entered on this thread (one thread when
+/// there is none), stopping at an error: the pieces not yet started are skipped, and
+/// the error of the lowest failed piece is returned.
+pub(crate) fn try_for_each<E: Send>(
+    n: usize,
+    f: impl Fn(usize) -> Result<(), E> + Send + Sync,
+) -> Result<(), E> {
+    let team = CURRENT.with(Cell::get);
+    if team.is_null() {
+        return (0..n).try_for_each(f);
+    }
+    let failed = AtomicBool::new(false);
+    let errors: Mutex<Vec<(usize, E)>> = Mutex::new(Vec::new());
+    let piece = |i: usize| {
+        if failed.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(e) = f(i) {
+            failed.store(true, Ordering::Relaxed);
+            errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((i, e));
+        }
+    };
+    // SAFETY: `CURRENT` points at a team only while its `Entered` guard lives, which
+    // borrows the team.
+    unsafe { &*team }.run(n, &piece);
+    let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
+    match errors.iter().map(|(i, _)| *i).min() {
+        Some(lowest) => {
+            let at = errors.iter().position(|(i, _)| *i == lowest).unwrap_or(0);
+            Err(errors.swap_remove(at).1)
+        }
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// `f` with a team of two threads.
+    fn teamed(f: impl FnOnce() + Send) {
+        crate::parallel::with_threads(2, |_| with_team(f)).unwrap();
+    }
+
+    #[test]
+    fn every_piece_runs_once_and_errors_come_back() {
+        teamed(every_piece_once);
+    }
+
+    fn every_piece_once() {
+        for n in [0, 1, 2, 3, 7, 64] {
+            for _ in 0..200 {
+                let counts: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
+                try_for_each(n, |i| {
+                    counts[i].fetch_add(1, Ordering::Relaxed);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+                assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+            }
+        }
+        let result = try_for_each(8, |i| if i == 5 { Err(i) } else { Ok(()) });
+        assert_eq!(result, Err(5));
+    }
+
+    #[test]
+    fn wakes_after_sleeping_and_passes_panics_on() {
+        teamed(wakes_and_passes_panics_on);
+    }
+
+    fn wakes_and_passes_panics_on() {
+        let total = AtomicUsize::new(0);
+        for round in 0..5 {
+            // past the spin: the helper sleeps, and the next job must still complete
+            thread::sleep(SPIN * 3);
+            try_for_each(4, |i| {
+                total.fetch_add(i + round, Ordering::Relaxed);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        }
+        assert_eq!(total.load(Ordering::Relaxed), 5 * 6 + 4 * 10);
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+            let _ = try_for_each(2, |i| {
+                assert!(i != 1, "piece one fails");
+                Ok::<(), ()>(())
+            });
+        }));
+        assert!(caught.is_err());
+        // the team still works after a panic
+        assert_eq!(try_for_each(3, |_| Ok::<(), ()>(())), Ok(()));
+    }
+
+    #[test]
+    fn a_helper_that_does_not_keep_up_is_left_alone_longer_and_longer() {
+        let quick = Duration::ZERO;
+        // half of a window missed: lagging; fewer, or a full window: not
+        let mut window = (0, 0);
+        let mut lagging = false;
+        for j in 0..WINDOW / 2 {
+            assert!(!lagging, "{j}");
+            (window, lagging) = count(window, true, quick);
+        }
+        assert!(lagging);
+        assert_eq!(window, (0, 0));
+        let mut window = (0, 0);
+        for j in 0..WINDOW {
+            let (w, lagging) = count(window, j % 4 == 0, quick);
+            assert!(!lagging, "{j}");
+            window = w;
+        }
+        assert_eq!(window, (0, 0));
+        // one long wait is enough
+        assert_eq!(count((3, 0), false, LONG_WAIT * 2), ((0, 0), true));
+        // spells double while they follow each other, up to the longest
+        let t0 = Instant::now();
+        assert_eq!(next_spell((None, FIRST_SOLO), t0), FIRST_SOLO);
+        let end = t0 + FIRST_SOLO;
+        assert_eq!(next_spell((Some(end), FIRST_SOLO), end), 2 * FIRST_SOLO);
+        let late = end + 3 * FIRST_SOLO;
+        assert_eq!(next_spell((Some(end), FIRST_SOLO), late), FIRST_SOLO);
+        let longest = (Some(end), LONGEST_SOLO);
+        assert_eq!(next_spell(longest, end), LONGEST_SOLO);
+    }
+
+    #[test]
+    fn without_a_team_runs_in_order() {
+        let order = Mutex::new(Vec::new());
+        try_for_each(4, |i| {
+            order.lock().unwrap().push(i);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
+    }
+}
