@@ -63,6 +63,10 @@ const SHAPES: &[(&str, usize, usize, usize, bool, bool)] = &[
         false,
     ),
     ("C2 output 128x10x256", 128, 10, 256, false, false),
+    // W4-100: predict_proba of 100 rows of a 784-100-10 model, in two blocks of rows or
+    // two halves of the hidden units
+    ("W4 block 50x100x784", 50, 100, 784, false, false),
+    ("W4 half 100x50x784", 100, 50, 784, false, false),
     (
         "C2 output weight grad 256x10x128, A^T",
         256,

@@ -110,6 +110,20 @@ pub fn with_shared_threads<R: Send>(threads: usize, f: impl FnOnce(Par) -> R + S
     Ok(pool.install(|| f(Par::Rayon)))
 }
 
+/// [`with_shared_threads`] for a call of two threads whose pieces (blocks of rows) this
+/// thread computes too, with a worker of the process's pool as its helper
+/// ([`crate::team::with_team_in`]): one worker to wake instead of two in a row.
+pub fn with_shared_team<R>(threads: usize, f: impl FnOnce(Par) -> R + Send) -> Result<R>
+where
+    R: Send,
+{
+    if threads != 2 {
+        return with_shared_threads(threads, f);
+    }
+    let pool = shared_pool(threads)?;
+    Ok(crate::team::with_team_in(&pool, || f(Par::Team)))
+}
+
 fn new_pool(threads: usize) -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -122,6 +122,20 @@ fn forward_blocks<T: Real>(
                     Err(e) => Err(e.clone()),
                 })
         }
+        // a team's two threads: buffers taken from a stack (two at most are in use)
+        Par::Team if count > 1 => {
+            let spare = std::sync::Mutex::new(Vec::new());
+            par.try_for_each(count, |b| {
+                let ws = spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let mut ws = match ws {
+                    Some(ws) => ws,
+                    None => workspace()?,
+                };
+                let done = run_block(&mut ws, b);
+                spare.lock().unwrap_or_else(|e| e.into_inner()).push(ws);
+                done
+            })
+        }
         _ => {
             let mut ws = workspace()?;
             (0..count).try_for_each(|b| run_block(&mut ws, b))
@@ -177,6 +191,16 @@ mod tests {
         let reference = run(Rows::Dense(c_order.view()), 1);
         assert_eq!(run(Rows::Dense(c_order.view()), 2), reference);
         assert_eq!(run(Rows::Dense(f_order.view()), 2), reference);
+        // the calling thread and a worker of the process's pool as a team
+        let x = Rows::Dense(f_order.view());
+        let mut teamed = vec![0.0; n * 3];
+        crate::parallel::with_shared_team(2, |par| {
+            assert_eq!(par, Par::Team);
+            predict(&net, &params, &x, &mut teamed, par)
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(teamed, reference);
         // CSR rows take the sparse first layer (its entries in order, as scipy sums
         // them): the same values up to rounding, the same bits for any thread count
         let sparse = run(csr, 1);

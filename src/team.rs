@@ -299,13 +299,26 @@ impl Drop for Stop<'_> {
 /// pool, so no thread is started; until it runs, the caller runs every piece.
 pub(crate) fn with_team<R>(f: impl FnOnce() -> R) -> R {
     let team = Team::new();
-    rayon::in_place_scope(|scope| {
-        let shared = &team.shared;
+    rayon::in_place_scope(|scope| team.lead(scope, f))
+}
+
+/// [`with_team`] from a thread outside `pool` (a prediction's caller), with one of
+/// `pool`'s workers as the helper: the caller computes too, instead of waiting for the
+/// pool's workers to wake one after the other.
+pub(crate) fn with_team_in<R>(pool: &rayon::ThreadPool, f: impl FnOnce() -> R) -> R {
+    let team = Team::new();
+    pool.in_place_scope(|scope| team.lead(scope, f))
+}
+
+impl Team {
+    /// Starts the helper as a job of `scope` and runs `f` with this team entered.
+    fn lead<'s, R>(&'s self, scope: &rayon::Scope<'s>, f: impl FnOnce() -> R) -> R {
+        let shared = &self.shared;
         scope.spawn(move |_| help(shared));
         let _stop = Stop(shared);
-        let _entered = team.enter();
+        let _entered = self.enter();
         f()
-    })
+    }
 }
 
 /// The helper's life: each new job's pieces from the back, spinning between jobs for

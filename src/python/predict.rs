@@ -7,7 +7,7 @@ use super::errors::run_detached;
 use crate::memory;
 use crate::{
     hidden_activations as hidden_activations_of, predict as engine_predict, predict_threads,
-    with_shared_threads, Real,
+    with_shared_team, Real,
 };
 use numpy::ndarray::Array2;
 use numpy::{Element, IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -122,7 +122,7 @@ fn predict_typed<'py, T: Element + Real>(
         if call.check_finite && !rows.all_finite() {
             return Ok(false);
         }
-        with_shared_threads(threads, |par| match call.layer {
+        with_shared_team(threads, |par| match call.layer {
             Some(layer) => hidden_activations_of(&net, &slices, &rows, layer, buf, par),
             None => engine_predict(&net, &slices, &rows, buf, par),
         })??;
