@@ -320,13 +320,13 @@ impl<T: Real> SplitRunner<T> {
         let pieces = if par == Par::Team { 2 } else { 1 };
         par.try_for_each(pieces, |i| {
             let (lo, hi) = (i * m / pieces, (i + 1) * m / pieces);
-            let (lo, n) = (lo * k, (hi - lo) * k);
+            let (start, len) = (lo * k, (hi - lo) * k);
             // SAFETY: rows `lo..hi` of both buffers (within `m * k`, checked above) are
             // this call's alone; the buffers are distinct.
             let (a, b) = unsafe {
                 (
-                    std::slice::from_raw_parts_mut(outs[0].get().add(lo), n),
-                    std::slice::from_raw_parts_mut(outs[1].get().add(lo), n),
+                    std::slice::from_raw_parts_mut(outs[0].get().add(start), len),
+                    std::slice::from_raw_parts_mut(outs[1].get().add(start), len),
                 )
             };
             a.iter_mut().zip(&*b).for_each(|(a, &b)| *a += b);
