@@ -2,10 +2,11 @@
 //! thousand multiply-adds: two halves of a hidden layer, two parts of a batch, a few
 //! update chunks), where a rayon fork-join costs what the step saves: rayon's idle
 //! worker sleeps between a batch's phases and wakes too late, and the first thread
-//! then runs every piece itself (`bench/profile.md`, W1 and W5).
+//! then runs every piece itself (`bench/profile.md`, W1 and W5). Predictions use it too,
+//! so that their calling thread computes instead of waiting for two workers to wake.
 //!
-//! The calling thread and one helper, the pool's other worker, share each job's
-//! pieces: the caller takes them from the front, the helper from the back, so with two
+//! The calling thread and one helper, a worker of the call's rayon pool, share each
+//! job's pieces: the caller takes them from the front, the helper from the back, so with two
 //! pieces each thread keeps its own (its half's tensors stay in its core's cache). The
 //! helper spins between jobs for a while ([`SPIN`]), then sleeps until the next job. A
 //! piece is claimed before it runs, so the caller never waits for a piece nobody has
