@@ -8,7 +8,7 @@ use crate::parallel::{threads_for, Par, SendPtr};
 use crate::propagate::{Net, Pass};
 use crate::real::Real;
 use crate::workspace::{Passes, Workspace};
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// Rows per block at most: enough for efficient products, small enough to spread over
 /// threads.
@@ -112,35 +112,18 @@ fn forward_blocks<T: Real>(
     let workspace = || -> Result<Workspace<T>> {
         Ok(Workspace::new(&net.layout, block, Passes::Forward)?.for_input(x))
     };
-    match par {
-        // each thread's buffers, made when it takes its first block
-        Par::Rayon if count > 1 => {
-            (0..count)
-                .into_par_iter()
-                .try_for_each_init(workspace, |ws, b| match ws {
-                    Ok(ws) => run_block(ws, b),
-                    Err(e) => Err(e.clone()),
-                })
-        }
-        // a team's two threads: buffers taken from a stack (two at most are in use)
-        Par::Team if count > 1 => {
-            let spare = std::sync::Mutex::new(Vec::new());
-            par.try_for_each(count, |b| {
-                let ws = spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                let mut ws = match ws {
-                    Some(ws) => ws,
-                    None => workspace()?,
-                };
-                let done = run_block(&mut ws, b);
-                spare.lock().unwrap_or_else(|e| e.into_inner()).push(ws);
-                done
-            })
-        }
-        _ => {
-            let mut ws = workspace()?;
-            (0..count).try_for_each(|b| run_block(&mut ws, b))
-        }
-    }
+    // buffers taken from a stack, made when no spare one is free: one per thread at most
+    let spare = Mutex::new(Vec::new());
+    par.try_for_each(count, |b| {
+        let ws = spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut ws = match ws {
+            Some(ws) => ws,
+            None => workspace()?,
+        };
+        let done = run_block(&mut ws, b);
+        spare.lock().unwrap_or_else(|e| e.into_inner()).push(ws);
+        done
+    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -65,10 +65,9 @@ struct Shared {
     stop: AtomicBool,
     /// A panic of a piece on the helper, passed on to the caller.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
-    /// The helper's thread, once it runs (to wake it)...
-    helper: Mutex<Option<Thread>>,
-    /// ...and whether it does (the jobs before it has started are not its misses).
-    started: AtomicBool,
+    /// The helper's thread, once it runs (to wake it; the jobs before it has started
+    /// are not its misses).
+    helper: OnceLock<Thread>,
 }
 
 fn pack(job: u32, front: usize, back: usize) -> u64 {
@@ -149,8 +148,7 @@ impl Team {
                 sleeping: AtomicBool::new(false),
                 stop: AtomicBool::new(false),
                 panic: Mutex::new(None),
-                helper: Mutex::new(None),
-                started: AtomicBool::new(false),
+                helper: OnceLock::new(),
             },
             jobs: Cell::new(0),
             busy: Cell::new(false),
@@ -198,7 +196,7 @@ impl Team {
             }
         }
         let waited = self.wait_for_helper(n - mine);
-        if shared.started.load(Ordering::Relaxed) {
+        if shared.helper.get().is_some() {
             self.keep_up(mine == n, waited);
         }
         self.busy.set(false);
@@ -278,7 +276,7 @@ fn next_spell((end, length): (Option<Instant>, Duration), now: Instant) -> Durat
 
 impl Shared {
     fn wake(&self) {
-        if let Some(helper) = &*self.helper.lock().unwrap_or_else(|e| e.into_inner()) {
+        if let Some(helper) = self.helper.get() {
             helper.unpark();
         }
     }
@@ -325,8 +323,8 @@ impl Team {
 /// The helper's life: each new job's pieces from the back, spinning between jobs for
 /// [`SPIN`], then asleep until a job or the stop.
 fn help(shared: &Shared) {
-    *shared.helper.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread::current());
-    shared.started.store(true, Ordering::Release);
+    // (a team has one helper job: the cell is empty here)
+    let _ = shared.helper.set(thread::current());
     let mut seen = 0u32;
     let mut idle_since = Instant::now();
     let mut spins = 0u32;
@@ -385,28 +383,24 @@ pub(crate) fn try_for_each<E: Send>(
         return (0..n).try_for_each(f);
     }
     let failed = AtomicBool::new(false);
-    let errors: Mutex<Vec<(usize, E)>> = Mutex::new(Vec::new());
+    let lowest: Mutex<Option<(usize, E)>> = Mutex::new(None);
     let piece = |i: usize| {
         if failed.load(Ordering::Relaxed) {
             return;
         }
         if let Err(e) = f(i) {
             failed.store(true, Ordering::Relaxed);
-            errors
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((i, e));
+            let mut lowest = lowest.lock().unwrap_or_else(|e| e.into_inner());
+            if lowest.as_ref().is_none_or(|(j, _)| i < *j) {
+                *lowest = Some((i, e));
+            }
         }
     };
     // SAFETY: `CURRENT` points at a team only while its `Entered` guard lives, which
     // borrows the team.
     unsafe { &*team }.run(n, &piece);
-    let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
-    match errors.iter().map(|(i, _)| *i).min() {
-        Some(lowest) => {
-            let at = errors.iter().position(|(i, _)| *i == lowest).unwrap_or(0);
-            Err(errors.swap_remove(at).1)
-        }
+    match lowest.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some((_, e)) => Err(e),
         None => Ok(()),
     }
 }
