@@ -13,7 +13,7 @@ use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::gemm::{self, Precision};
 use crate::network::Layout;
-use crate::optimizer::GradientSource;
+use crate::optimizer::{GradScale, GradientSource, Scalars, Solver, StepScratch};
 use crate::parallel::{Par, SendPtr};
 use crate::propagate::{Net, PackedWeights, Pass};
 use crate::real::Real;
@@ -60,6 +60,8 @@ pub(crate) struct BatchRunner<T> {
     /// Whether each part computes its whole gradient in the rows pass (see
     /// [`part_gradients`]).
     part_grads: bool,
+    /// The optimizer's buffers for the update.
+    scratch: StepScratch<T>,
 }
 
 /// Whether each part of a batch computes its own whole gradient in the rows pass, which
@@ -77,6 +79,23 @@ fn part_gradients<T: Real>(layout: &Layout, x: &Rows<'_, T>, precision: Precisio
 pub(crate) struct BatchResult<T> {
     pub loss_sum: f64,
     pub weight_sum: T,
+}
+
+impl<T: Real> BatchResult<T> {
+    /// The batch loss as `_backprop` gives it: the data loss plus the L2 `penalty`
+    /// (`alpha / 2 * ||W||^2`), over the weight sum.
+    pub(crate) fn loss(&self, penalty: f64) -> f64 {
+        (self.loss_sum + penalty) / self.weight_sum.to_f64()
+    }
+}
+
+/// What a batch's update takes from the fit: the solver, `alpha`, and the L2 penalty
+/// `alpha / 2 * ||W||^2` of the current weights.
+#[derive(Clone, Copy)]
+pub(crate) struct StepOf<'a> {
+    pub solver: &'a Solver,
+    pub alpha: f64,
+    pub penalty: f64,
 }
 
 impl<T: Real> BatchRunner<T> {
@@ -132,7 +151,46 @@ impl<T: Real> BatchRunner<T> {
             rows16: rounded_once(x, precision, par)?,
             batch_rows: Vec::with_capacity(batch),
             part_grads,
+            scratch: StepScratch::default(),
         })
+    }
+
+    /// One batch of the rows `rows` ([`BatchRunner::run`]) and the optimizer's update
+    /// from its gradient (`_backprop` and `_optimizer.update_params`). Returns the batch
+    /// loss and the new coefficients' sum of squares, `None` when the rows' weights sum
+    /// to zero; a batch whose loss is not finite updates nothing.
+    #[allow(clippy::too_many_arguments)] // `run`'s and `Solver::step`'s inputs
+    pub(crate) fn step(
+        &mut self,
+        net: &Net,
+        data: &Dataset<'_, T>,
+        rows: (&[usize], u64),
+        (params, state): (&mut [&mut [T]], &mut [&mut [T]]),
+        step: StepOf<'_>,
+        scalars: &mut Scalars,
+        par: Par,
+    ) -> Result<Option<(f64, f64)>> {
+        let result = self.run(net, data, rows, params, par)?;
+        if result.weight_sum == T::zero() {
+            return Ok(None);
+        }
+        let batch_loss = result.loss(step.penalty);
+        if !batch_loss.is_finite() {
+            return Ok(Some((batch_loss, f64::NAN)));
+        }
+        let scale = GradScale {
+            alpha: step.alpha,
+            weight_sum: result.weight_sum.to_f64(),
+            n_coefs: net.layout.n_layers(),
+        };
+        // (out of `self` while the gradient, which borrows all of it, is read)
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let grads = self.grads(net);
+        let norm = step
+            .solver
+            .step(params, &grads, state, scalars, scale, &mut scratch, par);
+        self.scratch = scratch;
+        Ok(Some((batch_loss, norm?)))
     }
 
     /// The raw gradient of the last batch (valid after [`BatchRunner::run`]).

@@ -167,6 +167,11 @@ fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
 /// to span several scheduler time slices) and keeps the faster way. On one thread it
 /// probes the pool again after an interval that doubles while one thread stays faster.
 /// A quiet machine has no stalls, so it never probes, and pays nothing.
+///
+/// A team's steps ([`Par::Team`]) are left alone: they take tens of microseconds, so
+/// any interrupt or page fault made a stall, and the probes they started ran 3-10 % of
+/// W5's batches on one thread on a quiet machine (its epochs 5-10 % slower); the team
+/// watches its helper itself, job by job (`team.rs`).
 #[derive(Debug)]
 pub(crate) struct Governor {
     /// The call's threads (the way of its parallel steps)...
@@ -242,7 +247,7 @@ impl Governor {
 
     /// The seconds the last step took (call only for steps of full size).
     pub(crate) fn record(&mut self, seconds: f64) {
-        if self.threads == Par::Sequential {
+        if matches!(self.threads, Par::Sequential | Par::Team) {
             return;
         }
         if let Some(probe) = self.probe.as_mut() {
@@ -335,5 +340,11 @@ mod tests {
         let mut g = Governor::new(Par::Sequential);
         g.record(1.0);
         assert_eq!(g.par(), Par::Sequential);
+        // a team's steps stay on the team, stalls or not (the team watches its helper)
+        let mut g = Governor::new(Par::Team);
+        for i in 0..3000 {
+            assert_eq!(g.par(), Par::Team);
+            g.record(stalls(i) / 10.0);
+        }
     }
 }

@@ -3,13 +3,14 @@
 //! the hidden units keeps its columns of the first layer, its rows of the second, their
 //! intercepts and optimizer state for a whole epoch, and runs the batch's forward pass,
 //! backward pass and update for them; only the two halves' partial outputs (a batch of
-//! output rows) meet once per batch. Cut by rows, such a batch moved the weights and
+//! output rows) meet once per batch. A half's update and its share of the next batch's
+//! forward pass need nothing of the other half, so they run in one job. Cut by rows, such a batch moved the weights and
 //! every row's error signals between the cores' caches each batch and lost to one thread
 //! (`bench/profile.md`, W1). Halves are cut by the shape alone, and the partial outputs
 //! are added in half order, so results are bit-identical whatever the thread count.
 
 use crate::activation::add_bias;
-use crate::batch::BatchResult;
+use crate::batch::{BatchResult, StepOf};
 use crate::data::{Dataset, Rows};
 use crate::dropout::Dropout;
 use crate::error::{Error, Result};
@@ -111,14 +112,18 @@ struct Half<T> {
     norm: f64,
 }
 
-/// A fit's batches by halves of the hidden units: [`SplitRunner::run`] (forward and
-/// loss) then [`SplitRunner::step`] (gradient and update) per batch, between
-/// [`SplitRunner::load`] and [`SplitRunner::store`] per epoch.
+/// A fit's batches by halves of the hidden units: [`SplitRunner::batch`] per batch,
+/// between [`SplitRunner::load`] and [`SplitRunner::store`] per epoch.
 pub(crate) struct SplitRunner<T> {
     halves: [Half<T>; 2],
-    /// Rows of the last batch, and whether it had sample weights.
-    rows: usize,
-    weighted: bool,
+    /// The batch whose forward pass the last batch's update ran ahead: the rows (the
+    /// slice's address and length) and their weight sum.
+    ahead: Option<((usize, usize), T)>,
+}
+
+/// Which rows a forward pass ran for: the slice of the epoch's order.
+fn key(rows: &[usize]) -> (usize, usize) {
+    (rows.as_ptr() as usize, rows.len())
 }
 
 impl<T: Real> Half<T> {
@@ -225,14 +230,14 @@ impl<T: Real> SplitRunner<T> {
                 Half::new(net, first, batch, states)?,
                 Half::new(net, second, batch, states)?,
             ],
-            rows: 0,
-            weighted: false,
+            ahead: None,
         })
     }
 
     /// Takes the halves' shares of the parameters and the optimizer state (at the start
     /// of an epoch: between epochs the full tensors are read and may be replaced).
     pub(crate) fn load(&mut self, params: &mut [&mut [T]], state: &mut [&mut [T]]) {
+        self.ahead = None;
         self.exchange(params, state, false);
     }
 
@@ -255,50 +260,78 @@ impl<T: Real> SplitRunner<T> {
         }
     }
 
-    /// Forward pass of the rows `rows` and the loss (`BatchRunner::run`'s part): the
-    /// halves in parallel, then their partial outputs added in half order.
-    pub(crate) fn run(
+    /// One batch of the rows `rows` (`_backprop` and the update) and, with `next`, the
+    /// forward pass of the batch after it: each half goes on from its update to its
+    /// share of the next batch, which needs its own weights alone, in the same parallel
+    /// job (the threads meet twice per batch instead of three times). Returns the batch
+    /// loss and the new coefficients' sum of squares (first half, then second), `None`
+    /// when the rows' weights sum to zero; a batch whose loss is not finite updates
+    /// nothing.
+    pub(crate) fn batch(
         &mut self,
         data: &Dataset<'_, T>,
-        rows: &[usize],
-        par: Par,
-    ) -> Result<BatchResult<T>> {
-        let m = rows.len();
-        let mut sums = [T::zero(); 2];
-        let out = SendPtr(sums.as_mut_ptr());
-        self.both(par, |i, half| {
-            let weight_sum = half.forward(data, rows)?;
-            // SAFETY: slot `i` belongs to this half alone.
-            unsafe { *out.get().add(i) = weight_sum };
-            Ok(())
-        })?;
-        self.combine(m, par)?;
-        self.rows = m;
-        self.weighted = data.sample_weight.is_some();
-        let first = &self.halves[0];
-        Ok(BatchResult {
-            loss_sum: first.net.loss_sum(&first.ws, m, self.weighted),
-            weight_sum: sums[0],
-        })
-    }
-
-    /// The optimizer's step for the last batch ([`Solver::step`]'s part): each half's
-    /// gradient and update in parallel; returns the sum of squares of the new
-    /// coefficients (first half, then second).
-    pub(crate) fn step(
-        &mut self,
-        solver: &Solver,
+        (rows, next): (&[usize], Option<&[usize]>),
+        step: StepOf<'_>,
         scalars: &mut Scalars,
-        scale: GradScale,
         par: Par,
-    ) -> Result<f64> {
-        let rule = solver.next_rule::<T>(scalars);
+    ) -> Result<Option<(f64, f64)>> {
+        let m = rows.len();
+        let weight_sum = match self.ahead.take() {
+            Some((ran, weight_sum)) if ran == key(rows) => weight_sum,
+            _ => self.forward(data, rows, par)?,
+        };
+        if weight_sum == T::zero() {
+            return Ok(None);
+        }
+        self.combine(m, par)?;
+        let weighted = data.sample_weight.is_some();
+        let first = &self.halves[0];
+        let loss_sum = first.net.loss_sum(&first.ws, m, weighted);
+        let batch_loss = BatchResult {
+            loss_sum,
+            weight_sum,
+        }
+        .loss(step.penalty);
+        if !batch_loss.is_finite() {
+            return Ok(Some((batch_loss, f64::NAN)));
+        }
+        let scale = GradScale {
+            alpha: step.alpha,
+            weight_sum: weight_sum.to_f64(),
+            n_coefs: 2,
+        };
+        let rule = step.solver.next_rule::<T>(scalars);
         let update = |t: usize, p: &mut [T], g: &[T], s1: &mut [T], s2: &mut [T]| {
             rule.update(t < 2, scale, p, g, s1, s2)
         };
-        let how = (self.rows, self.weighted);
-        self.both(par, |_, half| half.backward_and_update(how, &update))?;
-        Ok(self.halves[0].norm + self.halves[1].norm)
+        let mut sums = [T::zero(); 2];
+        let out = SendPtr(sums.as_mut_ptr());
+        self.both(par, |i, half| {
+            half.backward_and_update((m, weighted), &update)?;
+            if let Some(next) = next {
+                // SAFETY: slot `i` belongs to this half alone.
+                unsafe { *out.get().add(i) = half.forward(data, next)? };
+            }
+            Ok(())
+        })?;
+        self.ahead = next.map(|next| (key(next), sums[0]));
+        Ok(Some((
+            batch_loss,
+            self.halves[0].norm + self.halves[1].norm,
+        )))
+    }
+
+    /// The forward pass of `rows` alone (an epoch's first batch); returns their weight
+    /// sum.
+    fn forward(&mut self, data: &Dataset<'_, T>, rows: &[usize], par: Par) -> Result<T> {
+        let mut sums = [T::zero(); 2];
+        let out = SendPtr(sums.as_mut_ptr());
+        self.both(par, |i, half| {
+            // SAFETY: slot `i` belongs to this half alone.
+            unsafe { *out.get().add(i) = half.forward(data, rows)? };
+            Ok(())
+        })?;
+        Ok(sums[0])
     }
 
     /// The network's outputs of the last `m` rows into both halves' buffers: the two
@@ -398,12 +431,17 @@ mod tests {
             let mut rows = BatchRunner::new(layout, 50, setup, &data.x, par).unwrap();
             let mut scratch = StepScratch::default();
             split.load(&mut p, &mut s);
-            for batch in order.chunks(50) {
+            let batches: Vec<&[usize]> = order.chunks(50).collect();
+            for (b, &batch) in batches.iter().enumerate() {
                 if halves.is_some() {
-                    let r = split.run(data, batch, par).unwrap();
-                    split
-                        .step(solver, &mut scalars, scale(r.weight_sum), par)
-                        .unwrap();
+                    let step = StepOf {
+                        solver,
+                        alpha: 0.01,
+                        penalty: 0.0,
+                    };
+                    let next = batches.get(b + 1).copied();
+                    let stepped = split.batch(data, (batch, next), step, &mut scalars, par);
+                    assert!(stepped.unwrap().is_some_and(|(loss, _)| loss.is_finite()));
                 } else {
                     let r = rows.run(net, data, (batch, 0), &p, par).unwrap();
                     let grads = rows.grads(net);

@@ -4,14 +4,14 @@
 //! validation set with best-weight tracking), the optimizer's `iteration_ends` and
 //! `trigger_stopping`, and interruption between batches.
 
-use crate::batch::{BatchResult, BatchRunner};
+use crate::batch::{BatchRunner, StepOf};
 use crate::data::Dataset;
 use crate::dropout::Dropout;
 use crate::error::{ensure_shape, Error, Result};
 use crate::gemm::Precision;
 use crate::memory;
 use crate::network::SplitMix64;
-use crate::optimizer::{GradScale, Plateau, Scalars, Solver, StepScratch};
+use crate::optimizer::{Plateau, Scalars, Solver};
 use crate::parallel::{threads_for, threads_for_halves, Governor, Par};
 use crate::propagate::Net;
 use crate::real::Real;
@@ -19,6 +19,7 @@ use crate::score::{Score, ScoreAccumulator};
 use crate::split::{self, SplitRunner};
 use crate::team;
 use crate::workspace::{Passes, Workspace};
+use std::ops::Range;
 use std::time::Instant;
 
 /// Rows per block when scoring the validation set.
@@ -439,8 +440,8 @@ impl<T: Real> Runner<T> {
     }
 }
 
-/// What the epochs of one fit share: the batch buffers, the epoch's order, the
-/// optimizer's scratch and the validation set's workspace.
+/// What the epochs of one fit share: the batch buffers, the epoch's order and the
+/// validation set's workspace.
 struct Epochs<'n, 'd, T> {
     net: &'n Net,
     cfg: &'n TrainConfig,
@@ -451,7 +452,6 @@ struct Epochs<'n, 'd, T> {
     /// `sum ||W||^2` of the current weights: the optimizer returns it for the weights
     /// it leaves, so only the first batch computes it here.
     norm: f64,
-    scratch: StepScratch<T>,
     par: Par,
     /// Whether each batch runs on the call's threads (see [`Governor`]).
     governor: Governor,
@@ -485,7 +485,6 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             runner: Runner::new(net, cfg, data, par)?,
             order,
             norm: net.squared_norm(params),
-            scratch: StepScratch::default(),
             governor: Governor::new(par),
             par,
         })
@@ -517,7 +516,8 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             }
             let end = (start + batch).min(n);
             let first_visit = progress.t + start as u64;
-            let rows = (start..end, first_visit);
+            let next = end..(end + batch).min(n);
+            let rows = (start..end, next, first_visit);
             let par = self.governor.par();
             let started = Instant::now();
             let batch_loss = self.batch(rows, params, optimizer_state, scalars, par)?;
@@ -555,48 +555,38 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
     /// weights sum to zero.
     fn batch(
         &mut self,
-        (range, first_visit): (std::ops::Range<usize>, u64),
+        (range, next, first_visit): (Range<usize>, Range<usize>, u64),
         params: &mut [&mut [T]],
         optimizer_state: &mut [&mut [T]],
         scalars: &mut Scalars,
         par: Par,
     ) -> Result<Option<f64>> {
-        let (net, cfg) = (self.net, self.cfg);
+        let cfg = self.cfg;
         let rows = &self.order[range];
-        let BatchResult {
-            loss_sum,
-            weight_sum,
-        } = match &mut self.runner {
-            Runner::Rows(r) => r.run(net, self.data, (rows, first_visit), params, par)?,
-            Runner::Halves(split) => split.run(self.data, rows, par)?,
-        };
-        if weight_sum == T::zero() {
-            return Ok(None);
-        }
-        let penalty = 0.5 * cfg.alpha * self.norm;
-        let batch_loss = (loss_sum + penalty) / weight_sum.to_f64();
-        if !batch_loss.is_finite() {
-            // a diverged batch updates nothing (the caller stops)
-            return Ok(Some(batch_loss));
-        }
-        let scale = GradScale {
+        let step = StepOf {
+            solver: &cfg.solver,
             alpha: cfg.alpha,
-            weight_sum: weight_sum.to_f64(),
-            n_coefs: net.layout.n_layers(),
+            penalty: 0.5 * cfg.alpha * self.norm,
         };
-        self.norm = match &mut self.runner {
-            Runner::Rows(r) => cfg.solver.step(
-                params,
-                &r.grads(net),
-                optimizer_state,
-                scalars,
-                scale,
-                &mut self.scratch,
-                par,
-            )?,
-            Runner::Halves(split) => split.step(&cfg.solver, scalars, scale, par)?,
+        let stepped = match &mut self.runner {
+            Runner::Rows(r) => {
+                let tensors = (params, optimizer_state);
+                let rows = (rows, first_visit);
+                r.step(self.net, self.data, rows, tensors, step, scalars, par)?
+            }
+            Runner::Halves(split) => {
+                // the next batch's forward pass runs in this batch's parallel job
+                let next = (!next.is_empty()).then(|| &self.order[next]);
+                split.batch(self.data, (rows, next), step, scalars, par)?
+            }
         };
-        Ok(Some(batch_loss))
+        Ok(stepped.map(|(batch_loss, norm)| {
+            // a diverged batch updated nothing (the caller stops)
+            if batch_loss.is_finite() {
+                self.norm = norm;
+            }
+            batch_loss
+        }))
     }
 
     /// The validation score of the current parameters (scikit-learn's `_score` on the
