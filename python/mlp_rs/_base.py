@@ -39,6 +39,8 @@ from . import _convert, _core
 from ._core import __version__
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+# X's dtypes that scikit-learn's validation (dtype=(float64, float32)) keeps as they are
+_PLAIN_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 # The engine's loss for each output activation (canonical pairs only).
 _LOSS_OF_OUTPUT = {
@@ -542,6 +544,62 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 " parameters were left as they were before this call."
             )
         return self
+
+    def _is_plain_training_input(self, X, y, reset, y_kinds, y_ndims):
+        """Whether ``validate_data(self, X, y, ...)`` would return X and y themselves,
+        without a word: X a 2-D float64/float32 NumPy array (no subclass, no dataframe,
+        native byte order) with rows and columns, every value finite; y a NumPy array of
+        a dtype kind in ``y_kinds`` and a dimension in ``y_ndims`` with X's rows, finite
+        when floating; on a later call (``reset=False``) X of the fitted feature count
+        for a model fitted without feature names. Its generic checks cost ~0.2 ms a fit
+        (a tenth of a small fit's time); anything else takes them, with their errors
+        and warnings."""
+        plain = (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype in _PLAIN_DTYPES
+            and X.size > 0
+            and type(y) is np.ndarray
+            and y.dtype.kind in y_kinds
+            and y.ndim in y_ndims
+            and len(y) == len(X)
+            and y.size > 0
+            and (
+                reset
+                or (
+                    X.shape[1] == self.__dict__.get("n_features_in_")
+                    and "feature_names_in_" not in self.__dict__
+                )
+            )
+        )
+        if not plain:
+            return False
+        # A finite sum has only finite terms (scikit-learn's own first test). Silent:
+        # when it is not finite, the full path checks again and warns as it does.
+        with np.errstate(all="ignore"):
+            return bool(np.isfinite(X.sum())) and (
+                y.dtype.kind != "f" or bool(np.isfinite(y.sum()))
+            )
+
+    def _checked_training_input(self, X, y, reset, plain_y, **check_params):
+        """X and y as ``validate_data`` returns them (and what it records: the feature
+        count and names on a first call), taking a plain input as it is (see
+        ``_is_plain_training_input``; ``plain_y`` is its y kinds and dimensions)."""
+        if self._is_plain_training_input(X, y, reset, *plain_y):
+            if reset:
+                self.__dict__.pop("feature_names_in_", None)
+                self.n_features_in_ = X.shape[1]
+            return X, y
+        return validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+            **check_params,
+        )
 
     def _check_targets_for_loss(self, y):
         """Targets the loss the model trains cannot take (see the regressor's)."""

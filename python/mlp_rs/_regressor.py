@@ -11,7 +11,6 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
     check_array,
     column_or_1d,
-    validate_data,
 )
 
 from ._base import BaseMultilayerPerceptron, _validation
@@ -148,15 +147,9 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         self.huber_delta = huber_delta
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            y_numeric=True,
-            dtype=(np.float64, np.float32),
-            reset=reset,
+        # plain y: floats, one or several outputs
+        X, y = self._checked_training_input(
+            X, y, reset, plain_y=("f", (1, 2)), y_numeric=True
         )
         if y.dtype.kind in "SU":
             y = _numeric_strings(y)
