@@ -4,10 +4,11 @@
 //! intercepts and optimizer state for a whole epoch, and runs the batch's forward pass,
 //! backward pass and update for them; only the two halves' partial outputs (a batch of
 //! output rows) meet once per batch. A half's update and its share of the next batch's
-//! forward pass need nothing of the other half, so they run in one job. Cut by rows, such a batch moved the weights and
-//! every row's error signals between the cores' caches each batch and lost to one thread
-//! (`bench/profile.md`, W1). Halves are cut by the shape alone, and the partial outputs
-//! are added in half order, so results are bit-identical whatever the thread count.
+//! forward pass need nothing of the other half, so they run in one job. Cut by rows,
+//! such a batch moved the weights and every row's error signals between the cores'
+//! caches each batch and lost to one thread (`bench/profile.md`, W1). Halves are cut by
+//! the shape alone, and the partial outputs are added in half order, so results are
+//! bit-identical whatever the thread count.
 
 use crate::activation::add_bias;
 use crate::batch::{BatchResult, StepOf};
