@@ -139,3 +139,52 @@ def test_serving_path_is_taken_for_plain_arrays(monkeypatch):
     with pytest.raises(ValueError, match="Input X contains NaN"):
         est.predict_proba(bad)  # the engine found NaN: the full path raises
     assert calls == [1, 1]
+
+
+def _label_cases():
+    X, y = make_data("multiclass", n_samples=60)
+    ym = np.stack([y % 2, (y // 2) % 2, y == 3], axis=1).astype(int)
+    kw = dict(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        strings = np.array([f"c{v}" for v in y])
+        return {
+            **{k: v for k, v in MODELS.items() if isinstance(v[0], MLPClassifier)},
+            "multilabel": (MLPClassifier(**kw).fit(X, ym), X, y),
+            "string labels": (MLPClassifier(**kw).fit(X, strings), X, y),
+        }
+
+
+@pytest.mark.parametrize("case", list(_label_cases()))
+def test_score_is_classifier_mixins_score(case):
+    """score's accuracy for plain integer labels is accuracy_score's, bit for bit;
+    other labels and weights take accuracy_score itself (same errors, warnings)."""
+    from sklearn.base import ClassifierMixin
+
+    est, X, y = _label_cases()[case]
+    labels = {
+        "as given": y,
+        "int32": y.astype(np.int32),
+        "uint8": y.astype(np.uint8),
+        "unseen": y + 7,
+        "short": y[:-1],
+        "list": list(y),
+        "float": y.astype(float),
+        "strings": np.array([f"c{v}" for v in y]),
+        "column": y.reshape(-1, 1),
+        "indicator": np.stack([y % 2, y % 3 == 0, y == 1], axis=1).astype(int),
+        "bool": y % 2 == 0,
+        "object": y.astype(object),
+    }
+    weights = [None, np.linspace(0.5, 2.0, len(y))]
+    for (name, y_in), w in ((item, w) for item in labels.items() for w in weights):
+        fast = _outcome(lambda y_in=y_in, w=w: est.score(X, y_in, sample_weight=w))
+        full = _outcome(
+            lambda y_in=y_in, w=w: ClassifierMixin.score(est, X, y_in, sample_weight=w)
+        )
+        try:
+            _same(fast, full)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{case} {name} weights={w is not None}: {exc}"
+            ) from None
