@@ -393,7 +393,7 @@ mod tests {
     use crate::data::Targets;
     use crate::loss::Loss;
     use crate::network::SplitMix64;
-    use crate::optimizer::{Schedule, StepScratch};
+    use crate::optimizer::Schedule;
     use crate::parallel::with_threads;
     use ndarray::Array2;
 
@@ -421,36 +421,27 @@ mod tests {
         let mut p: Vec<&mut [f64]> = params.iter_mut().map(|v| &mut v[..]).collect();
         let mut s: Vec<&mut [f64]> = state.iter_mut().map(|v| &mut v[..]).collect();
         let order: Vec<usize> = (0..150).rev().collect();
-        let scale = |weight_sum: f64| GradScale {
+        // the same step both ways (the L2 penalty only changes the reported loss)
+        let step = StepOf {
+            solver,
             alpha: 0.01,
-            weight_sum,
-            n_coefs: 2,
+            penalty: 0.0,
         };
         with_threads(halves.unwrap_or(1), |par| {
             let mut split = SplitRunner::new(net, 50, solver).unwrap();
             let setup = (&Dropout::default(), Precision::Exact);
             let mut rows = BatchRunner::new(layout, 50, setup, &data.x, par).unwrap();
-            let mut scratch = StepScratch::default();
             split.load(&mut p, &mut s);
             let batches: Vec<&[usize]> = order.chunks(50).collect();
             for (b, &batch) in batches.iter().enumerate() {
-                if halves.is_some() {
-                    let step = StepOf {
-                        solver,
-                        alpha: 0.01,
-                        penalty: 0.0,
-                    };
+                let stepped = if halves.is_some() {
                     let next = batches.get(b + 1).copied();
-                    let stepped = split.batch(data, (batch, next), step, &mut scalars, par);
-                    assert!(stepped.unwrap().is_some_and(|(loss, _)| loss.is_finite()));
+                    split.batch(data, (batch, next), step, &mut scalars, par)
                 } else {
-                    let r = rows.run(net, data, (batch, 0), &p, par).unwrap();
-                    let grads = rows.grads(net);
-                    let how = scale(r.weight_sum);
-                    solver
-                        .step(&mut p, &grads, &mut s, &mut scalars, how, &mut scratch, par)
-                        .unwrap();
-                }
+                    let tensors = (&mut p[..], &mut s[..]);
+                    rows.step(net, data, (batch, 0), tensors, step, &mut scalars, par)
+                };
+                assert!(stepped.unwrap().is_some_and(|(loss, _)| loss.is_finite()));
             }
             if halves.is_some() {
                 split.store(&mut p, &mut s);

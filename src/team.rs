@@ -6,12 +6,12 @@
 //! so that their calling thread computes instead of waiting for two workers to wake.
 //!
 //! The calling thread and one helper, a worker of the call's rayon pool, share each
-//! job's pieces: the caller takes them from the front, the helper from the back, so with two
-//! pieces each thread keeps its own (its half's tensors stay in its core's cache). The
-//! helper spins between jobs for a while ([`SPIN`]), then sleeps until the next job. A
-//! piece is claimed before it runs, so the caller never waits for a piece nobody has
-//! started: when the helper is asleep, descheduled or not started yet, the caller runs
-//! the whole job alone. Which thread runs a piece never changes what it computes.
+//! job's pieces: the caller takes them from the front, the helper from the back, so
+//! with two pieces each thread keeps its own (its half's tensors stay in its core's
+//! cache). The helper spins between jobs for a while ([`SPIN`]), then sleeps until the
+//! next job. A piece is claimed before it runs, so the caller never waits for a piece
+//! nobody has started: when the helper is asleep, descheduled or not started yet, the
+//! caller runs the whole job alone. Which thread runs a piece never changes what it computes.
 
 use std::any::Any;
 use std::cell::Cell;

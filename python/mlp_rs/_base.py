@@ -42,6 +42,19 @@ _STOCHASTIC_SOLVERS = ("sgd", "adam")
 # X's dtypes that scikit-learn's validation (dtype=(float64, float32)) keeps as they are
 _PLAIN_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
+
+def _is_plain_array(X):
+    """A 2-D float64/float32 NumPy array (no subclass, no dataframe, native byte order)
+    with rows: what scikit-learn's validation passes through as it is, finiteness
+    aside."""
+    return (
+        type(X) is np.ndarray
+        and X.ndim == 2
+        and X.dtype in _PLAIN_DTYPES
+        and X.shape[0] > 0
+    )
+
+
 # The engine's loss for each output activation (canonical pairs only).
 _LOSS_OF_OUTPUT = {
     "identity": "squared_error",
@@ -547,30 +560,23 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _is_plain_training_input(self, X, y, reset, y_kinds, y_ndims):
         """Whether ``validate_data(self, X, y, ...)`` would return X and y themselves,
-        without a word: X a 2-D float64/float32 NumPy array (no subclass, no dataframe,
-        native byte order) with rows and columns, every value finite; y a NumPy array of
-        a dtype kind in ``y_kinds`` and a dimension in ``y_ndims`` with X's rows, finite
-        when floating; on a later call (``reset=False``) X of the fitted feature count
-        for a model fitted without feature names. Its generic checks cost ~0.2 ms a fit
-        (a tenth of a small fit's time); anything else takes them, with their errors
-        and warnings."""
+        without a word: X a plain array (``_is_plain_array``) with columns, on a later
+        call (``reset=False``) one that predictions serve (``_is_plain_input``), every
+        value finite; y a NumPy array of a dtype kind in ``y_kinds`` and a dimension in
+        ``y_ndims`` with X's rows, finite when floating. Its generic checks cost ~0.2
+        ms a fit (a tenth of a small fit's time); anything else takes them, with their
+        errors and warnings."""
         plain = (
-            type(X) is np.ndarray
-            and X.ndim == 2
-            and X.dtype in _PLAIN_DTYPES
-            and X.size > 0
+            (
+                _is_plain_array(X) and X.shape[1] > 0
+                if reset
+                else self._is_plain_input(X)
+            )
             and type(y) is np.ndarray
             and y.dtype.kind in y_kinds
             and y.ndim in y_ndims
             and len(y) == len(X)
             and y.size > 0
-            and (
-                reset
-                or (
-                    X.shape[1] == self.__dict__.get("n_features_in_")
-                    and "feature_names_in_" not in self.__dict__
-                )
-            )
         )
         if not plain:
             return False
@@ -1043,15 +1049,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _is_plain_input(self, X):
         """Whether X is what scikit-learn's validation would pass through untouched
-        and without a word: a 2-D float32/float64 NumPy array (no subclass, no
-        dataframe) with rows, of the fitted feature count, for a model fitted without
-        feature names. Finiteness is left to the engine."""
+        and without a word: a plain array (``_is_plain_array``) of the fitted feature
+        count, for a model fitted without feature names. Finiteness is left to the
+        engine (or, in a fit, to ``_is_plain_training_input``)."""
         return (
-            type(X) is np.ndarray
-            and X.ndim == 2
-            and X.dtype.kind == "f"
-            and X.dtype.itemsize in (4, 8)
-            and X.shape[0] > 0
+            _is_plain_array(X)
             and X.shape[1] == self.__dict__.get("n_features_in_")
             and "feature_names_in_" not in self.__dict__
         )
