@@ -2,8 +2,9 @@
 //! (C1, C2, C3 = C1 with Adam, C4, and bench/workloads.py's tabular W1, W2 (a
 //! regression) and one fold of W5; f32 or f64; n_jobs, read by the engine's thread policy as
 //! the estimators read it; epochs; `bf16` for bfloat16 products).
-//! Synthetic data of Fashion-MNIST's (C1, C2) or digits' (C4, W5) shape; prints seconds per epoch and GFLOPS, for
-//! profiling the engine (e.g. under `perf record`).
+//! Synthetic data of Fashion-MNIST's (C1, C2) or digits' (C4, W5) shape, or the raw
+//! little-endian f32 file `EPOCH_X` names (real inputs of that shape); prints seconds per
+//! epoch and GFLOPS, for profiling the engine (e.g. under `perf record`).
 
 use mlp_rs::{
     fit_threads, train, with_threads, Activation, Dataset, Dropout, Layout, Loss, Model, Net,
@@ -24,7 +25,18 @@ fn run<T: Real>(
 ) {
     let (n, n_in, n_out) = shape;
     let mut rng = SplitMix64(1);
-    let x = Array2::from_shape_fn((n, n_in), |_| T::from_f64(rng.next_f64()));
+    let x = match std::env::var("EPOCH_X") {
+        // real inputs instead (e.g. Fashion-MNIST's pixels / 255, whose zeros matter)
+        Ok(path) => {
+            let raw = std::fs::read(&path).expect("EPOCH_X: a readable file");
+            assert_eq!(raw.len(), n * n_in * 4, "EPOCH_X: {n} x {n_in} f32 values");
+            let values = raw
+                .chunks_exact(4)
+                .map(|b| T::from_f64(f32::from_le_bytes(b.try_into().unwrap()) as f64));
+            Array2::from_shape_vec((n, n_in), values.collect()).unwrap()
+        }
+        Err(_) => Array2::from_shape_fn((n, n_in), |_| T::from_f64(rng.next_f64())),
+    };
     let labels: Vec<i64> = (0..n).map(|i| (i % n_out) as i64).collect();
     // one output: a regression (W2) on a target drawn like X
     let regression = n_out == 1;

@@ -23,7 +23,7 @@ MAX_LINES = 90
 # floor and the ones below it. lib.rs (the crate root) re-exports and sits above all.
 FLOORS = [
     {"real", "simd", "exp", "error", "memory", "mt19937", "reduce"},
-    {"data", "gemm", "narrow", "sparse", "bf16", "parallel", "team"},
+    {"data", "gemm", "narrow", "sparse", "zeros", "bf16", "parallel", "team"},
     {"network", "activation", "loss", "dropout"},
     {"workspace", "propagate"},
     {"batch", "optimizer"},

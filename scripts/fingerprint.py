@@ -36,6 +36,11 @@ def _data():
     Xr, yr = make_regression(n_samples=500, n_features=20, n_targets=2, random_state=0)
     yr = yr / yr.std(axis=0)
     Xb, yb = make_classification(n_samples=3000, n_features=200, random_state=1)
+    # digits at twice the resolution: 256 inputs, half of them zero like an image's
+    # background, enough for the first layer's zero-skipping gradient (`src/zeros.rs`);
+    # shifted by one input and scaled so that its groups of four mix unequal pixels
+    Xi = np.kron(Xd.reshape(-1, 8, 8), np.ones((2, 2))).reshape(len(Xd), 256)
+    Xi = np.roll(Xi, 1, axis=1) * np.linspace(0.9, 1.1, 256)
     ym = np.stack([yc % 2, (yc // 2) % 2, yc == 3], axis=1).astype(int)
     sw = np.random.RandomState(0).uniform(0.5, 2.0, size=len(yc))
     return dict(
@@ -45,6 +50,7 @@ def _data():
         regression=(Xr, yr),
         poisson=(Xr, np.exp(0.3 * Xr[:, 0]) + Xr[:, 1] ** 2),
         binary_large=(Xb, yb),
+        images=(Xi, digits.target),
         sample_weight=sw,
     )
 
@@ -95,6 +101,18 @@ def _configs():
             MLPClassifier,
             "binary_large",
             dict(sgd, hidden_layer_sizes=(300, 100), max_iter=3, n_jobs=1),
+        ),
+        (
+            "images-sgd-2jobs",
+            MLPClassifier,
+            "images",
+            dict(sgd, hidden_layer_sizes=(128,), max_iter=4, n_jobs=2),
+        ),
+        (
+            "images-adam-1job",
+            MLPClassifier,
+            "images",
+            dict(adam, hidden_layer_sizes=(128,), max_iter=4, n_jobs=1),
         ),
     ]
 

@@ -8,8 +8,9 @@
 //!
 //! 1. `real`, `simd`, `exp`, `reduce`, `error`, `memory`, `mt19937`: numbers, vector
 //!    kernels, errors, fallible allocation, NumPy's generator;
-//! 2. `data`, `gemm`, `narrow`, `sparse`, `parallel`: datasets and their gather, matrix
-//!    products (dense, narrow, sparse first layer),
+//! 2. `data`, `gemm`, `narrow`, `sparse`, `zeros`, `parallel`: datasets and their
+//!    gather, matrix products (dense, narrow, sparse first layer, a first layer's
+//!    gradient skipping zero inputs),
 //!    the per-call pool and the thread policy;
 //! 3. `network`, `activation`, `loss`, `dropout`: shapes, parameter layout, the math
 //!    per layer;
@@ -51,6 +52,7 @@ mod split;
 mod team;
 mod trainer;
 mod workspace;
+mod zeros;
 
 #[cfg(feature = "python")]
 mod python;

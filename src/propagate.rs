@@ -16,6 +16,7 @@ use crate::real::Real;
 use crate::reduce::sum_of_squares;
 use crate::sparse;
 use crate::workspace::Workspace;
+use crate::zeros;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::any::TypeId;
 
@@ -537,6 +538,19 @@ impl Net {
             return Err(Error::Shape(format!(
                 "no rows {first}..{end} in layer {l}'s weight gradient"
             )));
+        }
+        if l == 0 && ws.precision == Precision::Exact && self.packed_deltas(ws, l, n).is_none() {
+            let gradient = zeros::Gradient {
+                x: input,
+                x_cols: u[0],
+                first,
+                d: &ws.deltas[0],
+                width: cols,
+                n,
+            };
+            if zeros::weight_gradient(&gradient, dst, accumulate)? {
+                return Ok(());
+            }
         }
         let input = view(input, n, u[l])?.slice_move(ndarray::s![.., first..end]);
         let (dst, input_t) = (view_mut(dst, rows, u[l + 1])?, input.t());

@@ -644,6 +644,46 @@ def test_longer_training_parity(solver):
     assert_same_predictions(sk, ours, X, rtol=1e-5, atol=1e-8)
 
 
+def _image_like(n=400, seed=0):
+    """Rows like an image's: 256 inputs, about half of them zero in runs of seven (the
+    background), so that the first layer's gradient skips zeros (`src/zeros.rs`); the
+    runs straddle its groups of four inputs."""
+    rng = np.random.RandomState(seed)
+    background = np.repeat(rng.uniform(size=(n, 37)) < 0.5, 7, axis=1)[:, :256]
+    X = np.where(background, 0.0, rng.uniform(0.05, 1.0, size=(n, 256)))
+    y = (X @ rng.normal(size=256) > 0).astype(int) + 2 * (X[:, :128].sum(axis=1) > 30)
+    return X, y
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_inputs_with_many_zeros(solver, dtype):
+    """Zero-rich inputs take the zero-skipping gradient (on AVX-512 CPUs): the model is
+    scikit-learn's within the parity tolerance, and the same bytes for any n_jobs and
+    whichever way the batches are cut (by rows, or by halves of the hidden units)."""
+    X, y = _image_like()
+    X = X.astype(dtype)
+    params = dict(hidden_layer_sizes=(128,), solver=solver, max_iter=3, random_state=0)
+    if dtype == np.float64:
+        sk, ours = fit_both("MLPClassifier", X, y, **params)
+        assert_same_fitted_model(sk, ours)
+        assert_same_predictions(sk, ours, X)
+    fits = [
+        mlp_rs.MLPClassifier(**params, n_jobs=n_jobs, batch_size=batch).fit(X, y)
+        for n_jobs in (1, 2)
+        for batch in (200, 256)
+    ]
+    for batch in (0, 1):
+        one, two = fits[batch], fits[2 + batch]
+        tensors = zip(
+            one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_, strict=True
+        )
+        for a, b in tensors:
+            assert a.dtype == dtype
+            assert a.tobytes() == b.tobytes()
+        assert one.loss_curve_ == two.loss_curve_
+
+
 # --------------------------------------------------------------------------
 # edge cases
 # --------------------------------------------------------------------------
