@@ -12,6 +12,10 @@ W4-100   ``predict_proba`` of 100 rows, same model
 W5       ``cross_val_score(cv=5)`` on digits, (64,), adam, max_iter=50
 W6       float32 200,000 x 256, (256, 128), sgd momentum 0.9, batch 512, 3 epochs
 W6-bf16  W6 with mlp_rs's ``matmul_precision="bfloat16"`` (scikit-learn's side is W6)
+W7       tabular with categories: ``MLPClassifier()`` defaults on 50,000 rows of 12
+         one-hot encoded categories of 25 levels (dense) and 8 numeric columns (308
+         inputs, 96 % zeros), 3 classes, max_iter=10 (not in the issue: the zero
+         inputs' kernels of ``src/zeros.rs``)
 =======  ===============================================================================
 
 Each workload runs scikit-learn and mlp_rs interleaved (the order alternating per
@@ -144,6 +148,20 @@ def w6_bf16(lib):
     return w6(lib, **({"matmul_precision": "bfloat16"} if bf16 else {}))
 
 
+def w7(lib):
+    rng = np.random.default_rng(0)
+    n, levels = 50_000, 25
+    codes = rng.integers(0, levels, size=(n, 12))
+    onehot = np.zeros((n, 12 * levels))
+    onehot[np.arange(n)[:, None], codes + levels * np.arange(12)] = 1.0
+    numeric = rng.standard_normal((n, 8))
+    X = np.hstack([onehot, numeric])
+    effect = rng.standard_normal(12 * levels)
+    score = onehot @ effect + numeric[:, 0]
+    y = np.digitize(score, np.quantile(score, [1 / 3, 2 / 3]))
+    return _fit(lib["clf"], X, y, max_iter=10)
+
+
 WORKLOADS = {
     "W1": w1,
     "W2": w2,
@@ -153,6 +171,7 @@ WORKLOADS = {
     "W5": w5,
     "W6": w6,
     "W6-bf16": w6_bf16,
+    "W7": w7,
 }
 LIBS = {
     "scikit-learn": {"clf": SkClassifier, "reg": SkRegressor},

@@ -218,6 +218,10 @@ impl Net {
                         par,
                     )?;
                 }
+                (_, None, _)
+                    if l == 0
+                        && precision == Precision::Exact
+                        && self.skips_zeros(dense_x, weights, z, n)? => {}
                 (_, None, _) => {
                     let input = if l == 0 { dense_x } else { &before[l - 1][..] };
                     matmul_in(
@@ -247,6 +251,21 @@ impl Net {
             }
         }
         Ok(())
+    }
+
+    /// Whether the first layer's product `z = x w` over `n` rows was taken by
+    /// [`zeros::forward`] (rows mostly zeros; the same bits as `matmul_in`'s, which
+    /// takes it otherwise).
+    fn skips_zeros<T: Real>(&self, x: &[T], w: &[T], z: &mut [T], n: usize) -> Result<bool> {
+        let u = &self.layout.units;
+        let product = zeros::Forward {
+            x,
+            inputs: u[0],
+            w,
+            width: u[1],
+            n,
+        };
+        zeros::forward(&product, z)
     }
 
     /// The network's outputs for the last forward pass of `n` rows.

@@ -11,17 +11,24 @@
 //! accumulating; `gemm` blocks the rows by 512, more than [`MAX_ROWS`]), so the results
 //! are the same bits, whichever computes them (the tests compare). The one exception,
 //! `0 · inf`, is NaN: error signals that are not all finite go to `gemm`.
+//!
+//! The forward product `X W` of rows that are mostly zeros (one-hot categories) skips
+//! them too: [`forward`].
 
 use crate::error::{ensure_shape, Result};
 use crate::real::Real;
 use std::any::TypeId;
 use std::cell::RefCell;
 
+mod forward;
+
+pub(crate) use forward::{forward, Forward};
+
 /// Most rows a call takes: the part of a batch (`batch::PART_ROWS` is 128), with room;
 /// the row lists stay small (groups x rows indices).
 pub(crate) const MAX_ROWS: usize = 256;
 
-/// Fewest multiply-adds a call takes: on smaller products (digits' 32 x 64 x 32 and
+/// Fewest multiply-adds a call takes (of either product): on smaller products (digits' 32 x 64 x 32 and
 /// 200 x 64 x 32 of C4 and W5) `nano-gemm` takes a few microseconds and the lists and
 /// checks cost as much as they save (C4 4 % slower with them, W5 1 %).
 const MIN_WORK: usize = 1 << 20;
@@ -55,7 +62,7 @@ thread_local! {
 
 /// Writes (or, with `accumulate`, adds) the gradient `g` into `dst` when the kernel
 /// applies (an AVX-512 CPU, f32 or f64, at most [`MAX_ROWS`] rows, at least
-/// [`MIN_WORK`] multiply-adds, finite error signals) and the sampled rows have enough all-zero groups; returns whether it did
+/// [`MIN_WORK`] multiply-adds, two gradient rows and columns, finite error signals) and the sampled rows have enough all-zero groups; returns whether it did
 /// (`dst` is untouched when not).
 pub(crate) fn weight_gradient<T: Real>(
     g: &Gradient<'_, T>,
@@ -79,7 +86,10 @@ pub(crate) fn weight_gradient<T: Real>(
 
 /// Whether the kernel takes `g` (`k` gradient rows): see [`weight_gradient`].
 fn takes<T: Real>(g: &Gradient<'_, T>, k: usize) -> bool {
+    // (one gradient row or column: `gemm` takes a matrix-vector path, summed another way)
     g.n * k * g.width >= MIN_WORK
+        && k >= 2
+        && g.width >= 2
         && g.n <= MAX_ROWS
         && cpu_has_kernels()
         && pays(g, k)

@@ -655,13 +655,27 @@ def _image_like(n=400, seed=0):
     return X, y
 
 
+def _one_hot(n=400, seed=0):
+    """Rows of 12 one-hot encoded categories of 25 levels (dense) and 8 numeric inputs:
+    96 % zeros, so that the first layer's forward product skips them too."""
+    rng = np.random.RandomState(seed)
+    codes = rng.randint(0, 25, size=(n, 12))
+    onehot = np.zeros((n, 300))
+    onehot[np.arange(n)[:, None], codes + 25 * np.arange(12)] = 1.0
+    X = np.hstack([onehot, rng.normal(size=(n, 8))])
+    y = (onehot @ rng.normal(size=300) > 0).astype(int) + (X[:, -1] > 0.5)
+    return X, y
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
-def test_inputs_with_many_zeros(solver, dtype):
-    """Zero-rich inputs take the zero-skipping gradient (on AVX-512 CPUs): the model is
-    scikit-learn's within the parity tolerance, and the same bytes for any n_jobs and
-    whichever way the batches are cut (by rows, or by halves of the hidden units)."""
-    X, y = _image_like()
+@pytest.mark.parametrize("data", [_image_like, _one_hot])
+def test_inputs_with_many_zeros(data, solver, dtype):
+    """Zero-rich inputs take the first layer's zero-skipping kernels (on AVX-512 CPUs;
+    one-hot rows the forward product's too): the model is scikit-learn's within the
+    parity tolerance, and the same bytes for any n_jobs and whichever way the batches
+    are cut (by rows, or by halves of the hidden units)."""
+    X, y = data()
     X = X.astype(dtype)
     params = dict(hidden_layer_sizes=(128,), solver=solver, max_iter=3, random_state=0)
     if dtype == np.float64:
