@@ -17,6 +17,7 @@
 
 use crate::error::{ensure_shape, Result};
 use crate::real::Real;
+use crate::reduce::all_finite;
 use std::any::TypeId;
 use std::cell::RefCell;
 
@@ -36,7 +37,7 @@ const MIN_WORK: usize = 1 << 20;
 /// Inputs per group: four rows of the gradient share each error signal row loaded.
 const GROUP: usize = 4;
 
-/// Rows sampled to decide whether the zeros pay for the lists...
+/// Rows sampled to decide whether the zeros pay for the lists (of either product)...
 const SAMPLE_ROWS: usize = 4;
 
 /// ...which they do when at least this share of the sampled groups is all zero (a
@@ -137,40 +138,32 @@ fn pays<T: Real>(g: &Gradient<'_, T>, k: usize) -> bool {
     zero as f64 >= MIN_ZERO_GROUPS * (rows * k.div_ceil(GROUP)) as f64
 }
 
-/// Whether every value is finite: `v · 0` is 0 for a finite `v` and NaN otherwise, so a
-/// sum of them is finite exactly when all are (and cannot overflow). Summed in 16
-/// independent lanes, which vectorise (one running sum would wait on each addition).
-fn all_finite<T: Real>(values: &[T]) -> bool {
-    let mut lanes = [T::zero(); 16];
-    let mut chunks = values.chunks_exact(16);
-    for chunk in &mut chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += v * T::zero();
-        }
-    }
-    let rest = chunks
-        .remainder()
-        .iter()
-        .fold(T::zero(), |s, &v| s + v * T::zero());
-    lanes.iter().fold(rest, |s, &v| s + v).is_finite()
-}
-
 /// `g` with `T` as `U`.
 ///
 /// # Safety
 /// `T` is `U`.
 #[cfg(target_arch = "x86_64")]
 unsafe fn cast<'a, T, U>(g: &Gradient<'a, T>) -> Gradient<'a, U> {
-    // SAFETY: the caller's contract: same type, so same layout and lengths.
-    let re = |s: &'a [T]| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<U>(), s.len()) };
+    // SAFETY: the caller's contract.
+    let (x, d) = unsafe { (same(g.x), same(g.d)) };
     Gradient {
-        x: re(g.x),
+        x,
         x_cols: g.x_cols,
         first: g.first,
-        d: re(g.d),
+        d,
         width: g.width,
         n: g.n,
     }
+}
+
+/// `s` as `U`.
+///
+/// # Safety
+/// `T` is `U`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn same<T, U>(s: &[T]) -> &[U] {
+    // SAFETY: the caller's contract: same type, so same layout and length.
+    unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<U>(), s.len()) }
 }
 
 /// `dst` as `U`.
@@ -367,14 +360,16 @@ mod x86 {
         accumulate: bool,
     }
 
+    /// The lanes of `v` that are not zero (NaN counts as non-zero).
     #[inline(always)]
-    fn nonzero_ps(v: __m512) -> u16 {
+    pub(super) fn nonzero_ps(v: __m512) -> u16 {
         // SAFETY: called from the AVX-512 kernels only.
         unsafe { _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps()) }
     }
 
+    /// [`nonzero_ps`] for f64.
     #[inline(always)]
-    fn nonzero_pd(v: __m512d) -> u8 {
+    pub(super) fn nonzero_pd(v: __m512d) -> u8 {
         // SAFETY: as above.
         unsafe { _mm512_cmp_pd_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_pd()) }
     }
@@ -495,13 +490,17 @@ mod tests {
             let (x, d) = data::<T>(n, f, width);
             for kernel in [Kernel::Gemm, Kernel::Nano] {
                 let (want, got) = both(kernel, (&x, &d), (first, k), policy);
-                for (i, (w, g)) in want.iter().zip(&got).enumerate() {
-                    assert!(
-                        Real::to_f64(*w).to_bits() == Real::to_f64(*g).to_bits(),
-                        "{kernel:?} {n}x{f}x{width} [{first}+{i}]: {w:?} vs {g:?}"
-                    );
-                }
+                assert_same_bits(&want, &got, &format!("{kernel:?} {n}x{f}x{width} {first}"));
             }
+        }
+    }
+
+    /// Asserts that `got` holds the same values as `want`, bit for bit.
+    pub(super) fn assert_same_bits<T: Real>(want: &[T], got: &[T], what: &str) {
+        assert_eq!(want.len(), got.len(), "{what}");
+        for (i, (w, g)) in want.iter().zip(got).enumerate() {
+            let (wb, gb) = (Real::to_f64(*w).to_bits(), Real::to_f64(*g).to_bits());
+            assert!(wb == gb, "{what} [{i}]: {w:?} vs {g:?}");
         }
     }
 

@@ -14,19 +14,17 @@
 //! reuses each loaded register over several rows), so the lists pay only for rows that
 //! are mostly zeros: [`MIN_ZERO_INPUTS`].
 
-use super::{all_finite, cpu_has_kernels, MIN_WORK};
+use super::{cpu_has_kernels, MIN_WORK, SAMPLE_ROWS};
 use crate::error::{ensure_shape, Result};
 use crate::real::Real;
+use crate::reduce::all_finite;
 use std::any::TypeId;
 use std::cell::RefCell;
 
 /// Most inputs a product takes: see the module's documentation.
 pub(crate) const MAX_INPUTS: usize = 512;
 
-/// Rows sampled to decide whether the lists pay...
-const SAMPLE_ROWS: usize = 4;
-
-/// ...which they do when at least this share of the sampled inputs is zero.
+/// The lists pay when at least this share of the sampled rows' inputs is zero.
 const MIN_ZERO_INPUTS: f64 = 0.6;
 
 /// One first-layer forward product: `z = x[..n] w`, with `x` row-major (`n x inputs`),
@@ -113,12 +111,12 @@ unsafe fn run<T: Real>(f: &Forward<'_, T>, z: &mut [T]) -> bool {
 /// `T` is `U`.
 #[cfg(target_arch = "x86_64")]
 unsafe fn cast<'a, T, U>(f: &Forward<'a, T>) -> Forward<'a, U> {
-    // SAFETY: the caller's contract: same type, so same layout and lengths.
-    let re = |s: &'a [T]| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<U>(), s.len()) };
+    // SAFETY: the caller's contract.
+    let (x, w) = unsafe { (super::same(f.x), super::same(f.w)) };
     Forward {
-        x: re(f.x),
+        x,
         inputs: f.inputs,
-        w: re(f.w),
+        w,
         width: f.width,
         n: f.n,
     }
@@ -126,6 +124,7 @@ unsafe fn cast<'a, T, U>(f: &Forward<'a, T>) -> Forward<'a, U> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::super::x86::{nonzero_pd, nonzero_ps};
     use super::{Forward, LIVE};
     use std::arch::x86_64::*;
 
@@ -237,18 +236,6 @@ mod x86 {
         };
     }
 
-    #[inline(always)]
-    fn nonzero_ps(v: __m512) -> u16 {
-        // SAFETY: called from the AVX-512 kernels only.
-        unsafe { _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps()) }
-    }
-
-    #[inline(always)]
-    fn nonzero_pd(v: __m512d) -> u8 {
-        // SAFETY: as above.
-        unsafe { _mm512_cmp_pd_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_pd()) }
-    }
-
     kernel!(
         forward_f32,
         f32,
@@ -279,6 +266,7 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::assert_same_bits;
     use super::*;
     use crate::gemm::{matmul_with, Kernel};
     use crate::parallel::Par;
@@ -349,12 +337,8 @@ mod tests {
                     Par::Sequential,
                 )
                 .unwrap();
-                for (i, (a, b)) in want.iter().zip(&got).enumerate() {
-                    assert!(
-                        Real::to_f64(*a).to_bits() == Real::to_f64(*b).to_bits(),
-                        "{kernel:?} {n}x{inputs}x{width} [{i}]: {a:?} vs {b:?}"
-                    );
-                }
+                let want = want.into_raw_vec_and_offset().0;
+                assert_same_bits(&want, &got, &format!("{kernel:?} {n}x{inputs}x{width}"));
             }
         }
     }
