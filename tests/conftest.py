@@ -143,6 +143,30 @@ def assert_same_predictions(sk, ours, X, rtol=RTOL, atol=ATOL):
 # --------------------------------------------------------------------------
 # fitting helpers
 # --------------------------------------------------------------------------
+def call_outcome(call):
+    """What ``call()`` did: ``("ok", value)`` or ``("error", type, message)``, with the
+    warnings it raised (category, message)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            out = ("ok", call())
+        except Exception as exc:  # noqa: BLE001 - compared by assert_same_outcome
+            out = ("error", type(exc), str(exc))
+    return out, [(w.category, str(w.message)) for w in caught]
+
+
+def assert_same_outcome(a, b, assert_same_value):
+    """Two ``call_outcome``s alike: the same warnings, and the same error or values
+    (compared by ``assert_same_value``)."""
+    (out_a, warn_a), (out_b, warn_b) = a, b
+    assert warn_a == warn_b
+    assert out_a[0] == out_b[0], (out_a, out_b)
+    if out_a[0] == "ok":
+        assert_same_value(out_a[1], out_b[1])
+    else:
+        assert out_a[1:] == out_b[1:]
+
+
 def make_pair(name, **params):
     """Unfitted (scikit-learn, mlp_rs) estimators with identical params."""
     return getattr(sk_nn, name)(**params), getattr(mlp_rs, name)(**params)

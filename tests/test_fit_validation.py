@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import sklearn
-from conftest import make_data
+from conftest import assert_same_outcome, call_outcome, make_data
 from mlp_rs import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import LabelBinarizer
 
@@ -52,26 +52,6 @@ def _assert_same_state(a, b):
             u, v = np.asarray(a[name]), np.asarray(b[name])
             assert u.dtype == v.dtype, name
             np.testing.assert_array_equal(u, v)
-
-
-def _outcome(call):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            out = ("ok", _state(call()))
-        except Exception as exc:  # noqa: BLE001 - compared below
-            out = ("error", type(exc), str(exc))
-    return out, [(w.category, str(w.message)) for w in caught]
-
-
-def _same(fast, full):
-    (out_a, warn_a), (out_b, warn_b) = fast, full
-    assert warn_a == warn_b
-    assert out_a[0] == out_b[0], (out_a, out_b)
-    if out_a[0] == "ok":
-        _assert_same_state(out_a[1], out_b[1])
-    else:
-        assert out_a[1:] == out_b[1:]
 
 
 def _full_path(monkeypatch):
@@ -155,12 +135,12 @@ CASES = _cases()
 
 
 def _compare(call, monkeypatch, label):
-    fast = _outcome(call)
+    fast = call_outcome(lambda: _state(call()))
     with monkeypatch.context() as m:
         _full_path(m)
-        full = _outcome(call)
+        full = call_outcome(lambda: _state(call()))
     try:
-        _same(fast, full)
+        assert_same_outcome(fast, full, _assert_same_state)
     except AssertionError as exc:
         raise AssertionError(f"{label}: {exc}") from None
     return fast

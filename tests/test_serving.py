@@ -12,30 +12,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import sklearn
-from conftest import make_data
+from conftest import assert_same_outcome, call_outcome, make_data
 from mlp_rs import MLPClassifier, MLPRegressor
 
 pd = pytest.importorskip("pandas")
-
-
-def _outcome(call):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            out = ("ok", call())
-        except Exception as exc:  # noqa: BLE001 - compared below
-            out = ("error", type(exc), str(exc))
-    return out, [(w.category, str(w.message)) for w in caught]
-
-
-def _same(a, b):
-    (out_a, warn_a), (out_b, warn_b) = a, b
-    assert warn_a == warn_b
-    assert out_a[0] == out_b[0], (out_a, out_b)
-    if out_a[0] == "ok":
-        np.testing.assert_array_equal(out_a[1], out_b[1])
-    else:
-        assert out_a[1:] == out_b[1:]
 
 
 def _inputs(X):
@@ -107,12 +87,12 @@ def test_serving_path_is_the_full_path(model, method, assume_finite, monkeypatch
             return f(X_in, y[:n]) if method == "score" else f(X_in)
 
         with sklearn.config_context(assume_finite=assume_finite):
-            fast = _outcome(call)
+            fast = call_outcome(call)
             with monkeypatch.context() as m:
                 m.setattr(type(est), "_is_plain_input", lambda self, X: False)
-                full = _outcome(call)
+                full = call_outcome(call)
         try:
-            _same(fast, full)
+            assert_same_outcome(fast, full, np.testing.assert_array_equal)
         except AssertionError as exc:
             raise AssertionError(f"{model} {method} {name}: {exc}") from None
 
@@ -178,12 +158,12 @@ def test_score_is_classifier_mixins_score(case):
     }
     weights = [None, np.linspace(0.5, 2.0, len(y))]
     for (name, y_in), w in ((item, w) for item in labels.items() for w in weights):
-        fast = _outcome(lambda y_in=y_in, w=w: est.score(X, y_in, sample_weight=w))
-        full = _outcome(
+        fast = call_outcome(lambda y_in=y_in, w=w: est.score(X, y_in, sample_weight=w))
+        full = call_outcome(
             lambda y_in=y_in, w=w: ClassifierMixin.score(est, X, y_in, sample_weight=w)
         )
         try:
-            _same(fast, full)
+            assert_same_outcome(fast, full, np.testing.assert_array_equal)
         except AssertionError as exc:
             raise AssertionError(
                 f"{case} {name} weights={w is not None}: {exc}"

@@ -23,13 +23,19 @@ from ._base import BaseMultilayerPerceptron, _validation
 from ._docs import COMMON_ATTRIBUTES, COMMON_PARAMETERS
 
 
+def _is_integer_labels(y):
+    """1-D integer NumPy labels: binary or multiclass by their count alone, with nothing
+    scikit-learn's target checks would reject or convert."""
+    return type(y) is np.ndarray and y.ndim == 1 and y.dtype.kind in "iu"
+
+
 def _fitted_binarizer(y):
     """``LabelBinarizer().fit(y)``; for 1-D integer labels the same fitted state without
     its generic target checks (``type_of_target`` twice and ``unique_labels``: ~0.3-0.5
     ms, a sixth of a small fit), since such labels are binary or multiclass by their
     count alone."""
     binarizer = LabelBinarizer()
-    if not (type(y) is np.ndarray and y.ndim == 1 and y.dtype.kind in "iu" and y.size):
+    if not (_is_integer_labels(y) and y.size):
         return binarizer.fit(y)
     classes = np.unique(y)
     binarizer.y_type_ = "multiclass" if len(classes) > 2 else "binary"
@@ -405,9 +411,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y_pred = self.predict(X)
         plain = (
             sample_weight is None
-            and type(y) is np.ndarray
-            and y.ndim == 1
-            and y.dtype.kind in "iu"
+            and _is_integer_labels(y)
             and y_pred.ndim == 1
             and y_pred.dtype.kind in "iu"
             and len(y) == len(y_pred)
