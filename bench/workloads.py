@@ -16,6 +16,8 @@ W7       tabular with categories: ``MLPClassifier()`` defaults on 50,000 rows of
          one-hot encoded categories of 25 levels (dense) and 8 numeric columns (308
          inputs, 96 % zeros), 3 classes, max_iter=10 (not in the issue: the zero
          inputs' kernels of ``src/zeros.rs``)
+W8       W7 with 60 levels a category: 728 inputs, 98 % zeros (past 512 inputs
+         ``gemm`` sums in blocks, which the forward kernel mirrors)
 =======  ===============================================================================
 
 Each workload runs scikit-learn and mlp_rs interleaved (the order alternating per
@@ -148,9 +150,9 @@ def w6_bf16(lib):
     return w6(lib, **({"matmul_precision": "bfloat16"} if bf16 else {}))
 
 
-def w7(lib):
+def w7(lib, levels=25):
     rng = np.random.default_rng(0)
-    n, levels = 50_000, 25
+    n = 50_000
     codes = rng.integers(0, levels, size=(n, 12))
     onehot = np.zeros((n, 12 * levels))
     onehot[np.arange(n)[:, None], codes + levels * np.arange(12)] = 1.0
@@ -160,6 +162,10 @@ def w7(lib):
     score = onehot @ effect + numeric[:, 0]
     y = np.digitize(score, np.quantile(score, [1 / 3, 2 / 3]))
     return _fit(lib["clf"], X, y, max_iter=10)
+
+
+def w8(lib):
+    return w7(lib, levels=60)
 
 
 WORKLOADS = {
@@ -172,6 +178,7 @@ WORKLOADS = {
     "W6": w6,
     "W6-bf16": w6_bf16,
     "W7": w7,
+    "W8": w8,
 }
 LIBS = {
     "scikit-learn": {"clf": SkClassifier, "reg": SkRegressor},

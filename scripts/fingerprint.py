@@ -41,6 +41,14 @@ def _data():
     # shifted by one input and scaled so that its groups of four mix unequal pixels
     Xi = np.kron(Xd.reshape(-1, 8, 8), np.ones((2, 2))).reshape(len(Xd), 256)
     Xi = np.roll(Xi, 1, axis=1) * np.linspace(0.9, 1.1, 256)
+    # 12 one-hot encoded categories of 60 levels and 8 numbers: 728 inputs, which
+    # `gemm` sums in blocks, mirrored by the zero-skipping forward product
+    rng = np.random.RandomState(2)
+    codes = rng.randint(0, 60, size=(1200, 12)) + 60 * np.arange(12)
+    Xo = np.zeros((1200, 728))
+    Xo[np.arange(1200)[:, None], codes] = 1.0
+    Xo[:, 720:] = rng.normal(size=(1200, 8))
+    yo = np.digitize(Xo[:, :720] @ rng.normal(size=720) + Xo[:, 720], [-1.0, 1.0])
     ym = np.stack([yc % 2, (yc // 2) % 2, yc == 3], axis=1).astype(int)
     sw = np.random.RandomState(0).uniform(0.5, 2.0, size=len(yc))
     return dict(
@@ -51,6 +59,7 @@ def _data():
         poisson=(Xr, np.exp(0.3 * Xr[:, 0]) + Xr[:, 1] ** 2),
         binary_large=(Xb, yb),
         images=(Xi, digits.target),
+        one_hot=(Xo, yo),
         sample_weight=sw,
     )
 
@@ -113,6 +122,18 @@ def _configs():
             MLPClassifier,
             "images",
             dict(adam, hidden_layer_sizes=(128,), max_iter=4, n_jobs=1),
+        ),
+        (
+            "one-hot-adam-2jobs",
+            MLPClassifier,
+            "one_hot",
+            dict(adam, hidden_layer_sizes=(128,), max_iter=4, n_jobs=2),
+        ),
+        (
+            "one-hot-sgd-batch64",
+            MLPClassifier,
+            "one_hot",
+            dict(sgd, hidden_layer_sizes=(64,), batch_size=64, max_iter=4),
         ),
     ]
 

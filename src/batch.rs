@@ -90,12 +90,13 @@ impl<T: Real> BatchResult<T> {
 }
 
 /// What a batch's update takes from the fit: the solver, `alpha`, and the L2 penalty
-/// `alpha / 2 * ||W||^2` of the current weights.
+/// `alpha / 2 * ||W||^2` of the current weights, which are all finite when that is.
 #[derive(Clone, Copy)]
 pub(crate) struct StepOf<'a> {
     pub solver: &'a Solver,
     pub alpha: f64,
     pub penalty: f64,
+    pub finite_weights: bool,
 }
 
 impl<T: Real> BatchRunner<T> {
@@ -170,7 +171,7 @@ impl<T: Real> BatchRunner<T> {
         scalars: &mut Scalars,
         par: Par,
     ) -> Result<Option<(f64, f64)>> {
-        let result = self.run(net, data, rows, params, par)?;
+        let result = self.run(net, data, rows, (params, step.finite_weights), par)?;
         if result.weight_sum == T::zero() {
             return Ok(None);
         }
@@ -207,12 +208,13 @@ impl<T: Real> BatchRunner<T> {
 
     /// Forward passes and error signals of the rows `rows` of `data`, part by part; the
     /// first row is sample visit `first_visit` of the model's life (for dropout).
+    /// `finite_weights`: the caller knows `params` are all finite.
     pub(crate) fn run(
         &mut self,
         net: &Net,
         data: &Dataset<'_, T>,
         (rows, first_visit): (&[usize], u64),
-        params: &[&mut [T]],
+        (params, finite_weights): (&[&mut [T]], bool),
         par: Par,
     ) -> Result<BatchResult<T>> {
         let m = rows.len();
@@ -260,6 +262,7 @@ impl<T: Real> BatchRunner<T> {
                 dropout: dropout.map(|d| (d, first_visit + lo as u64)),
                 packed,
                 rows16: rows16.map(|x| (x, part)),
+                finite_weights,
             };
             net.forward_pass(params, None, ws, hi - lo, inner, pass)?;
             let loss = net.loss_sum(ws, hi - lo, weighted);
@@ -455,7 +458,7 @@ mod tests {
             );
             runner.part_grads = part_grads;
             let result = with_threads(threads, |par| {
-                runner.run(&net, &data, (&rows, 0), &params, par)
+                runner.run(&net, &data, (&rows, 0), (&params, false), par)
             })
             .unwrap()
             .unwrap();
@@ -512,7 +515,7 @@ mod tests {
             let setup = (&Dropout::default(), Precision::Bf16);
             let mut runner = BatchRunner::new(&layout, n, setup, &data.x, Par::Sequential).unwrap();
             with_threads(threads, |par| {
-                runner.run(&net, &data, (&rows, 0), &params, par)
+                runner.run(&net, &data, (&rows, 0), (&params, false), par)
             })
             .unwrap()
             .unwrap();
@@ -578,6 +581,7 @@ mod tests {
                 dropout: Some((&dropout, 40)),
                 packed: None,
                 rows16: None,
+                finite_weights: false,
             };
             let loss = |params: &[Vec<f64>], ws: &mut Workspace<f64>| {
                 ws.gather(&data, &rows).unwrap();
@@ -678,7 +682,7 @@ mod tests {
         let rows: Vec<usize> = (0..8).collect();
         let views: Vec<&mut [f64]> = params.iter_mut().map(|p| &mut p[..]).collect();
         runner
-            .run(&net, &data, (&rows, 0), &views, Par::Sequential)
+            .run(&net, &data, (&rows, 0), (&views, false), Par::Sequential)
             .unwrap();
         let grads = runner.grads(&net);
         let mut room = vec![0.0; 20];

@@ -93,6 +93,7 @@ fn forward_blocks<T: Real>(
         dropout: None,
         packed: None,
         rows16: None,
+        finite_weights: false,
     };
     // a lone block may spread its products over the threads
     let inner = if count == 1 { par } else { Par::Sequential };

@@ -31,6 +31,9 @@ pub(crate) struct Pass<'a> {
     /// The pass's rows of X rounded to bfloat16 once (when they are, the first layer
     /// reads them there: `ws.x` holds no rows).
     pub(crate) rows16: Option<(&'a Bf16Rows, &'a [usize])>,
+    /// The caller knows the weights are all finite (a fit whose squared norm is), which
+    /// spares the zero-skipping first layer its check of them.
+    pub(crate) finite_weights: bool,
 }
 
 /// A network's weights packed for bfloat16 products (see [`crate::bf16`]): each `W_l`
@@ -175,6 +178,7 @@ impl Net {
             dropout: None,
             packed: None,
             rows16: None,
+            finite_weights: false,
         };
         self.forward_pass(params, x, ws, n, par, whole)
     }
@@ -221,7 +225,7 @@ impl Net {
                 (_, None, _)
                     if l == 0
                         && precision == Precision::Exact
-                        && self.skips_zeros(dense_x, weights, z, n)? => {}
+                        && self.skips_zeros(dense_x, weights, z, n, pass.finite_weights)? => {}
                 (_, None, _) => {
                     let input = if l == 0 { dense_x } else { &before[l - 1][..] };
                     matmul_in(
@@ -254,9 +258,16 @@ impl Net {
     }
 
     /// Whether the first layer's product `z = x w` over `n` rows was taken by
-    /// [`zeros::forward`] (rows mostly zeros; the same bits as `matmul_in`'s, which
-    /// takes it otherwise).
-    fn skips_zeros<T: Real>(&self, x: &[T], w: &[T], z: &mut [T], n: usize) -> Result<bool> {
+    /// [`zeros::forward`] (rows with many zeros; the same bits as `matmul_in`'s, which
+    /// takes it otherwise); `finite`: `w` is known to be all finite.
+    fn skips_zeros<T: Real>(
+        &self,
+        x: &[T],
+        w: &[T],
+        z: &mut [T],
+        n: usize,
+        finite: bool,
+    ) -> Result<bool> {
         let u = &self.layout.units;
         let product = zeros::Forward {
             x,
@@ -265,7 +276,7 @@ impl Net {
             width: u[1],
             n,
         };
-        zeros::forward(&product, z)
+        zeros::forward(&product, z, finite)
     }
 
     /// The network's outputs for the last forward pass of `n` rows.

@@ -164,6 +164,7 @@ impl<T: Real> Half<T> {
             dropout: None,
             packed: None,
             rows16: None,
+            finite_weights: false,
         };
         let (net, ws) = (&self.net, &mut self.ws);
         net.forward_pass(&self.params, None, ws, m, Par::Sequential, hidden_only)?;
@@ -426,6 +427,7 @@ mod tests {
             solver,
             alpha: 0.01,
             penalty: 0.0,
+            finite_weights: false,
         };
         with_threads(halves.unwrap_or(1), |par| {
             let mut split = SplitRunner::new(net, 50, solver).unwrap();

@@ -567,6 +567,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
             solver: &cfg.solver,
             alpha: cfg.alpha,
             penalty: 0.5 * cfg.alpha * self.norm,
+            finite_weights: self.norm.is_finite(),
         };
         let stepped = match &mut self.runner {
             Runner::Rows(r) => {

@@ -21,6 +21,7 @@ use crate::reduce::all_finite;
 use std::any::TypeId;
 use std::cell::RefCell;
 
+mod blocks;
 mod forward;
 
 pub(crate) use forward::{forward, Forward};

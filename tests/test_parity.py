@@ -655,21 +655,27 @@ def _image_like(n=400, seed=0):
     return X, y
 
 
-def _one_hot(n=400, seed=0):
-    """Rows of 12 one-hot encoded categories of 25 levels (dense) and 8 numeric inputs:
-    96 % zeros, so that the first layer's forward product skips them too."""
+def _one_hot(n=400, seed=0, levels=25):
+    """Rows of 12 one-hot encoded categories of `levels` levels (dense) and 8 numeric
+    inputs: 96 % zeros, so that the first layer's forward product skips them too."""
     rng = np.random.RandomState(seed)
-    codes = rng.randint(0, 25, size=(n, 12))
-    onehot = np.zeros((n, 300))
-    onehot[np.arange(n)[:, None], codes + 25 * np.arange(12)] = 1.0
+    codes = rng.randint(0, levels, size=(n, 12))
+    onehot = np.zeros((n, 12 * levels))
+    onehot[np.arange(n)[:, None], codes + levels * np.arange(12)] = 1.0
     X = np.hstack([onehot, rng.normal(size=(n, 8))])
-    y = (onehot @ rng.normal(size=300) > 0).astype(int) + (X[:, -1] > 0.5)
+    y = (onehot @ rng.normal(size=12 * levels) > 0).astype(int) + (X[:, -1] > 0.5)
     return X, y
+
+
+def _one_hot_wide(n=400, seed=0):
+    """:func:`_one_hot` with 60 levels: 728 inputs, which `gemm` sums in two blocks of
+    364 (the forward product's kernel mirrors them)."""
+    return _one_hot(n, seed, levels=60)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
-@pytest.mark.parametrize("data", [_image_like, _one_hot])
+@pytest.mark.parametrize("data", [_image_like, _one_hot, _one_hot_wide])
 def test_inputs_with_many_zeros(data, solver, dtype):
     """Zero-rich inputs take the first layer's zero-skipping kernels (on AVX-512 CPUs;
     one-hot rows the forward product's too): the model is scikit-learn's within the

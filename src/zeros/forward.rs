@@ -4,25 +4,29 @@
 //! Each row lists its non-zero inputs (one AVX-512 compare and compress per register of
 //! inputs) and sums the weight rows of those alone, up to eight registers of outputs
 //! at a time. A skipped input would add `0 · w`, a zero, so every output is the same
-//! sum in the same order as `gemm`'s and `nano-gemm`'s (inputs ascending, fused
-//! multiply-adds from zero) as long as `gemm` takes the sum in one block: it does for at
-//! most [`MAX_INPUTS`] inputs (its k-blocks are 512 long or more; Fashion-MNIST's 784
-//! pixels are summed in two blocks of 392, which this kernel does not mirror).
-//! Weights that are not all finite (`0 · inf` is NaN) go to `gemm`.
+//! sum in the same order as the product kernel's on that shape: inputs ascending, fused
+//! multiply-adds from zero, in the blocks of inputs that kernel sums one at a time
+//! ([`blocks`]: one block up to 512 inputs, more above, e.g. two of 392 for 784), each
+//! block's sum written or added to the output in turn. So the results are the same bits
+//! (the tests compare; the one difference possible is the sign of a zero output after
+//! an underflow to -0). Weights that are not all finite (`0 · inf` is NaN) go to `gemm`.
 //!
 //! Each multiply-add loads its own weights (one register a multiply-add, where `gemm`
 //! reuses each loaded register over several rows), so the lists pay only for rows that
-//! are mostly zeros: [`MIN_ZERO_INPUTS`].
+//! are mostly zeros: [`MIN_ZERO_INPUTS`]. (Images, half zeros, would need several rows
+//! to share each loaded register: tried, `bench/profile.md`.)
 
+use super::blocks::{self, Path};
 use super::{cpu_has_kernels, MIN_WORK, SAMPLE_ROWS};
 use crate::error::{ensure_shape, Result};
+use crate::gemm::matmul_with;
+use crate::memory;
+use crate::parallel::Par;
 use crate::real::Real;
 use crate::reduce::all_finite;
+use ndarray::{ArrayView2, ArrayViewMut2};
 use std::any::TypeId;
 use std::cell::RefCell;
-
-/// Most inputs a product takes: see the module's documentation.
-pub(crate) const MAX_INPUTS: usize = 512;
 
 /// The lists pay when at least this share of the sampled rows' inputs is zero.
 const MIN_ZERO_INPUTS: f64 = 0.6;
@@ -38,17 +42,19 @@ pub(crate) struct Forward<'a, T> {
 }
 
 thread_local! {
-    /// A row's non-zero inputs (with a register's worth of room for the compress),
-    /// reused.
-    static LIVE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// A row's non-zero inputs (with a register's worth of room for the compress) and
+    /// where each block of inputs starts among them: reused, so that a batch allocates
+    /// nothing once a thread has seen its first.
+    static LISTS: RefCell<(Vec<u32>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Writes the product `f` into `z` when the kernel applies (an AVX-512 CPU, f32 or f64,
-/// at most [`MAX_INPUTS`] inputs, at least [`MIN_WORK`] multiply-adds, two rows and
-/// two outputs, finite weights)
-/// and the sampled rows are mostly zeros; returns whether it did (`z` is untouched
-/// when not).
-pub(crate) fn forward<T: Real>(f: &Forward<'_, T>, z: &mut [T]) -> Result<bool> {
+/// at least [`MIN_WORK`] multiply-adds, two rows and two outputs, finite weights, the
+/// sampled rows mostly zeros, the blocks of inputs checked on this CPU); returns whether
+/// it did (`z` is untouched when not). `finite`: the caller knows the weights are finite
+/// (a fit's, whose squared norm is: reading them all again costs up to ~5 % of the
+/// kernel).
+pub(crate) fn forward<T: Real>(f: &Forward<'_, T>, z: &mut [T], finite: bool) -> Result<bool> {
     ensure_shape(
         f.x.len() >= f.n * f.inputs && f.w.len() >= f.inputs * f.width && z.len() >= f.n * f.width,
         || "zero-skipping forward product: buffers do not fit".into(),
@@ -57,16 +63,19 @@ pub(crate) fn forward<T: Real>(f: &Forward<'_, T>, z: &mut [T]) -> Result<bool> 
     let takes = f.n * f.inputs * f.width >= MIN_WORK
         && f.n >= 2
         && f.width >= 2
-        && f.inputs <= MAX_INPUTS
         && cpu_has_kernels()
         && mostly_zeros(f)
-        && all_finite(&f.w[..f.inputs * f.width]);
+        && (finite || all_finite(&f.w[..f.inputs * f.width]));
     if !takes {
         return Ok(false);
     }
-    let z = &mut z[..f.n * f.width];
+    let path = Path::of(f.n, f.inputs, f.width);
+    let block = path.block(f.inputs);
+    if !blocks::checked::<T>(f.inputs, path, || agrees(f, path, block)) {
+        return Ok(false);
+    }
     // SAFETY: the CPU has AVX-512 F (`takes`); the shapes were checked above.
-    Ok(unsafe { run(f, z) })
+    Ok(unsafe { run(f, &mut z[..f.n * f.width], block) })
 }
 
 /// Whether at least [`MIN_ZERO_INPUTS`] of the first [`SAMPLE_ROWS`] rows' inputs are
@@ -77,11 +86,65 @@ fn mostly_zeros<T: Real>(f: &Forward<'_, T>) -> bool {
     zeros as f64 >= MIN_ZERO_INPUTS * sample.len() as f64
 }
 
-/// The kernel of `T` on `f`; false for a type without one.
+/// Whether the kernel, summing blocks of `block` inputs, gives the bits of the product
+/// kernel of `path` on a product of `f`'s inputs and width (rows mostly zeros, values
+/// of many magnitudes, so that another split of the sums would round differently).
+/// False for a type without a kernel.
+fn agrees<T: Real>(f: &Forward<'_, T>, path: Path, block: usize) -> bool {
+    let ((n, width), inputs) = (path.probe_shape(f.n, f.width), f.inputs);
+    let value = |seed: u64, i: usize| {
+        let h = (seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let h = h ^ (h >> 29);
+        let unit = (h >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+        T::from_f64(unit * f64::from(1 << (h % 7)))
+    };
+    // (out of memory: no check, no kernel)
+    let buffer = |len: usize| memory::filled(len, T::zero(), || "a product's check".into());
+    let (Ok(mut x), Ok(mut w), Ok(mut want), Ok(mut got)) = (
+        buffer(n * inputs),
+        buffer(inputs * width),
+        buffer(n * width),
+        buffer(n * width),
+    ) else {
+        return false;
+    };
+    let live = |i: usize| i.is_multiple_of(3) || i % 7 == 1;
+    x.iter_mut()
+        .enumerate()
+        .filter(|(i, _)| live(*i))
+        .for_each(|(i, v)| *v = value(1, i));
+    w.iter_mut().enumerate().for_each(|(i, v)| *v = value(2, i));
+    let views = (
+        ArrayViewMut2::from_shape((n, width), &mut want[..]),
+        ArrayView2::from_shape((n, inputs), &x[..]),
+        ArrayView2::from_shape((inputs, width), &w[..]),
+    );
+    let (Ok(dst), Ok(a), Ok(b)) = views else {
+        return false;
+    };
+    if matmul_with(path.kernel(), dst, a, b, false, Par::Sequential).is_err() {
+        return false;
+    }
+    let probe = Forward {
+        x: &x,
+        inputs,
+        w: &w,
+        width,
+        n,
+    };
+    // SAFETY: the caller checked the CPU; the buffers fit the shapes.
+    let ran = unsafe { run(&probe, &mut got, block) };
+    let bits = |v: &T| Real::to_f64(*v).to_bits();
+    ran && want.iter().map(bits).eq(got.iter().map(bits))
+}
+
+/// The kernel of `T` on `f`, summing blocks of `block` inputs; false for a type without
+/// one.
 ///
 /// # Safety
 /// The CPU has AVX-512 F; the shapes fit (as [`forward`] checks), `z` holds `n` rows.
-unsafe fn run<T: Real>(f: &Forward<'_, T>, z: &mut [T]) -> bool {
+unsafe fn run<T: Real>(f: &Forward<'_, T>, z: &mut [T], block: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         let z_ptr = z.as_mut_ptr();
@@ -89,7 +152,7 @@ unsafe fn run<T: Real>(f: &Forward<'_, T>, z: &mut [T]) -> bool {
             // SAFETY: `T` is f32; the caller's contract.
             unsafe {
                 let z = std::slice::from_raw_parts_mut(z_ptr.cast(), z.len());
-                x86::forward_f32(&cast(f), z);
+                x86::forward_f32(&cast(f), z, block);
             }
             return true;
         }
@@ -97,7 +160,7 @@ unsafe fn run<T: Real>(f: &Forward<'_, T>, z: &mut [T]) -> bool {
             // SAFETY: as above, for f64.
             unsafe {
                 let z = std::slice::from_raw_parts_mut(z_ptr.cast(), z.len());
-                x86::forward_f64(&cast(f), z);
+                x86::forward_f64(&cast(f), z, block);
             }
             return true;
         }
@@ -125,7 +188,7 @@ unsafe fn cast<'a, T, U>(f: &Forward<'a, T>) -> Forward<'a, U> {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::super::x86::{nonzero_pd, nonzero_ps};
-    use super::{Forward, LIVE};
+    use super::{Forward, LISTS};
     use std::arch::x86_64::*;
 
     /// Most registers of outputs per pass over a row's list (eight accumulators; the
@@ -136,14 +199,14 @@ mod x86 {
     /// `$v` the register type and its operations.
     macro_rules! kernel {
         ($name:ident, $t:ty, $lanes:expr, $m:ty, $v:ty, $zero:ident, $set1:ident,
-         $fmadd:ident, $load:ident, $store:ident, $cmp:ident) => {
-            /// [`super::forward`] in this type.
+         $fmadd:ident, $add:ident, $load:ident, $store:ident, $cmp:ident) => {
+            /// [`super::forward`] in this type, summing blocks of `block` inputs.
             ///
             /// # Safety
             /// The CPU has AVX-512 F; the shapes fit; `z` holds `n` rows.
             #[target_feature(enable = "avx512f")]
-            pub(super) unsafe fn $name(f: &Forward<'_, $t>, z: &mut [$t]) {
-                LIVE.with_borrow_mut(|live| {
+            pub(super) unsafe fn $name(f: &Forward<'_, $t>, z: &mut [$t], block: usize) {
+                LISTS.with_borrow_mut(|(live, starts)| {
                     live.resize(f.inputs + 16, 0);
                     for r in 0..f.n {
                         // SAFETY: row r < n lies within x.
@@ -151,6 +214,14 @@ mod x86 {
                         // SAFETY: the row has `inputs` values; `live` has room.
                         let count = unsafe { nonzero_inputs(row, f.inputs, live) };
                         let live = &live[..count];
+                        // where each block of inputs starts among the row's, and the end
+                        starts.clear();
+                        starts.extend(
+                            (0..f.inputs)
+                                .step_by(block)
+                                .map(|first| live.partition_point(|&i| (i as usize) < first)),
+                        );
+                        starts.push(count);
                         let mut c0 = 0;
                         while c0 < f.width {
                             let cols = (f.width - c0).min(VECTORS * $lanes);
@@ -158,14 +229,14 @@ mod x86 {
                             // SAFETY: weight columns c0..c0 + cols exist in every row.
                             unsafe {
                                 match cols.div_ceil($lanes) {
-                                    8 => columns::<8>(f, row, live, c0, out),
-                                    7 => columns::<7>(f, row, live, c0, out),
-                                    6 => columns::<6>(f, row, live, c0, out),
-                                    5 => columns::<5>(f, row, live, c0, out),
-                                    4 => columns::<4>(f, row, live, c0, out),
-                                    3 => columns::<3>(f, row, live, c0, out),
-                                    2 => columns::<2>(f, row, live, c0, out),
-                                    _ => columns::<1>(f, row, live, c0, out),
+                                    8 => columns::<8>(f, row, (live, starts), c0, out),
+                                    7 => columns::<7>(f, row, (live, starts), c0, out),
+                                    6 => columns::<6>(f, row, (live, starts), c0, out),
+                                    5 => columns::<5>(f, row, (live, starts), c0, out),
+                                    4 => columns::<4>(f, row, (live, starts), c0, out),
+                                    3 => columns::<3>(f, row, (live, starts), c0, out),
+                                    2 => columns::<2>(f, row, (live, starts), c0, out),
+                                    _ => columns::<1>(f, row, (live, starts), c0, out),
                                 }
                             }
                             c0 += cols;
@@ -203,33 +274,45 @@ mod x86 {
                     count
                 }
 
-                /// Outputs `c0..c0 + out.len()` of one row from its non-zero inputs.
+                /// Outputs `c0..c0 + out.len()` of one row from its non-zero inputs
+                /// `live`, block by block of inputs (`starts`: where each block's start
+                /// among them, and their end): each block summed from zero, then
+                /// written (the first) or added to `out`, as `gemm` does.
                 #[inline(always)]
                 unsafe fn columns<const V: usize>(
                     f: &Forward<'_, $t>,
                     row: *const $t,
-                    live: &[u32],
+                    (live, starts): (&[u32], &[usize]),
                     c0: usize,
                     out: &mut [$t],
                 ) {
                     let masks: [$m; V] =
                         std::array::from_fn(|v| mask(out.len().saturating_sub(v * $lanes)));
-                    let mut acc = [$zero(); V];
-                    for &i in live {
-                        let i = i as usize;
-                        // SAFETY: input i < inputs; weight row i's columns c0.. within
-                        // the width (masked past it).
-                        unsafe {
-                            let b = $set1(*row.add(i));
-                            let w = f.w.as_ptr().add(i * f.width + c0);
-                            for v in 0..V {
-                                acc[v] = $fmadd(b, $load(masks[v], w.add(v * $lanes)), acc[v]);
+                    for (b, range) in starts.windows(2).enumerate() {
+                        let mut acc = [$zero(); V];
+                        for &i in &live[range[0]..range[1]] {
+                            let i = i as usize;
+                            // SAFETY: input i < inputs; weight row i's columns c0..
+                            // within the width (masked past it).
+                            unsafe {
+                                let x = $set1(*row.add(i));
+                                let w = f.w.as_ptr().add(i * f.width + c0);
+                                for v in 0..V {
+                                    acc[v] = $fmadd(x, $load(masks[v], w.add(v * $lanes)), acc[v]);
+                                }
                             }
                         }
-                    }
-                    for v in 0..V {
-                        // SAFETY: masked to the columns of `out`.
-                        unsafe { $store(out.as_mut_ptr().add(v * $lanes), masks[v], acc[v]) };
+                        for v in 0..V {
+                            // SAFETY: masked to the columns of `out`.
+                            unsafe {
+                                let at = out.as_mut_ptr().add(v * $lanes);
+                                let sum = match b {
+                                    0 => acc[v],
+                                    _ => $add($load(masks[v], at), acc[v]),
+                                };
+                                $store(at, masks[v], sum);
+                            }
+                        }
                     }
                 }
             }
@@ -245,6 +328,7 @@ mod x86 {
         _mm512_setzero_ps,
         _mm512_set1_ps,
         _mm512_fmadd_ps,
+        _mm512_add_ps,
         _mm512_maskz_loadu_ps,
         _mm512_mask_storeu_ps,
         nonzero_ps
@@ -258,6 +342,7 @@ mod x86 {
         _mm512_setzero_pd,
         _mm512_set1_pd,
         _mm512_fmadd_pd,
+        _mm512_add_pd,
         _mm512_maskz_loadu_pd,
         _mm512_mask_storeu_pd,
         nonzero_pd
@@ -268,45 +353,75 @@ mod x86 {
 mod tests {
     use super::super::tests::assert_same_bits;
     use super::*;
-    use crate::gemm::{matmul_with, Kernel};
-    use crate::parallel::Par;
     use ndarray::Array2;
 
     /// Rows of one-hot encoded categories (a few ones each, the rest zero) with a few
-    /// numeric inputs, and weights.
-    fn data<T: Real>(n: usize, inputs: usize, width: usize) -> (Array2<T>, Array2<T>) {
-        let x = Array2::from_shape_fn((n, inputs), |(i, j)| {
+    /// numeric inputs.
+    fn one_hot<T: Real>(n: usize, inputs: usize) -> Array2<T> {
+        Array2::from_shape_fn((n, inputs), |(i, j)| {
             let hot = (i * 7 + j * 13) % 9 == 0 || j % 17 == 3;
             T::from_f64(if hot {
                 ((i + 3 * j) % 11) as f64 * 0.21 - 0.9
             } else {
                 0.0
             })
-        });
-        let w = Array2::from_shape_fn((inputs, width), |(i, j)| {
-            T::from_f64((((i * 7 + j * 3) % 89) as f64 * 0.37).cos())
-        });
-        (x, w)
+        })
     }
 
-    fn product<T: Real>(x: &Array2<T>, w: &Array2<T>, policy: bool) -> Vec<T> {
+    /// Image-like rows: a border of zeros (28-pixel lines) and zeros scattered inside.
+    fn images<T: Real>(n: usize, inputs: usize) -> Array2<T> {
+        Array2::from_shape_fn((n, inputs), |(i, j)| {
+            let (line, col) = (j / 28, j % 28);
+            let border = !(4..24).contains(&col) || !(3..=24).contains(&line);
+            let hole = (i * 5 + j * 3) % 11 < 2;
+            T::from_f64(if border || hole {
+                0.0
+            } else {
+                ((i * 31 + j * 17) % 97) as f64 * 0.013 + 0.01
+            })
+        })
+    }
+
+    fn weights<T: Real>(inputs: usize, width: usize) -> Array2<T> {
+        Array2::from_shape_fn((inputs, width), |(i, j)| {
+            T::from_f64((((i * 7 + j * 3) % 89) as f64 * 0.37).cos())
+        })
+    }
+
+    /// The product on the path `gemm::matmul` takes for its shape.
+    fn reference<T: Real>(x: &Array2<T>, w: &Array2<T>) -> Vec<T> {
         let (n, inputs) = x.dim();
-        let width = w.ncols();
-        let f = Forward {
+        let mut want = Array2::<T>::zeros((n, w.ncols()));
+        let kernel = Path::of(n, inputs, w.ncols()).kernel();
+        matmul_with(
+            kernel,
+            want.view_mut(),
+            x.view(),
+            w.view(),
+            false,
+            Par::Sequential,
+        )
+        .unwrap();
+        want.into_raw_vec_and_offset().0
+    }
+
+    fn forward_of<'a, T>(x: &'a Array2<T>, w: &'a Array2<T>) -> Forward<'a, T> {
+        Forward {
             x: x.as_slice().unwrap(),
-            inputs,
+            inputs: x.ncols(),
             w: w.as_slice().unwrap(),
-            width,
-            n,
-        };
-        let mut z = vec![T::nan(); n * width];
-        let took = if policy {
-            forward(&f, &mut z).unwrap()
-        } else {
-            // SAFETY: an AVX-512 CPU (checked by the caller); the shapes fit.
-            unsafe { run(&f, &mut z) }
-        };
-        assert!(took, "{n}x{inputs}x{width} not taken");
+            width: w.ncols(),
+            n: x.nrows(),
+        }
+    }
+
+    /// The kernel directly (any shape, any zeros), with the blocks of the shape's path.
+    fn kernel<T: Real>(x: &Array2<T>, w: &Array2<T>) -> Vec<T> {
+        let f = forward_of(x, w);
+        let block = Path::of(f.n, f.inputs, f.width).block(f.inputs);
+        let mut z = vec![T::nan(); f.n * f.width];
+        // SAFETY: an AVX-512 CPU (checked by the caller); the shapes fit.
+        assert!(unsafe { run(&f, &mut z, block) });
         z
     }
 
@@ -314,73 +429,101 @@ mod tests {
         if !cpu_has_kernels() {
             return;
         }
-        // rows x inputs x width, whether large enough for `forward` to take
+        // rows x inputs x width: one block of inputs (gemm and nano-gemm), two of 392
+        // (gemm), 512 + 272 (gemm's small path), three of 500, one of 900 (nano-gemm),
+        // tails of rows, outputs and registers
         let shapes = [
-            (200, 300, 100, true),
-            (128, MAX_INPUTS, 129, true),
-            (256, 97, 200, true),
-            (100, 300, 7, false),
-            (3, 37, 2, false),
-            (64, 40, 33, false),
+            (200, 300, 100),
+            (128, 512, 129),
+            (256, 97, 200),
+            (100, 300, 7),
+            (3, 37, 2),
+            (64, 40, 33),
+            (101, 784, 100),
+            (64, 784, 64),
+            (65, 784, 64),
+            (30, 1500, 130),
+            (2, 900, 5),
+            (7, 784, 512),
         ];
-        for (n, inputs, width, policy) in shapes {
-            let (x, w) = data::<T>(n, inputs, width);
-            let got = product(&x, &w, policy);
-            for kernel in [Kernel::Gemm, Kernel::Nano] {
-                let mut want = Array2::<T>::zeros((n, width));
-                matmul_with(
-                    kernel,
-                    want.view_mut(),
-                    x.view(),
-                    w.view(),
-                    false,
-                    Par::Sequential,
-                )
-                .unwrap();
-                let want = want.into_raw_vec_and_offset().0;
-                assert_same_bits(&want, &got, &format!("{kernel:?} {n}x{inputs}x{width}"));
+        for (n, inputs, width) in shapes {
+            let w = weights::<T>(inputs, width);
+            for (name, x) in [
+                ("one-hot", one_hot::<T>(n, inputs)),
+                ("images", images(n, inputs)),
+            ] {
+                let what = format!("{name} {n}x{inputs}x{width}");
+                assert_same_bits(&reference(&x, &w), &kernel(&x, &w), &what);
             }
         }
     }
 
-    /// Same bits as `gemm` and `nano-gemm`, f32 and f64, with tails of inputs and of
-    /// outputs (registers of fewer lanes, several passes over a row's list).
+    /// Same bits as the product kernel of the shape's path (`gemm`'s blocks of inputs
+    /// or one chain), f32 and f64.
     #[test]
     fn same_bits_as_the_gemm_kernels() {
         same_bits::<f32>();
         same_bits::<f64>();
     }
 
-    /// Declined: more inputs than `gemm` sums in one block, dense rows, weights that are
-    /// not finite, too little work; `z` is untouched then.
+    /// Through [`forward`], with the weights checked or known finite: one-hot rows of
+    /// more inputs than one block (1,000 and 784: two blocks; 600 on the small path).
+    #[test]
+    fn takes_one_hot_rows_of_many_inputs() {
+        if !cpu_has_kernels() {
+            return;
+        }
+        for (n, inputs, width) in [(200, 1000, 100), (100, 784, 100), (64, 600, 64)] {
+            let (x, w) = (one_hot::<f64>(n, inputs), weights::<f64>(inputs, width));
+            for finite in [false, true] {
+                let mut z = vec![f64::NAN; n * width];
+                assert!(forward(&forward_of(&x, &w), &mut z, finite).unwrap());
+                assert_same_bits(&reference(&x, &w), &z, &format!("{n}x{inputs}x{width}"));
+            }
+        }
+    }
+
+    /// The check of the blocks of inputs fails for blocks summed otherwise.
+    #[test]
+    fn the_check_catches_other_blocks() {
+        if !cpu_has_kernels() {
+            return;
+        }
+        let (x, w) = (one_hot::<f32>(100, 784), weights::<f32>(784, 100));
+        let f = forward_of(&x, &w);
+        assert_eq!(Path::of(100, 784, 100), Path::Gemm);
+        assert!(agrees(&f, Path::Gemm, 392));
+        assert!(!agrees(&f, Path::Gemm, 784));
+        assert!(!agrees(&f, Path::Gemm, 512));
+        assert!(agrees(&f, Path::Nano, 784));
+        assert!(!agrees(&f, Path::Nano, 392));
+        let (x, w) = (one_hot::<f64>(64, 784), weights::<f64>(784, 64));
+        let f = forward_of(&x, &w);
+        assert_eq!(Path::of(64, 784, 64), Path::GemmSmall);
+        assert!(agrees(&f, Path::GemmSmall, 512));
+        assert!(!agrees(&f, Path::GemmSmall, 392));
+    }
+
+    /// Declined: dense rows, weights that are not finite (unless known finite), too
+    /// little work; `z` is untouched then.
     #[test]
     fn declines_when_it_would_not_pay_or_differ() {
         if !cpu_has_kernels() {
             return;
         }
         fn product(x: &Array2<f64>, w: &Array2<f64>, z: &mut [f64]) -> bool {
-            let f = Forward {
-                x: x.as_slice().unwrap(),
-                inputs: x.ncols(),
-                w: w.as_slice().unwrap(),
-                width: w.ncols(),
-                n: x.nrows(),
-            };
-            forward(&f, z).unwrap()
+            forward(&forward_of(x, w), z, false).unwrap()
         }
         let mut z = vec![7.0; 200 * 100];
-        let (long, long_w) = data::<f64>(200, MAX_INPUTS + 1, 100);
-        assert!(!product(&long, &long_w, &mut z));
-        let (x, mut w) = data::<f64>(200, 300, 100);
+        let (x, mut w) = (one_hot::<f64>(200, 300), weights::<f64>(300, 100));
         assert!(!product(&x.mapv(|v| v + 1.0), &w, &mut z));
-        assert!(!product(
-            &x.slice(ndarray::s![..5, ..]).to_owned(),
-            &w,
-            &mut z
-        ));
+        let short = x.slice(ndarray::s![..5, ..]).to_owned();
+        assert!(!product(&short, &w, &mut z));
         w[[299, 99]] = f64::NAN;
         assert!(!product(&x, &w, &mut z));
         assert!(z.iter().all(|&v| v == 7.0));
+        let known = forward(&forward_of(&x, &w), &mut z, true).unwrap();
+        assert!(known, "the caller's word is taken");
         w[[299, 99]] = 0.5;
         assert!(product(&x, &w, &mut z));
         let f = Forward {
@@ -391,6 +534,6 @@ mod tests {
             width: 100,
             n: 200,
         };
-        assert!(forward(&f, &mut z).is_err());
+        assert!(forward(&f, &mut z, false).is_err());
     }
 }
