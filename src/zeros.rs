@@ -13,7 +13,7 @@
 //! `0 · inf`, is NaN: error signals that are not all finite go to `gemm`.
 //!
 //! The forward product `X W` of rows that are mostly zeros (one-hot categories) skips
-//! them too: [`forward`].
+//! them too, on AVX2 CPUs as well: [`forward`].
 
 use crate::error::{ensure_shape, Result};
 use crate::real::Real;

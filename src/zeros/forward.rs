@@ -1,5 +1,6 @@
 //! The first layer's forward product `X W` over rows that are mostly zeros (one-hot
-//! encoded categories, bags of words held dense), for AVX-512 CPUs.
+//! encoded categories, bags of words held dense), for CPUs with AVX-512 or AVX2 and FMA
+//! ([`portable`]).
 //!
 //! Each row lists its non-zero inputs (one AVX-512 compare and compress per register of
 //! inputs) and sums the weight rows of those alone, up to eight registers of outputs
@@ -17,13 +18,14 @@
 //! to share each loaded register: tried, `bench/profile.md`.)
 
 use super::blocks::{self, Path};
-use super::{cpu_has_kernels, MIN_WORK, SAMPLE_ROWS};
+use super::{MIN_WORK, SAMPLE_ROWS};
 use crate::error::{ensure_shape, Result};
 use crate::gemm::matmul_with;
 use crate::memory;
 use crate::parallel::Par;
 use crate::real::Real;
 use crate::reduce::all_finite;
+use crate::simd::{self, Level};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::any::TypeId;
 use std::cell::RefCell;
@@ -63,7 +65,7 @@ pub(crate) fn forward<T: Real>(f: &Forward<'_, T>, z: &mut [T], finite: bool) ->
     let takes = f.n * f.inputs * f.width >= MIN_WORK
         && f.n >= 2
         && f.width >= 2
-        && cpu_has_kernels()
+        && simd::level() != Level::Baseline
         && mostly_zeros(f)
         && (finite || all_finite(&f.w[..f.inputs * f.width]));
     if !takes {
@@ -139,12 +141,32 @@ fn agrees<T: Real>(f: &Forward<'_, T>, path: Path, block: usize) -> bool {
     ran && want.iter().map(bits).eq(got.iter().map(bits))
 }
 
-/// The kernel of `T` on `f`, summing blocks of `block` inputs; false for a type without
-/// one.
+/// The kernel of `T` on `f` for this CPU (AVX-512's own, or the portable one on AVX2
+/// with FMA), summing blocks of `block` inputs; false without either (older CPUs: their
+/// `gemm` sums without fused multiply-adds) or for a type without a kernel.
 ///
 /// # Safety
-/// The CPU has AVX-512 F; the shapes fit (as [`forward`] checks), `z` holds `n` rows.
+/// The shapes fit (as [`forward`] checks), `z` holds `n` rows.
 unsafe fn run<T: Real>(f: &Forward<'_, T>, z: &mut [T], block: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    match simd::level() {
+        // SAFETY (both): the CPU has the instructions; the caller's contract.
+        Level::Avx512 => unsafe { run_avx512(f, z, block) },
+        Level::Avx2 => {
+            unsafe { portable::forward_avx2(f, z, block) };
+            true
+        }
+        Level::Baseline => false,
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// [`run`]'s AVX-512 kernels.
+///
+/// # Safety
+/// The CPU has AVX-512 F; the shapes fit, `z` holds `n` rows.
+unsafe fn run_avx512<T: Real>(f: &Forward<'_, T>, z: &mut [T], block: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         let z_ptr = z.as_mut_ptr();
@@ -184,6 +206,9 @@ unsafe fn cast<'a, T, U>(f: &Forward<'a, T>) -> Forward<'a, U> {
         n: f.n,
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+mod portable;
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -415,18 +440,41 @@ mod tests {
         }
     }
 
-    /// The kernel directly (any shape, any zeros), with the blocks of the shape's path.
-    fn kernel<T: Real>(x: &Array2<T>, w: &Array2<T>) -> Vec<T> {
+    /// Whether the CPU runs a kernel (AVX-512, or AVX2 with FMA).
+    fn has_kernel() -> bool {
+        simd::level() != Level::Baseline
+    }
+
+    /// The kernels this CPU runs: AVX-512's and the portable one (on AVX2 and FMA).
+    #[cfg(target_arch = "x86_64")]
+    fn kernels() -> Vec<(Level, &'static str)> {
+        let mut all = vec![(Level::Avx2, "portable")];
+        if simd::level() == Level::Avx512 {
+            all.push((Level::Avx512, "avx512"));
+        }
+        all
+    }
+
+    /// The kernel of `level` directly (any shape, any zeros), with the blocks of the
+    /// shape's path.
+    #[cfg(target_arch = "x86_64")]
+    fn kernel<T: Real>(x: &Array2<T>, w: &Array2<T>, level: Level) -> Vec<T> {
         let f = forward_of(x, w);
         let block = Path::of(f.n, f.inputs, f.width).block(f.inputs);
         let mut z = vec![T::nan(); f.n * f.width];
-        // SAFETY: an AVX-512 CPU (checked by the caller); the shapes fit.
-        assert!(unsafe { run(&f, &mut z, block) });
+        // SAFETY: the CPU has the level's instructions (`kernels`); the shapes fit.
+        unsafe {
+            match level {
+                Level::Avx512 => assert!(run_avx512(&f, &mut z, block)),
+                _ => portable::forward_avx2(&f, &mut z, block),
+            }
+        }
         z
     }
 
+    #[cfg(target_arch = "x86_64")]
     fn same_bits<T: Real>() {
-        if !cpu_has_kernels() {
+        if !has_kernel() {
             return;
         }
         // rows x inputs x width: one block of inputs (gemm and nano-gemm), two of 392
@@ -452,8 +500,11 @@ mod tests {
                 ("one-hot", one_hot::<T>(n, inputs)),
                 ("images", images(n, inputs)),
             ] {
-                let what = format!("{name} {n}x{inputs}x{width}");
-                assert_same_bits(&reference(&x, &w), &kernel(&x, &w), &what);
+                let want = reference(&x, &w);
+                for (level, kind) in kernels() {
+                    let what = format!("{kind}: {name} {n}x{inputs}x{width}");
+                    assert_same_bits(&want, &kernel(&x, &w, level), &what);
+                }
             }
         }
     }
@@ -461,6 +512,7 @@ mod tests {
     /// Same bits as the product kernel of the shape's path (`gemm`'s blocks of inputs
     /// or one chain), f32 and f64.
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn same_bits_as_the_gemm_kernels() {
         same_bits::<f32>();
         same_bits::<f64>();
@@ -470,7 +522,7 @@ mod tests {
     /// more inputs than one block (1,000 and 784: two blocks; 600 on the small path).
     #[test]
     fn takes_one_hot_rows_of_many_inputs() {
-        if !cpu_has_kernels() {
+        if !has_kernel() {
             return;
         }
         for (n, inputs, width) in [(200, 1000, 100), (100, 784, 100), (64, 600, 64)] {
@@ -486,7 +538,7 @@ mod tests {
     /// The check of the blocks of inputs fails for blocks summed otherwise.
     #[test]
     fn the_check_catches_other_blocks() {
-        if !cpu_has_kernels() {
+        if !has_kernel() {
             return;
         }
         let (x, w) = (one_hot::<f32>(100, 784), weights::<f32>(784, 100));
@@ -508,7 +560,7 @@ mod tests {
     /// little work; `z` is untouched then.
     #[test]
     fn declines_when_it_would_not_pay_or_differ() {
-        if !cpu_has_kernels() {
+        if !has_kernel() {
             return;
         }
         fn product(x: &Array2<f64>, w: &Array2<f64>, z: &mut [f64]) -> bool {
