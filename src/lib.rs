@@ -75,6 +75,7 @@ pub use predict::{hidden_activations, predict, predict_threads};
 pub use propagate::Net;
 pub use real::Real;
 pub use score::Score;
+pub use simd::level_name as cpu_level;
 pub use trainer::{
     fit_threads, train, EpochReport, Hooks, Model, Outcome, Progress, SeededHooks, StopReason,
     TrainConfig,

@@ -64,14 +64,29 @@ pub(crate) enum Level {
     Baseline,
 }
 
-/// This CPU's [`Level`], detected once.
+/// The environment variable that lowers the [`Level`] the kernels use below the CPU's
+/// (`avx2` or `baseline`): every level gives the same bits, and this is how the tests
+/// check it on a CPU that has them all (or how to rule a level's kernels out).
+pub(crate) const LEVEL_VARIABLE: &str = "MLP_RS_CPU";
+
+/// The name of the [`Level`] the kernels use (`avx512`, `avx2` or `baseline`), for
+/// reports and tests.
+pub fn level_name() -> &'static str {
+    match level() {
+        Level::Avx512 => "avx512",
+        Level::Avx2 => "avx2",
+        Level::Baseline => "baseline",
+    }
+}
+
+/// This CPU's [`Level`], detected once (lowered by [`LEVEL_VARIABLE`]).
 pub(crate) fn level() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
         static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
         *LEVEL.get_or_init(|| {
-            if has!("avx512f")
+            let cpu = if has!("avx512f")
                 && has!("avx512dq")
                 && has!("avx512vl")
                 && has!("avx2")
@@ -82,6 +97,11 @@ pub(crate) fn level() -> Level {
                 Level::Avx2
             } else {
                 Level::Baseline
+            };
+            match std::env::var(LEVEL_VARIABLE).as_deref() {
+                Ok("baseline") => Level::Baseline,
+                Ok("avx2") if cpu != Level::Baseline => Level::Avx2,
+                _ => cpu,
             }
         })
     }

@@ -11,6 +11,7 @@ __all__ = [
     "loss_and_gradient",
     "predict",
     "hidden_activations",
+    "cpu_level",
     "__version__",
 ]
 
@@ -110,3 +111,4 @@ def hidden_activations(
     layer: int,
     n_jobs: int | None = None,
 ) -> _Dense: ...
+def cpu_level() -> str: ...

@@ -17,12 +17,20 @@ mod predict;
 
 use pyo3::prelude::*;
 
+/// The instruction set the engine's kernels use on this CPU: "avx512", "avx2" or
+/// "baseline" (lowered by the environment variable MLP_RS_CPU, read once).
+#[pyfunction]
+fn cpu_level() -> &'static str {
+    crate::cpu_level()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit::fit_stochastic, m)?)?;
     m.add_function(wrap_pyfunction!(fit::loss_and_gradient, m)?)?;
     m.add_function(wrap_pyfunction!(predict::predict, m)?)?;
     m.add_function(wrap_pyfunction!(predict::hidden_activations, m)?)?;
+    m.add_function(wrap_pyfunction!(cpu_level, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
