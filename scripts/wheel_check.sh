@@ -170,6 +170,8 @@ check_python() {
     sklearn=$("$vpy" -c 'import sklearn, numpy, scipy; print(f"scikit-learn {sklearn.__version__}, numpy {numpy.__version__}, scipy {scipy.__version__}")')
     cp -r "$ROOT/tests" "$run/tests"
     [ -d "$ROOT/examples" ] && cp -r "$ROOT/examples" "$run/examples"
+    # (tests/test_cpu_levels.py runs it against the installed wheel)
+    mkdir -p "$run/scripts" && cp "$ROOT/scripts/fingerprint.py" "$run/scripts/"
     find "$run" -name __pycache__ -prune -exec rm -rf {} +
     # A plugin loaded into the pytest process itself: shows which mlp_rs the tests
     # import and stops the run if it is not the installed wheel.

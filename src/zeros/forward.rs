@@ -50,10 +50,10 @@ thread_local! {
     static LISTS: RefCell<(Vec<u32>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Writes the product `f` into `z` when the kernel applies (an AVX-512 CPU, f32 or f64,
-/// at least [`MIN_WORK`] multiply-adds, two rows and two outputs, finite weights, the
-/// sampled rows mostly zeros, the blocks of inputs checked on this CPU); returns whether
-/// it did (`z` is untouched when not). `finite`: the caller knows the weights are finite
+/// Writes the product `f` into `z` when the kernel applies (a CPU with AVX-512, or AVX2
+/// and FMA; f32 or f64; at least [`MIN_WORK`] multiply-adds, two rows and two outputs,
+/// finite weights, the sampled rows mostly zeros, the blocks of inputs checked on this
+/// CPU); returns whether it did (`z` is untouched when not). `finite`: the caller knows the weights are finite
 /// (a fit's, whose squared norm is: reading them all again costs up to ~5 % of the
 /// kernel).
 pub(crate) fn forward<T: Real>(f: &Forward<'_, T>, z: &mut [T], finite: bool) -> Result<bool> {
@@ -76,7 +76,7 @@ pub(crate) fn forward<T: Real>(f: &Forward<'_, T>, z: &mut [T], finite: bool) ->
     if !blocks::checked::<T>(f.inputs, path, || agrees(f, path, block)) {
         return Ok(false);
     }
-    // SAFETY: the CPU has AVX-512 F (`takes`); the shapes were checked above.
+    // SAFETY: the shapes were checked above.
     Ok(unsafe { run(f, &mut z[..f.n * f.width], block) })
 }
 
@@ -300,7 +300,7 @@ mod x86 {
                 }
 
                 /// Outputs `c0..c0 + out.len()` of one row from its non-zero inputs
-                /// `live`, block by block of inputs (`starts`: where each block's start
+                /// `live`, block by block of inputs (`starts`: where each block starts
                 /// among them, and their end): each block summed from zero, then
                 /// written (the first) or added to `out`, as `gemm` does.
                 #[inline(always)]
