@@ -190,6 +190,19 @@ unsafe fn run_avx512<T: Real>(f: &Forward<'_, T>, z: &mut [T], block: usize) -> 
     false
 }
 
+/// Where each block of `block` inputs starts among a row's non-zero inputs `live`
+/// (ascending), and their end, into `starts`: the kernels sum each block on its own.
+#[cfg(target_arch = "x86_64")]
+fn block_starts(live: &[u32], inputs: usize, block: usize, starts: &mut Vec<usize>) {
+    starts.clear();
+    starts.extend(
+        (0..inputs)
+            .step_by(block)
+            .map(|first| live.partition_point(|&i| (i as usize) < first)),
+    );
+    starts.push(live.len());
+}
+
 /// `f` with `T` as `U`.
 ///
 /// # Safety
@@ -213,7 +226,7 @@ mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::super::x86::{nonzero_pd, nonzero_ps};
-    use super::{Forward, LISTS};
+    use super::{block_starts, Forward, LISTS};
     use std::arch::x86_64::*;
 
     /// Most registers of outputs per pass over a row's list (eight accumulators; the
@@ -239,14 +252,7 @@ mod x86 {
                         // SAFETY: the row has `inputs` values; `live` has room.
                         let count = unsafe { nonzero_inputs(row, f.inputs, live) };
                         let live = &live[..count];
-                        // where each block of inputs starts among the row's, and the end
-                        starts.clear();
-                        starts.extend(
-                            (0..f.inputs)
-                                .step_by(block)
-                                .map(|first| live.partition_point(|&i| (i as usize) < first)),
-                        );
-                        starts.push(count);
+                        block_starts(live, f.inputs, block, starts);
                         let mut c0 = 0;
                         while c0 < f.width {
                             let cols = (f.width - c0).min(VECTORS * $lanes);

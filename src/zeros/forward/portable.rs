@@ -4,7 +4,7 @@
 //! compiler across a pass's outputs. So each output is the same chain as `gemm`'s AVX2
 //! microkernels compute (the check of [`super::blocks`] confirms it on the CPU).
 
-use super::{Forward, LISTS};
+use super::{block_starts, Forward, LISTS};
 use crate::real::Real;
 
 /// Outputs per pass over a row's list: a whole number of 256-bit registers of either
@@ -28,13 +28,7 @@ fn forward<T: Real>(f: &Forward<'_, T>, z: &mut [T], block: usize) {
         for r in 0..f.n {
             let row = &f.x[r * f.inputs..(r + 1) * f.inputs];
             nonzero_inputs(row, live);
-            starts.clear();
-            starts.extend(
-                (0..f.inputs)
-                    .step_by(block)
-                    .map(|first| live.partition_point(|&i| (i as usize) < first)),
-            );
-            starts.push(live.len());
+            block_starts(live, f.inputs, block, starts);
             let out = &mut z[r * f.width..(r + 1) * f.width];
             let (passes, tail) = out.as_chunks_mut::<COLUMNS>();
             for (p, out) in passes.iter_mut().enumerate() {
