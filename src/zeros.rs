@@ -191,7 +191,8 @@ mod x86 {
     /// `$v` the register type and its operations.
     macro_rules! kernel {
         ($name:ident, $t:ty, $lanes:expr, $m:ty, $v:ty, $zero:ident, $set1:ident,
-         $fmadd:ident, $add:ident, $load:ident, $store:ident, $nonzero:ident) => {
+         $fmadd:ident, $add:ident, $load:ident, $store:ident, $nonzero:ident,
+         $mask:ident) => {
             /// [`super::weight_gradient`] in this type.
             ///
             /// # Safety
@@ -226,12 +227,6 @@ mod x86 {
                     }
                 });
 
-                /// Lane mask of the first `lanes` lanes.
-                #[inline(always)]
-                fn mask(lanes: usize) -> $m {
-                    ((1u32 << lanes.min($lanes)) - 1) as $m
-                }
-
                 /// Each group's rows with a non-zero input, rows ascending.
                 #[inline(always)]
                 unsafe fn list_rows(
@@ -250,7 +245,7 @@ mod x86 {
                         let mut c = 0;
                         while c < k {
                             // SAFETY: lanes past k are masked off.
-                            let v: $v = unsafe { $load(mask(k - c), row.add(c)) };
+                            let v: $v = unsafe { $load($mask(k - c), row.add(c)) };
                             // NaN counts as non-zero
                             let live = $nonzero(v) as u32;
                             // every group in the register writes row r into its next
@@ -283,7 +278,7 @@ mod x86 {
                     dst: &mut [$t],
                 ) {
                     let masks: [$m; V] =
-                        std::array::from_fn(|v| mask(p.cols.saturating_sub(v * $lanes)));
+                        std::array::from_fn(|v| $mask(p.cols.saturating_sub(v * $lanes)));
                     let full = p.k / GROUP;
                     for group in 0..full {
                         // SAFETY: the caller's contract.
@@ -361,6 +356,18 @@ mod x86 {
         accumulate: bool,
     }
 
+    /// The mask of the first `lanes` of a register's 16 f32 lanes (all 16 past that).
+    #[inline(always)]
+    pub(super) fn lanes_ps(lanes: usize) -> u16 {
+        ((1u32 << lanes.min(16)) - 1) as u16
+    }
+
+    /// [`lanes_ps`] for f64's 8 lanes.
+    #[inline(always)]
+    pub(super) fn lanes_pd(lanes: usize) -> u8 {
+        ((1u32 << lanes.min(8)) - 1) as u8
+    }
+
     /// The lanes of `v` that are not zero (NaN counts as non-zero).
     #[inline(always)]
     pub(super) fn nonzero_ps(v: __m512) -> u16 {
@@ -387,7 +394,8 @@ mod x86 {
         _mm512_add_ps,
         _mm512_maskz_loadu_ps,
         _mm512_mask_storeu_ps,
-        nonzero_ps
+        nonzero_ps,
+        lanes_ps
     );
     kernel!(
         gradient_f64,
@@ -401,7 +409,8 @@ mod x86 {
         _mm512_add_pd,
         _mm512_maskz_loadu_pd,
         _mm512_mask_storeu_pd,
-        nonzero_pd
+        nonzero_pd,
+        lanes_pd
     );
 }
 

@@ -17,6 +17,7 @@
 use crate::gemm::Kernel;
 use crate::narrow::MAX_COLUMNS as NARROW_COLUMNS;
 use std::any::TypeId;
+use std::cell::RefCell;
 use std::sync::Mutex;
 
 /// The shortest block `gemm` sums in one chain (see the module's documentation).
@@ -82,23 +83,41 @@ impl Path {
     }
 }
 
-/// What the checks found: float type, inputs, path and whether the rule held.
-type Verdicts = Vec<(TypeId, usize, Path, bool)>;
+/// What a check is about: float type, inputs and path.
+type Key = (TypeId, usize, Path);
+
+/// What the checks found: each key and whether the rule held.
+type Verdicts = Vec<(Key, bool)>;
 
 static VERDICTS: Mutex<Verdicts> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// The verdicts this thread has asked for, so that a forward pass takes no lock
+    /// shared with the other threads.
+    static KNOWN: RefCell<Verdicts> = const { RefCell::new(Vec::new()) };
+}
+
+/// The verdict on `key` in `verdicts`, if there is one.
+fn find(verdicts: &Verdicts, key: Key) -> Option<bool> {
+    verdicts.iter().find(|v| v.0 == key).map(|v| v.1)
+}
 
 /// Whether the rule of [`Path::block`] holds for `T`, `inputs` and `path` on this CPU:
 /// `check` (comparing a product on that path with the zero-skipping kernel) runs the
 /// first time in the process, its answer is kept.
 pub(crate) fn checked<T: 'static>(inputs: usize, path: Path, check: impl FnOnce() -> bool) -> bool {
     let key = (TypeId::of::<T>(), inputs, path);
-    // A poisoned lock only means another thread panicked mid-check: the list stays valid.
-    let mut verdicts = VERDICTS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(&(.., held)) = verdicts.iter().find(|v| (v.0, v.1, v.2) == key) {
+    if let Some(held) = KNOWN.with_borrow(|known| find(known, key)) {
         return held;
     }
-    let held = check();
-    verdicts.push((key.0, key.1, key.2, held));
+    // A poisoned lock only means another thread panicked mid-check: the list stays valid.
+    let mut verdicts = VERDICTS.lock().unwrap_or_else(|e| e.into_inner());
+    let held = find(&verdicts, key).unwrap_or_else(|| {
+        let held = check();
+        verdicts.push((key, held));
+        held
+    });
+    KNOWN.with_borrow_mut(|known| known.push((key, held)));
     held
 }
 

@@ -225,7 +225,7 @@ mod portable;
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::super::x86::{nonzero_pd, nonzero_ps};
+    use super::super::x86::{lanes_pd, lanes_ps, nonzero_pd, nonzero_ps};
     use super::{block_starts, Forward, LISTS};
     use std::arch::x86_64::*;
 
@@ -237,7 +237,7 @@ mod x86 {
     /// `$v` the register type and its operations.
     macro_rules! kernel {
         ($name:ident, $t:ty, $lanes:expr, $m:ty, $v:ty, $zero:ident, $set1:ident,
-         $fmadd:ident, $add:ident, $load:ident, $store:ident, $cmp:ident) => {
+         $fmadd:ident, $add:ident, $load:ident, $store:ident, $cmp:ident, $mask:ident) => {
             /// [`super::forward`] in this type, summing blocks of `block` inputs.
             ///
             /// # Safety
@@ -275,12 +275,6 @@ mod x86 {
                     }
                 });
 
-                /// Lane mask of the first `lanes` lanes.
-                #[inline(always)]
-                fn mask(lanes: usize) -> $m {
-                    ((1u32 << lanes.min($lanes)) - 1) as $m
-                }
-
                 /// Writes the row's non-zero inputs, ascending, into `live`; their count.
                 #[inline(always)]
                 unsafe fn nonzero_inputs(row: *const $t, inputs: usize, live: &mut [u32]) -> usize {
@@ -292,7 +286,7 @@ mod x86 {
                         // SAFETY: lanes past `inputs` are masked off; `live` has a
                         // register's room past `inputs` for the full-width store.
                         unsafe {
-                            let v: $v = $load(mask(inputs - c), row.add(c));
+                            let v: $v = $load($mask(inputs - c), row.add(c));
                             // NaN counts as non-zero
                             let nonzero = $cmp(v) as u16;
                             let index = _mm512_add_epi32(iota, _mm512_set1_epi32(c as i32));
@@ -318,7 +312,7 @@ mod x86 {
                     out: &mut [$t],
                 ) {
                     let masks: [$m; V] =
-                        std::array::from_fn(|v| mask(out.len().saturating_sub(v * $lanes)));
+                        std::array::from_fn(|v| $mask(out.len().saturating_sub(v * $lanes)));
                     for (b, range) in starts.windows(2).enumerate() {
                         let mut acc = [$zero(); V];
                         for &i in &live[range[0]..range[1]] {
@@ -362,7 +356,8 @@ mod x86 {
         _mm512_add_ps,
         _mm512_maskz_loadu_ps,
         _mm512_mask_storeu_ps,
-        nonzero_ps
+        nonzero_ps,
+        lanes_ps
     );
     kernel!(
         forward_f64,
@@ -376,7 +371,8 @@ mod x86 {
         _mm512_add_pd,
         _mm512_maskz_loadu_pd,
         _mm512_mask_storeu_pd,
-        nonzero_pd
+        nonzero_pd,
+        lanes_pd
     );
 }
 

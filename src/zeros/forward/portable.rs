@@ -63,17 +63,16 @@ fn nonzero_inputs<T: Real>(row: &[T], live: &mut Vec<u32>) {
 /// Outputs `c0..c0 + out.len()` of one row from its non-zero inputs `live`, block by
 /// block (`starts`: where each block starts among them, and their end): each block
 /// summed from zero, then written (the first) or added to `out`, as `gemm` does.
-/// Called with arrays of [`COLUMNS`] for the whole passes, so that their sums stay in
-/// registers.
+/// The whole passes are [`COLUMNS`] long, a length the compiler sees once this is
+/// inlined, so that their sums stay in registers.
 #[inline(always)]
-fn columns<T: Real, O: AsMut<[T]> + ?Sized>(
+fn columns<T: Real>(
     f: &Forward<'_, T>,
     row: &[T],
     (live, starts): (&[u32], &[usize]),
     c0: usize,
-    out: &mut O,
+    out: &mut [T],
 ) {
-    let out = out.as_mut();
     let cols = out.len();
     for (b, range) in starts.windows(2).enumerate() {
         let mut acc = [T::zero(); COLUMNS];
