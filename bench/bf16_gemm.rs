@@ -1,7 +1,8 @@
 //! The bfloat16 products against the f32 ones, one thread, on the products of the
 //! benchmark networks: `cargo run --release --example bf16_gemm`. Prints microseconds
 //! and GFLOPS of `mlp_rs::matmul` (f32, the exact path) and of the bfloat16 kernels
-//! (AVX512-BF16 where the CPU has it, and the portable one), packing included.
+//! (AMX and AVX512-BF16 where the CPU has them, and the portable one), packing
+//! included.
 
 use mlp_rs::{matmul, matmul_bf16_with, Bf16Kernel, Par};
 use ndarray::Array2;
@@ -46,8 +47,8 @@ fn time(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     println!(
-        "{:34} {:>14} {:>14} {:>14}",
-        "product", "f32", "bf16 avx512", "bf16 portable"
+        "{:34} {:>14} {:>14} {:>14} {:>14}",
+        "product", "f32", "bf16 amx", "bf16 avx512", "bf16 portable"
     );
     for (name, m, n, k, ta, tb) in SHAPES {
         let a = Array2::from_shape_fn(if ta { (k, m) } else { (m, k) }, |(i, j)| {
@@ -67,13 +68,15 @@ fn main() {
         let mut bf16 = |kernel| {
             time(|| matmul_bf16_with(kernel, c.view_mut(), av, bv, false, Par::Sequential).unwrap())
         };
+        let amx = bf16(Bf16Kernel::Amx);
         let (simd, portable) = (bf16(Bf16Kernel::Avx512), bf16(Bf16Kernel::Portable));
         println!(
-            "{name:34} {} {} {}",
+            "{name:34} {} {} {} {}",
             cell(f32_time),
+            cell(amx),
             cell(simd),
             cell(portable)
         );
     }
-    println!("(Avx512 falls back to the portable kernel on a CPU without AVX512-BF16)");
+    println!("(a kernel the CPU lacks falls back to the best one below it)");
 }

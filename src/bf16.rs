@@ -7,11 +7,15 @@
 //! word), the layout of the `vdpbf16ps` instruction, which adds two products to each
 //! f32 lane. Two kernels compute a tile from the panels, chosen at run time:
 //!
+//! - AMX (`tdpbf16ps` on 16 x 16 tiles), where the CPU has `amx_bf16` and the OS
+//!   grants the tile state (see [`amx`]); its `A` operand is rows of pairs, not panels;
 //! - AVX512-BF16 (`vdpbf16ps`), where the CPU has it;
 //! - a portable one everywhere else, which does what `vdpbf16ps` specifies in the same
 //!   order: per pair, `acc += a1 * b1`, then `acc += a0 * b0`, each product exact in
 //!   f32, each sum rounded to nearest even, denormal inputs and results flushed to zero.
-//!   The two agree bit for bit (tested where the CPU has the instruction).
+//!   The two agree bit for bit (tested where the CPU has the instruction). AMX sums
+//!   each tile step's 32 products in its own way: its results differ from theirs in the
+//!   last bits (see [`amx`]).
 //!
 //! Each output element sums its `k` pairs in order, whichever thread computes its tile:
 //! results do not depend on the number of threads.
@@ -22,6 +26,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
+mod amx;
 mod rows;
 pub(crate) use rows::{matmul_rows, matmul_t_rows, Bf16Rows};
 
@@ -47,13 +52,15 @@ pub(crate) fn widen(h: u16) -> f32 {
     f32::from_bits(u32::from(h) << 16)
 }
 
-/// Whether this CPU runs the AVX512-BF16 kernel.
+/// Whether this CPU runs the AVX512-BF16 kernel (not when `MLP_RS_CPU` lowers the
+/// kernels below AVX-512).
 fn has_avx512_bf16() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            std::arch::is_x86_feature_detected!("avx512f")
+            crate::simd::level() == crate::simd::Level::Avx512
+                && std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512bf16")
         }
@@ -67,19 +74,41 @@ fn has_avx512_bf16() -> bool {
 /// The kernel a product runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bf16Kernel {
+    /// `tdpbf16ps` on AMX tiles (the last `k % 32` of a product on `vdpbf16ps`).
+    Amx,
     /// `vdpbf16ps` on 512-bit registers.
     Avx512,
-    /// Portable Rust, the same results.
+    /// Portable Rust, the same results as `Avx512`.
     Portable,
 }
 
 impl Bf16Kernel {
     /// The fastest kernel this CPU has.
     pub fn best() -> Self {
-        if has_avx512_bf16() {
+        if amx::available() {
+            Bf16Kernel::Amx
+        } else if has_avx512_bf16() {
             Bf16Kernel::Avx512
         } else {
             Bf16Kernel::Portable
+        }
+    }
+
+    /// `self`, or the best kernel below it when the CPU lacks it.
+    fn or_below(self) -> Self {
+        match self {
+            Bf16Kernel::Amx if !amx::available() => Bf16Kernel::Avx512.or_below(),
+            Bf16Kernel::Avx512 if !has_avx512_bf16() => Bf16Kernel::Portable,
+            kernel => kernel,
+        }
+    }
+
+    /// The kernel's name, for reports: `amx`, `avx512_bf16` or `portable`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bf16Kernel::Amx => "amx",
+            Bf16Kernel::Avx512 => "avx512_bf16",
+            Bf16Kernel::Portable => "portable",
         }
     }
 }
@@ -96,8 +125,8 @@ pub fn matmul(
     matmul_with(Bf16Kernel::best(), dst, a, b, accumulate, par)
 }
 
-/// [`matmul`] on a given kernel (tests compare them); the Avx512 kernel falls back to
-/// the portable one on a CPU without it.
+/// [`matmul`] on a given kernel (tests compare them); a kernel the CPU lacks falls back
+/// to the best one below it.
 pub fn matmul_with(
     kernel: Bf16Kernel,
     mut dst: ArrayViewMut2<'_, f32>,
@@ -112,19 +141,15 @@ pub fn matmul_with(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let kernel = if kernel == Bf16Kernel::Avx512 && !has_avx512_bf16() {
-        Bf16Kernel::Portable
-    } else {
-        kernel
-    };
+    let kernel = kernel.or_below();
     let pairs = k.div_ceil(2);
     let (mut packed_a, mut packed_b) = PACKED.take();
-    pack_a(a, pairs, &mut packed_a);
     pack_b(b, pairs, &mut packed_b);
+    let operand = pack_operand(kernel, a, pairs, &mut packed_a);
     product(
         kernel,
         dst.view_mut(),
-        (OperandA::Packed(&packed_a), &packed_b),
+        (operand, &packed_b),
         pairs,
         accumulate,
         par,
@@ -172,12 +197,12 @@ pub(crate) fn matmul_packed(
     }
     let pairs = b.k.div_ceil(2);
     let (mut packed_a, spare) = PACKED.take();
-    pack_a(a, pairs, &mut packed_a);
     let kernel = Bf16Kernel::best();
+    let operand = pack_operand(kernel, a, pairs, &mut packed_a);
     product(
         kernel,
         dst.view_mut(),
-        (OperandA::Packed(&packed_a), &b.words),
+        (operand, &b.words),
         pairs,
         accumulate,
         par,
@@ -194,11 +219,34 @@ thread_local! {
         const { std::cell::Cell::new((Vec::new(), Vec::new())) };
 }
 
+/// `a` packed into `buffer` as `kernel` reads it: rows of pairs for AMX (its tiles load
+/// 16 rows' words), panels of [`MR`] rows for the others.
+fn pack_operand<'a>(
+    kernel: Bf16Kernel,
+    a: ArrayView2<'_, f32>,
+    pairs: usize,
+    buffer: &'a mut Vec<u32>,
+) -> OperandA<'a> {
+    if kernel == Bf16Kernel::Amx {
+        buffer.resize(a.nrows() * pairs, 0);
+        pack_rows(a, pairs, buffer);
+        OperandA::Dense {
+            words: buffer,
+            stride: pairs,
+        }
+    } else {
+        pack_a(a, pairs, buffer);
+        OperandA::Packed(buffer)
+    }
+}
+
 /// Where the tiles find `A`'s words: packed panels, or rows of pairs read in place.
 #[derive(Clone, Copy)]
 pub(crate) enum OperandA<'a> {
     /// Packed by [`pack_a`] for `pairs` pairs.
     Packed(&'a [u32]),
+    /// Row `i` of the product at `words[i * stride..]`, `pairs` words (see [`pack_rows`]).
+    Dense { words: &'a [u32], stride: usize },
     /// Row `i` of the product is row `which[i]` of `words`, rows `stride` words apart
     /// (X rounded once: see [`Bf16Rows`]).
     Rows {
@@ -211,19 +259,33 @@ pub(crate) enum OperandA<'a> {
 /// `dst (+)= A B` from `A`'s words and the packed `B`, tile by tile.
 fn product(
     kernel: Bf16Kernel,
-    dst: ArrayViewMut2<'_, f32>,
+    mut dst: ArrayViewMut2<'_, f32>,
     (a, packed_b): (OperandA<'_>, &[u32]),
     pairs: usize,
     accumulate: bool,
     par: Par,
 ) {
     let m = dst.nrows();
-    match a {
+    let out = Dst::new(&mut dst, accumulate);
+    let rows = match a {
         OperandA::Packed(words) => {
             // (the kernel reads `pairs - q0` pairs of the panel from there)
             assert!(words.len() >= m.div_ceil(MR) * pairs * MR);
             let at = |mp: usize, q0: usize| Packed(words[(mp * pairs + q0) * MR..].as_ptr());
-            product_tiles(kernel, dst, (at, packed_b), pairs, accumulate, par)
+            // (AMX reads rows, never panels: `pack_operand` gives it rows)
+            let kernel = match kernel {
+                Bf16Kernel::Amx => Bf16Kernel::Avx512,
+                kernel => kernel,
+            };
+            return product_tiles(kernel, out, (at, packed_b), pairs, par);
+        }
+        OperandA::Dense { words, stride } => {
+            assert!(stride >= pairs && m * stride <= words.len());
+            WordRows {
+                words,
+                stride,
+                which: None,
+            }
         }
         OperandA::Rows {
             words,
@@ -232,15 +294,83 @@ fn product(
         } => {
             assert!(which.len() == m && stride >= pairs);
             assert!(which.iter().all(|&i| (i + 1) * stride <= words.len()));
-            let panel = |mp: usize, q0: usize| {
-                // a last panel's missing rows repeat its first one (their sums are not
-                // written)
-                RowMajor(std::array::from_fn(|r| {
-                    let row = which.get(mp * MR + r).unwrap_or(&which[mp * MR]);
-                    words[row * stride + q0..].as_ptr()
-                }))
+            WordRows {
+                words,
+                stride,
+                which: Some(which),
+            }
+        }
+    };
+    if kernel == Bf16Kernel::Amx {
+        return amx::product(out, rows, packed_b, pairs, par);
+    }
+    let panel = |mp: usize, q0: usize| {
+        // a last panel's missing rows repeat its first one (their sums are not written)
+        RowMajor(std::array::from_fn(|r| {
+            let i = if mp * MR + r < m {
+                mp * MR + r
+            } else {
+                mp * MR
             };
-            product_tiles(kernel, dst, (panel, packed_b), pairs, accumulate, par)
+            rows.words[rows.start(i) + q0..].as_ptr()
+        }))
+    };
+    product_tiles(kernel, out, (panel, packed_b), pairs, par)
+}
+
+/// Rows of `A` as rows of pairs: row `i` at `words[start(i)..]`.
+#[derive(Clone, Copy)]
+struct WordRows<'a> {
+    words: &'a [u32],
+    stride: usize,
+    /// Row `i` is row `which[i]` of `words` (else row `i`).
+    which: Option<&'a [usize]>,
+}
+
+impl WordRows<'_> {
+    /// Where row `i` starts in `words`.
+    fn start(&self, i: usize) -> usize {
+        self.which.map_or(i, |w| w[i]) * self.stride
+    }
+}
+
+/// The destination of a product, handed out tile by tile to the threads.
+#[derive(Clone, Copy)]
+struct Dst {
+    out: SendPtr<f32>,
+    strides: (isize, isize),
+    m: usize,
+    n: usize,
+    accumulate: bool,
+}
+
+impl Dst {
+    fn new(dst: &mut ArrayViewMut2<'_, f32>, accumulate: bool) -> Self {
+        let (m, n) = dst.dim();
+        Dst {
+            out: SendPtr(dst.as_mut_ptr()),
+            strides: (dst.strides()[0], dst.strides()[1]),
+            m,
+            n,
+            accumulate,
+        }
+    }
+
+    /// The tile of row panel `mp` ([`MR`] rows) and column panel `np` ([`NR`] columns).
+    fn tile(&self, mp: usize, np: usize) -> TileOut {
+        let (i, j) = ((mp * MR) as isize, (np * NR) as isize);
+        TileOut {
+            // SAFETY: the tile's first element lies inside `dst` (callers ask only for
+            // the tiles of its panels).
+            ptr: unsafe {
+                self.out
+                    .get()
+                    .offset(i * self.strides.0 + j * self.strides.1)
+            },
+            strides: self.strides,
+            rows: MR.min(self.m - mp * MR),
+            cols: NR.min(self.n - np * NR),
+            accumulate: self.accumulate,
         }
     }
 }
@@ -248,28 +378,16 @@ fn product(
 /// [`product`] with `A`'s panel `mp` from pair `q0` on given by `panel(mp, q0)`.
 fn product_tiles<P: Panel>(
     kernel: Bf16Kernel,
-    mut dst: ArrayViewMut2<'_, f32>,
+    dst: Dst,
     (panel, packed_b): (impl Fn(usize, usize) -> P + Sync, &[u32]),
     pairs: usize,
-    accumulate: bool,
     par: Par,
 ) {
-    let (m, n) = dst.dim();
+    let (m, n) = (dst.m, dst.n);
     let (m_panels, n_panels) = (m.div_ceil(MR), n.div_ceil(NR));
-    let out = SendPtr(dst.as_mut_ptr());
-    let strides = (dst.strides()[0], dst.strides()[1]);
+    let strides = dst.strides;
     let groups = m_panels.div_ceil(GROUP);
-    let tile_out = |mp: usize, np: usize| {
-        let (i, j) = ((mp * MR) as isize, (np * NR) as isize);
-        TileOut {
-            // SAFETY: the tile's first element lies inside `dst`.
-            ptr: unsafe { out.get().offset(i * strides.0 + j * strides.1) },
-            strides,
-            rows: MR.min(m - mp * MR),
-            cols: NR.min(n - np * NR),
-            accumulate,
-        }
-    };
+    let tile_out = |mp: usize, np: usize| dst.tile(mp, np);
     // A task: one panel of B's columns against a group of A's row panels, k-block by
     // k-block, so that each block of B stays in L1 while the group's rows use it. The
     // tiles' partial sums wait in memory between blocks: an exact f32 store and load,
@@ -590,6 +708,96 @@ mod rows8 {
         _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, nan, quiet))
     }
 
+    /// 16 values at `x` rounded as [`round16`] rounds them, each in the low half of a
+    /// 32-bit lane (the high half zero).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn round16_wide(x: *const f32) -> __m512i {
+        // SAFETY: the caller's: 16 values at `x`.
+        unsafe { _mm512_cvtepu16_epi32(round16(x)) }
+    }
+
+    /// Rows of pairs ([`super::pack_rows`]'s layout) of a `src` whose lanes are
+    /// contiguous (a transposed matrix, e.g. the activations of a weight gradient):
+    /// whole blocks of 16 lanes x 16 pairs rounded and transposed in registers (the
+    /// scalar loop took a tenth of a bfloat16 C2 epoch on AMX). Returns the lanes and
+    /// the pairs done: every pair of the lanes done, every lane of the pairs done.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F and BW; `dst` holds `lanes * pairs` words.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn transpose_rows(
+        src: ArrayView2<'_, f32>,
+        pairs: usize,
+        dst: &mut [u32],
+    ) -> (usize, usize) {
+        let (lanes, k) = src.dim();
+        if src.strides()[0] != 1 {
+            return (0, 0);
+        }
+        let (lane_blocks, pair_blocks) = (lanes / 16, k / 32);
+        assert!(dst.len() >= lanes * pairs && pairs >= 16 * pair_blocks);
+        let (base, step) = (src.as_ptr(), src.strides()[1]);
+        for qb in 0..pair_blocks {
+            for jb in 0..lane_blocks {
+                let words: [__m512i; 16] = std::array::from_fn(|t| {
+                    let column = (2 * (16 * qb + t)) as isize * step;
+                    // SAFETY: lanes 16 jb.. + 16 of columns 2q and 2q + 1 (< k), each
+                    // column's lanes contiguous.
+                    unsafe {
+                        let at = base.offset(column).add(16 * jb);
+                        let hi = round16_wide(at.offset(step));
+                        _mm512_or_si512(round16_wide(at), _mm512_slli_epi32::<16>(hi))
+                    }
+                });
+                for (j, row) in transpose16(words).into_iter().enumerate() {
+                    let at = (16 * jb + j) * pairs + 16 * qb;
+                    // SAFETY: inside `dst` (asserted above).
+                    unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add(at).cast(), row) };
+                }
+            }
+        }
+        (16 * lane_blocks, 16 * pair_blocks)
+    }
+
+    /// The 16 x 16 words of `v` (row `i` in `v[i]`) transposed: 32-bit and 64-bit
+    /// interleaves within 128-bit lanes, then two rounds of 128-bit lane shuffles.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn transpose16(v: [__m512i; 16]) -> [__m512i; 16] {
+        let t: [__m512i; 16] = std::array::from_fn(|i| match i % 2 {
+            0 => _mm512_unpacklo_epi32(v[i], v[i + 1]),
+            _ => _mm512_unpackhi_epi32(v[i - 1], v[i]),
+        });
+        // u[4 i + c], lane l: column 4 l + c of rows 4 i..4 i + 4
+        let u: [__m512i; 16] = std::array::from_fn(|i| {
+            let (base, c) = (i - i % 4, i % 4);
+            let (x, y) = (t[base + c / 2], t[base + 2 + c / 2]);
+            match c % 2 {
+                0 => _mm512_unpacklo_epi64(x, y),
+                _ => _mm512_unpackhi_epi64(x, y),
+            }
+        });
+        // row 4 l + c of the result: lane l of u[c], u[4 + c], u[8 + c], u[12 + c]
+        std::array::from_fn(|r| {
+            let (l, c) = (r / 4, r % 4);
+            let (w0, w1) = match l / 2 {
+                0 => (
+                    _mm512_shuffle_i32x4::<0x44>(u[c], u[4 + c]),
+                    _mm512_shuffle_i32x4::<0x44>(u[8 + c], u[12 + c]),
+                ),
+                _ => (
+                    _mm512_shuffle_i32x4::<0xEE>(u[c], u[4 + c]),
+                    _mm512_shuffle_i32x4::<0xEE>(u[8 + c], u[12 + c]),
+                ),
+            };
+            match l % 2 {
+                0 => _mm512_shuffle_i32x4::<0x88>(w0, w1),
+                _ => _mm512_shuffle_i32x4::<0xDD>(w0, w1),
+            }
+        })
+    }
+
     /// The 8 x 8 words of `r` (row `i` in `r[i]`) transposed.
     #[inline]
     #[target_feature(enable = "avx2")]
@@ -638,6 +846,26 @@ fn pack_rows(src: ArrayView2<'_, f32>, pairs: usize, dst: &mut [u32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 unsafe fn pack_rows_avx512(src: ArrayView2<'_, f32>, pairs: usize, dst: &mut [u32]) {
+    let (lanes, k) = src.dim();
+    if src.strides()[0] == 1 && lanes > 1 && k > 1 {
+        // SAFETY: the CPU has the features `rows8::transpose_rows` is compiled for.
+        let (lanes_done, pairs_done) = unsafe { rows8::transpose_rows(src, pairs, dst) };
+        let word = |j: usize, q: usize| {
+            let hi = if 2 * q + 1 < k {
+                src[[j, 2 * q + 1]]
+            } else {
+                0.0
+            };
+            u32::from(round(src[[j, 2 * q]])) | (u32::from(round(hi)) << 16)
+        };
+        for q in 0..pairs {
+            let first = if q < pairs_done { lanes_done } else { 0 };
+            for j in first..lanes {
+                dst[j * pairs + q] = word(j, q);
+            }
+        }
+        return;
+    }
     // SAFETY: the CPU has the features `rows8::round_rows` is compiled for.
     let done = unsafe { rows8::round_rows(src, pairs, dst) };
     pack_from(src, 1, pairs, dst, done)
@@ -1050,6 +1278,9 @@ mod tests {
             // whole panels of `b` (32 lanes) and a partial one after them
             (32, 40),
             (70, 33),
+            // whole 16 x 16 blocks of a transposed matrix and partial ones around them
+            (48, 64),
+            (37, 70),
         ] {
             let mut src = filled(lanes, k, 0.29);
             for (i, v) in src.iter_mut().enumerate().step_by(7) {
@@ -1064,9 +1295,18 @@ mod tests {
                 pack_lanes(src.view(), width, pairs, &mut got);
                 assert_eq!(got, want, "rows ({lanes}, {k}) width {width}");
                 got.iter_mut().for_each(|w| *w = u32::MAX);
-                let transposed = src.t().to_owned();
+                let transposed = src.t().as_standard_layout().into_owned();
                 pack_lanes(transposed.t(), width, pairs, &mut got);
                 assert_eq!(got, want, "columns ({lanes}, {k}) width {width}");
+            }
+            // rows of pairs (AMX's `A`), from rows and from columns (transposed blocks)
+            let mut want = vec![0; lanes * pairs];
+            pack_indexed(src.view(), 1, pairs, &mut want);
+            let transposed = src.t().as_standard_layout().into_owned();
+            for (view, how) in [(src.view(), "rows"), (transposed.t(), "columns")] {
+                let mut got = vec![u32::MAX; want.len()];
+                pack_rows(view, pairs, &mut got);
+                assert_eq!(got, want, "pack_rows {how} ({lanes}, {k})");
             }
         }
     }
@@ -1078,35 +1318,94 @@ mod tests {
         for &(m, n, k) in &[(128, 100, 784), (31, 70, 33), (8, 32, 2)] {
             let a = filled(m, k, 0.23);
             let b = filled(k, n, 0.41);
-            let at = a.t().to_owned();
-            let run = |kernel, a: ArrayView2<'_, f32>, par| {
-                let mut out = Array2::zeros((m, n));
-                matmul_with(kernel, out.view_mut(), a, b.view(), false, par).unwrap();
-                out
-            };
-            let reference = run(Bf16Kernel::Portable, a.view(), Par::Sequential);
-            assert_eq!(
-                run(Bf16Kernel::Portable, at.t(), Par::Sequential),
-                reference
-            );
-            // a transposed destination (its tiles written element by element), added to
-            for kernel in [Bf16Kernel::Portable, Bf16Kernel::best()] {
-                let mut out_t = Array2::from_elem((n, m), 0.5_f32);
-                let seq = Par::Sequential;
-                let dst = out_t.view_mut().reversed_axes();
-                matmul_with(kernel, dst, a.view(), b.view(), true, seq).unwrap();
-                assert_eq!(out_t.t(), reference.mapv(|v| 0.5 + v));
-            }
-            let threaded =
-                crate::parallel::with_threads(3, |par| run(Bf16Kernel::Portable, a.view(), par))
-                    .unwrap();
-            assert_eq!(threaded, reference);
+            let reference = run(Bf16Kernel::Portable, a.view(), b.view(), Par::Sequential);
             if has_avx512_bf16() {
-                assert_eq!(
-                    run(Bf16Kernel::Avx512, a.view(), Par::Sequential),
-                    reference
-                );
+                let simd = run(Bf16Kernel::Avx512, a.view(), b.view(), Par::Sequential);
+                assert_eq!(simd, reference);
             }
+            for kernel in [Bf16Kernel::Portable, Bf16Kernel::best()] {
+                let own = run(kernel, a.view(), b.view(), Par::Sequential);
+                layouts_and_threads_agree(kernel, a.view(), b.view(), &own);
+            }
+        }
+    }
+
+    fn run(
+        kernel: Bf16Kernel,
+        a: ArrayView2<'_, f32>,
+        b: ArrayView2<'_, f32>,
+        par: Par,
+    ) -> Array2<f32> {
+        let mut out = Array2::zeros((a.nrows(), b.ncols()));
+        matmul_with(kernel, out.view_mut(), a, b, false, par).unwrap();
+        out
+    }
+
+    /// `kernel`'s product `want` of `a` and `b` again from a transposed `a`, into a
+    /// transposed destination added to, and on 3 threads: the same bits.
+    fn layouts_and_threads_agree(
+        kernel: Bf16Kernel,
+        a: ArrayView2<'_, f32>,
+        b: ArrayView2<'_, f32>,
+        want: &Array2<f32>,
+    ) {
+        let (m, n) = want.dim();
+        let seq = Par::Sequential;
+        let at = a.t().as_standard_layout().into_owned();
+        assert_eq!(run(kernel, at.t(), b, seq), want, "{kernel:?} A^T");
+        // a transposed destination (its tiles written element by element), added to
+        let mut out_t = Array2::from_elem((n, m), 0.5_f32);
+        let dst = out_t.view_mut().reversed_axes();
+        matmul_with(kernel, dst, a, b, true, seq).unwrap();
+        assert_eq!(out_t.t(), want.mapv(|v| 0.5 + v), "{kernel:?} dst^T");
+        let threaded = crate::parallel::with_threads(3, |par| run(kernel, a, b, par)).unwrap();
+        assert_eq!(&threaded, want, "{kernel:?} threads");
+    }
+
+    /// AMX, where the CPU has it: within the bound of the f32 sums of the rounded
+    /// operands (as the portable kernel, whose bits it does not share), on shapes with
+    /// whole and partial blocks of rows, columns and steps of `k` (and `k` < one step);
+    /// the same bits for transposed operands, destinations and threads.
+    #[test]
+    fn amx_matches_a_rounded_reference() {
+        if Bf16Kernel::Amx.or_below() != Bf16Kernel::Amx {
+            return;
+        }
+        for &(m, n, k) in &[
+            (128, 100, 784),
+            (31, 70, 33),
+            (8, 32, 2),
+            (64, 64, 64),
+            (33, 17, 100),
+            (200, 10, 5),
+        ] {
+            let a = filled(m, k, 0.37);
+            let b = filled(k, n, 0.11);
+            let got = run(Bf16Kernel::Amx, a.view(), b.view(), Par::Sequential);
+            for i in 0..m {
+                for j in 0..n {
+                    let exact: f64 = (0..k)
+                        .map(|p| {
+                            f64::from(widen(round(a[[i, p]]))) * f64::from(widen(round(b[[p, j]])))
+                        })
+                        .sum();
+                    let bound = 1e-6 * (k as f64) * (1.0 + exact.abs());
+                    let diff = (f64::from(got[[i, j]]) - exact).abs();
+                    assert!(diff <= bound, "({m},{n},{k}) [{i},{j}]: {diff} > {bound}");
+                }
+            }
+            layouts_and_threads_agree(Bf16Kernel::Amx, a.view(), b.view(), &got);
+            let mut twice = got.clone();
+            matmul_with(
+                Bf16Kernel::Amx,
+                twice.view_mut(),
+                a.view(),
+                b.view(),
+                true,
+                Par::Sequential,
+            )
+            .unwrap();
+            assert_eq!(twice, &got + &got);
         }
     }
 }

@@ -387,7 +387,7 @@ mod tests {
             let a = filled(m, k, 0.37);
             let b = filled(k, n, 0.11);
             let want = naive(&a, &b);
-            let at = a.t().to_owned();
+            let at = a.t().as_standard_layout().into_owned();
             for par in [Par::Sequential, Par::Rayon] {
                 let mut got = Array2::zeros((m, n));
                 for kernel in [Kernel::Gemm, Kernel::Nano] {
@@ -399,7 +399,7 @@ mod tests {
                 matmul(got.view_mut(), a.view(), b.view(), true, par).unwrap();
                 assert!((&got - &(2.0 * &want)).iter().all(|d| d.abs() < 1e-9));
                 // `b` as a transposed row-major matrix (copied for nano-gemm)
-                let bt = b.t().to_owned();
+                let bt = b.t().as_standard_layout().into_owned();
                 for kernel in [Kernel::Gemm, Kernel::Nano] {
                     matmul_with(kernel, got.view_mut(), a.view(), bt.t(), false, par).unwrap();
                     assert!((&got - &want).iter().all(|d| d.abs() < 1e-9), "{kernel:?}");

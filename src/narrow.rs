@@ -337,7 +337,8 @@ mod tests {
         for n in 1..=MAX_COLUMNS {
             for &(m, k) in &[(1, 1), (3, 7), (5, 64), (32, 64), (64, 32), (37, 10)] {
                 let a = filled(m, k, 0.37);
-                let at = a.t().to_owned(); // `a` as a transposed view: strided rows
+                // `a` as a transposed view: strided rows
+                let at = a.t().as_standard_layout().into_owned();
                 let b = filled(k, n, 0.11);
                 for accumulate in [false, true] {
                     for a_view in [a.view(), at.t()] {

@@ -54,3 +54,35 @@ def test_every_cpu_level_fits_the_same_model(level, own_level):
     assert own_level
     differ = sorted(k for k in own_level if own_level[k] != lower.get(k))
     assert not differ, f"MLP_RS_CPU={level} fits other models: {differ}"
+
+
+_BF16_FIT = """
+import hashlib
+import numpy as np
+from mlp_rs import MLPClassifier, _core
+rng = np.random.RandomState(0)
+X = rng.rand(600, 70).astype(np.float32)
+y = (X[:, :3].sum(axis=1) * 3).astype(int) % 4
+est = MLPClassifier(
+    (40, 24), matmul_precision="bfloat16", max_iter=3, batch_size=128, random_state=0
+).fit(X, y)
+weights = b"".join(a.tobytes() for a in est.coefs_ + est.intercepts_)
+print(_core.bf16_kernel(), est.loss_, hashlib.sha256(weights).hexdigest())
+"""
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_bfloat16_kernels_at_each_level():
+    """MLP_RS_CPU=avx512 rules AMX out, avx2 the AVX512-BF16 kernel too. The
+    AVX512-BF16 kernel and the portable one fit the same bytes; AMX sums a tile step
+    its own way: close, not the same bits (README, "bfloat16")."""
+    own = _core.bf16_kernel()
+    assert own in ("amx", "avx512_bf16", "portable")
+    levels = (None, "avx512", "avx2")
+    runs = {level: _run(level, "-c", _BF16_FIT).split() for level in levels}
+    assert runs[None][0] == own
+    assert runs["avx512"][0] == ("portable" if own == "portable" else "avx512_bf16")
+    assert runs["avx2"][0] == "portable"
+    assert runs["avx512"][2] == runs["avx2"][2]
+    losses = [float(run[1]) for run in runs.values()]
+    assert max(losses) - min(losses) <= 1e-2 * max(losses)

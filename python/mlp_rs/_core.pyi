@@ -12,6 +12,7 @@ __all__ = [
     "predict",
     "hidden_activations",
     "cpu_level",
+    "bf16_kernel",
     "__version__",
 ]
 
@@ -112,3 +113,4 @@ def hidden_activations(
     n_jobs: int | None = None,
 ) -> _Dense: ...
 def cpu_level() -> str: ...
+def bf16_kernel() -> str: ...

@@ -140,35 +140,54 @@ pub(crate) fn matmul_t_rows(
     }
     let pairs = which.len().div_ceil(2);
     let (mut packed_x, spare) = PACKED.take();
-    pack_columns(x, (which, first), lanes, pairs, &mut packed_x);
-    let operands = (OperandA::Packed(&packed_x), &d.words[..]);
-    product(Bf16Kernel::best(), dst, operands, pairs, accumulate, par);
+    let kernel = Bf16Kernel::best();
+    // AMX loads rows of pairs (a panel one lane wide), the others panels of MR lanes
+    let width = if kernel == Bf16Kernel::Amx { 1 } else { MR };
+    pack_columns(x, (which, first), (lanes, width), pairs, &mut packed_x);
+    let operand = match width {
+        1 => OperandA::Dense {
+            words: &packed_x,
+            stride: pairs,
+        },
+        _ => OperandA::Packed(&packed_x),
+    };
+    product(kernel, dst, (operand, &d.words[..]), pairs, accumulate, par);
     PACKED.set((packed_x, spare));
     Ok(())
 }
 
 /// Features `first..first + lanes` of the rows `which` (checked) packed as
-/// [`super::pack_a`] packs `X[which]^T`: lanes are features, pairs are rows `2q, 2q + 1`
-/// (the high half zero for an odd last row).
+/// [`super::pack_a`] packs `X[which]^T` in panels `width` lanes wide ([`MR`], or 1: rows
+/// of pairs): lanes are features, pairs are rows `2q, 2q + 1` (the high half zero for
+/// an odd last row).
 fn pack_columns(
     x: &Bf16Rows,
     (which, first): (&[usize], usize),
-    lanes: usize,
+    (lanes, width): (usize, usize),
     pairs: usize,
     packed: &mut Vec<u32>,
 ) {
-    let panels = lanes.div_ceil(MR);
+    let panels = lanes.div_ceil(width);
     packed.clear();
-    packed.resize(panels * pairs * MR, 0);
+    packed.resize(panels * pairs * width, 0);
+    // rows of pairs: whole blocks of 16 lanes x 16 pairs transposed in registers
+    let (lanes_done, pairs_done) = match width {
+        1 => transpose_simd(x, (which, first), lanes, pairs, packed),
+        _ => (0, 0),
+    };
     for q in 0..pairs {
         let lo = &x.halves(which[2 * q])[first..first + lanes];
         let hi = which
             .get(2 * q + 1)
             .map(|&i| &x.halves(i)[first..first + lanes]);
-        let done = interleave_simd(lo, hi, (q, pairs), packed);
+        let done = match width {
+            MR => interleave_simd(lo, hi, (q, pairs), packed),
+            _ if q < pairs_done => lanes_done,
+            _ => 0,
+        };
         for j in done..lanes {
             let high = hi.map_or(0, |h| u32::from(h[j]));
-            packed[((j / MR) * pairs + q) * MR + j % MR] = u32::from(lo[j]) | (high << 16);
+            packed[((j / width) * pairs + q) * width + j % width] = u32::from(lo[j]) | (high << 16);
         }
     }
 }
@@ -219,6 +238,67 @@ unsafe fn interleave_avx512(
         }
     }
     16 * blocks
+}
+
+/// [`pack_columns`]'s rows of pairs (`width` 1) for whole blocks of 16 lanes and of 16
+/// pairs (each of two rows) on AVX-512; returns the lanes and the pairs done (every
+/// lane of the pairs done, every pair of the lanes done).
+fn transpose_simd(
+    x: &Bf16Rows,
+    (which, first): (&[usize], usize),
+    lanes: usize,
+    pairs: usize,
+    packed: &mut [u32],
+) -> (usize, usize) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::Level::Avx512 {
+        // SAFETY: the CPU has AVX-512 F.
+        return unsafe { transpose_avx512(x, (which, first), lanes, pairs, packed) };
+    }
+    let _ = (x, which, first, lanes, pairs, packed);
+    (0, 0)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn transpose_avx512(
+    x: &Bf16Rows,
+    (which, first): (&[usize], usize),
+    lanes: usize,
+    pairs: usize,
+    packed: &mut [u32],
+) -> (usize, usize) {
+    use std::arch::x86_64::*;
+    // pairs of two rows only (an odd last row is left to the caller)
+    let (lane_blocks, pair_blocks) = (lanes / 16, which.len() / 2 / 16);
+    assert!(packed.len() >= lanes * pairs && pairs >= 16 * pair_blocks);
+    for qb in 0..pair_blocks {
+        let halves: [(&[u16], &[u16]); 16] = std::array::from_fn(|t| {
+            let q = 16 * qb + t;
+            let row = |i: usize| &x.halves(which[i])[first..first + lanes];
+            (row(2 * q), row(2 * q + 1))
+        });
+        for jb in 0..lane_blocks {
+            // word t of lane j: pair 16 qb + t of feature first + 16 jb + j
+            let words: [__m512i; 16] = std::array::from_fn(|t| {
+                let (lo, hi) = halves[t];
+                // SAFETY: 16 halves at 16 jb in both rows (lanes >= 16 (jb + 1)).
+                unsafe {
+                    let load = |h: &[u16]| {
+                        _mm512_cvtepu16_epi32(_mm256_loadu_si256(h.as_ptr().add(16 * jb).cast()))
+                    };
+                    _mm512_or_si512(load(lo), _mm512_slli_epi32::<16>(load(hi)))
+                }
+            });
+            for (j, row) in super::rows8::transpose16(words).into_iter().enumerate() {
+                let at = (16 * jb + j) * pairs + 16 * qb;
+                // SAFETY: 16 words of lane 16 jb + j from pair 16 qb, inside `packed`
+                // (asserted above).
+                unsafe { _mm512_storeu_si512(packed.as_mut_ptr().add(at).cast(), row) };
+            }
+        }
+    }
+    (16 * lane_blocks, 16 * pair_blocks)
 }
 
 #[cfg(test)]

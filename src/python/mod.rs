@@ -24,6 +24,13 @@ fn cpu_level() -> &'static str {
     crate::cpu_level()
 }
 
+/// The kernel of `matmul_precision="bfloat16"` products on this CPU: "amx",
+/// "avx512_bf16" or "portable" (MLP_RS_CPU=avx512 rules AMX out, avx2 or baseline both).
+#[pyfunction]
+fn bf16_kernel() -> &'static str {
+    crate::Bf16Kernel::best().name()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit::fit_stochastic, m)?)?;
@@ -31,6 +38,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(predict::predict, m)?)?;
     m.add_function(wrap_pyfunction!(predict::hidden_activations, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_level, m)?)?;
+    m.add_function(wrap_pyfunction!(bf16_kernel, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
