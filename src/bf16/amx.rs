@@ -3,25 +3,27 @@
 //!
 //! A block of 32 rows x 32 columns of `dst` lives in four tiles of 16 x 16 f32 sums
 //! (tmm0-3) while its `k` goes by in steps of 16 pairs: two tiles of `A` (tmm4-5, 16
-//! rows x 16 pairs each, loaded from rows of pairs) and two of `B` (tmm6-7), loaded
-//! straight from [`super::pack_b`]'s panels: a pair's 32 columns there are the two
-//! tiles' rows side by side, the layout `tdpbf16ps` takes for `B`. The last
-//! `pairs % 16` pairs of a block are copied into a step padded with zeros (a second
-//! tile configuration would clear the sums; `vdpbf16ps` for them took a third of the
-//! AMX time of a C1 epoch).
+//! rows x 16 pairs each, the block's rows of pairs copied step by step) and two of `B`
+//! (tmm6-7), loaded straight from [`super::pack_b`]'s panels: a pair's 32 columns
+//! there are the two tiles' rows side by side, the layout `tdpbf16ps` takes for `B`.
+//! The last `pairs % 16` pairs are a step padded with zeros (a second tile
+//! configuration would clear the sums; `vdpbf16ps` for them took a third of the AMX
+//! time of a C1 epoch). A whole block of a row-major `dst` is loaded into (when the
+//! product adds to it) and stored from the tiles in place.
 //!
 //! Stable Rust has no AMX intrinsics: the instructions are written with `asm!`
 //! (tract-linalg does the same). Linux gives a process the tile state only when it asks
 //! (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); a task configures the tiles
 //! on its thread and releases them when done, so idle threads carry no tile state.
 //!
-//! Bits: each output element sums its pairs in order, 16 pairs a step, whatever thread
-//! computes its block, so results do not depend on the number of threads. How one
-//! `tdpbf16ps` sums its 32 products into an element is AMX's own: not `vdpbf16ps`'s
-//! pair-by-pair rounding, so results differ from the other two kernels' in the last
-//! bits (measured by the tests).
+//! Bits: each output element sums its pairs in order, 16 pairs a step, continuing from
+//! `dst`'s value when the product adds to it, whatever thread computes its block, so
+//! results do not depend on the number of threads. How one `tdpbf16ps` sums its 32
+//! products into an element is AMX's own: not `vdpbf16ps`'s pair-by-pair rounding (nor
+//! an exact sum rounded once, which matched 89 % of 2,000 dot products of 64 bfloat16
+//! pairs), so results differ from the other two kernels' in the last bits.
 
-use super::{Dst, WordRows, MR, NR};
+use super::{Dst, TileOut, WordRows, MR, NR};
 use crate::parallel::Par;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -111,14 +113,13 @@ pub(super) fn product(dst: Dst, a: WordRows<'_>, packed_b: &[u32], pairs: usize,
 
 /// A task's buffers, reused by the thread.
 struct Scratch {
-    /// The block's rows when they must be gathered (or padded).
+    /// The block's rows of `A` step by step (see [`pack_block`]).
     rows: Vec<u32>,
     /// A panel's sums, 32 x [`NR`] f32 (four [`MR`] x [`NR`] tiles of
-    /// [`super::TileOut`] in a row).
+    /// [`super::TileOut`] in a row), for a block that is not written in place.
     sums: [f32; MB * NR],
-    /// The block's last `pairs % 16` pairs of `A` (32 rows of 16 words) and of a panel
-    /// of `B` (16 pairs of [`NR`] words), padded with zeros to a whole step.
-    rest_a: [u32; MB * KT],
+    /// The last `pairs % 16` pairs of a panel of `B` (16 pairs of [`NR`] words),
+    /// padded with zeros to a whole step.
     rest_b: [u32; KT * NR],
 }
 
@@ -139,56 +140,57 @@ fn run_block(
         Box::new(Scratch {
             rows: Vec::new(),
             sums: [0.0; MB * NR],
-            rest_a: [0; MB * KT],
             rest_b: [0; KT * NR],
         })
     });
-    let Scratch {
-        rows,
-        sums,
-        rest_a,
-        rest_b,
-    } = &mut *scratch;
+    let Scratch { rows, sums, rest_b } = &mut *scratch;
     let first = block * MB;
     let live = MB.min(dst.m - first);
     prefetch_rows(a, first + MB..(first + 2 * MB).min(dst.m), pairs);
-    let (words, stride) = block_rows(a, (first, live), pairs, rows);
+    pack_block(a, (first, live), pairs, rows);
     let (steps, done) = (pairs / KT, pairs / KT * KT);
-    // the last pairs, zero-padded to a step: zeros times zeros add nothing to the sums
-    if done < pairs {
-        for (r, row) in rest_a.chunks_exact_mut(KT).enumerate() {
-            // SAFETY: row r of the block holds `pairs` words from `words`.
-            let src =
-                unsafe { std::slice::from_raw_parts(words.add(r * stride + done), pairs - done) };
-            row[..pairs - done].copy_from_slice(src);
-            row[pairs - done..].fill(0);
-        }
-        rest_b[(pairs - done) * NR..].fill(0);
-    }
+    // B's last pairs, zero-padded to a step: zeros times zeros add nothing to the sums
+    rest_b[(pairs - done) * NR..].fill(0);
     // SAFETY: `available` said the CPU has AMX and the OS granted the tile state.
     unsafe { configure() };
     for np in panels {
         let b = &packed_b[np * pairs * NR..(np + 1) * pairs * NR];
         let rest = (done < pairs).then(|| {
             rest_b[..(pairs - done) * NR].copy_from_slice(&b[done * NR..]);
-            (rest_a.as_ptr(), rest_b.as_ptr())
+            rest_b.as_ptr()
         });
-        // SAFETY: configured above; `words` holds 32 rows of at least `done` words,
-        // `stride` apart; `b` holds `pairs >= done` pairs of NR words; the rest's
-        // buffers a whole step; `sums` 32 x NR.
-        unsafe {
-            tiles(
-                (words, stride * 4),
-                b.as_ptr(),
-                (steps, rest),
-                sums.as_mut_ptr(),
-            )
+        let out = dst.tile(block * (MB / MR), np);
+        // a whole block of a row-major `dst`: its tiles straight to (and from) there;
+        // else through `sums` (holding `dst`'s values first to add to them): the sums
+        // of every block continue from `dst`'s values alike
+        let direct = live == MB && out.cols == NR && out.strides.1 == 1;
+        let groups = || (0..live.div_ceil(MR)).map(|g| dst.tile(block * (MB / MR) + g, np));
+        if !direct && dst.accumulate {
+            for (tile, acc) in groups().zip(sums.chunks_exact_mut(MR * NR)) {
+                // SAFETY: the tile's elements are this task's alone.
+                unsafe { tile.read(acc.try_into().expect("MR x NR sums")) };
+            }
+        }
+        let c = match direct {
+            true => (out.ptr, out.strides.0 as usize * 4, out.accumulate),
+            false => (sums.as_mut_ptr(), NR * 4, dst.accumulate),
         };
-        let groups = sums.chunks_exact(MR * NR).take(live.div_ceil(MR));
-        for (g, acc) in groups.enumerate() {
+        // SAFETY: configured above; `rows` holds the block's steps (the rest's too);
+        // `b` holds `pairs >= done` pairs of NR words, `rest_b` a whole step; `c` 32 x
+        // 32 f32 (`sums`, or the block's own elements of `dst`, which nothing else
+        // touches meanwhile).
+        unsafe { tiles(rows.as_ptr(), b.as_ptr(), (steps, rest), c) };
+        if direct {
+            continue;
+        }
+        for (tile, acc) in groups().zip(sums.chunks_exact(MR * NR)) {
             let acc: &[f32; MR * NR] = acc.try_into().expect("MR x NR sums");
+            let tile = TileOut {
+                accumulate: false,
+                ..tile
+            };
             // SAFETY: the tile's elements are this task's alone.
-            unsafe { dst.tile(block * (MB / MR) + g, np).write(acc) };
+            unsafe { tile.write(acc) };
         }
     }
     // SAFETY: configured above.
@@ -213,26 +215,31 @@ fn prefetch_rows(a: WordRows<'_>, rows: Range<usize>, pairs: usize) {
     }
 }
 
-/// Where the block's 32 rows start and how many words apart: in place when they are 32
-/// consecutive rows, else copied into `scratch` (rows picked by a batch, or a last
-/// block of fewer rows, padded with zero rows).
-fn block_rows(
-    a: WordRows<'_>,
-    (first, live): (usize, usize),
-    pairs: usize,
-    scratch: &mut Vec<u32>,
-) -> (*const u32, usize) {
-    if a.which.is_none() && live == MB {
-        return (a.words[a.start(first)..].as_ptr(), a.stride);
-    }
-    scratch.resize(MB * pairs, 0);
-    for (r, row) in scratch.chunks_exact_mut(pairs.max(1)).enumerate() {
-        match r < live {
-            true => row.copy_from_slice(&a.words[a.start(first + r)..][..pairs]),
-            false => row.fill(0),
+/// The block's 32 rows (`live` of them from row `first`, then zero rows) step by step:
+/// step `s`'s 16 words of row `r` at `(s * 32 + r) * 16`, `ceil(pairs / 16)` steps (the
+/// last one padded with zeros). Each step's two tiles of `A` are then 2 KB in a row.
+fn pack_block(a: WordRows<'_>, (first, live): (usize, usize), pairs: usize, packed: &mut Vec<u32>) {
+    let steps = pairs.div_ceil(KT);
+    packed.resize(steps * MB * KT, 0);
+    for r in 0..MB {
+        let row = match r < live {
+            true => &a.words[a.start(first + r)..][..pairs],
+            false => &[],
+        };
+        let mut words = row.chunks_exact(KT);
+        for (s, chunk) in (&mut words).enumerate() {
+            let at = (s * MB + r) * KT;
+            packed[at..at + KT].copy_from_slice(chunk);
+        }
+        // a partial last step, or a zero row
+        let whole = row.len() / KT;
+        for s in whole..steps {
+            let at = (s * MB + r) * KT;
+            let tail = if s == whole { words.remainder() } else { &[] };
+            packed[at..at + tail.len()].copy_from_slice(tail);
+            packed[at + tail.len()..at + KT].fill(0);
         }
     }
-    (scratch.as_ptr(), pairs)
 }
 
 /// The tiles' shapes: all eight 16 rows of 64 bytes (palette 1).
@@ -279,74 +286,81 @@ unsafe fn release() {
     unsafe { std::arch::asm!("tilerelease", options(nostack, nomem, preserves_flags)) };
 }
 
-/// 32 x 32 sums of `steps` steps of 16 pairs, then of one step from `rest`'s buffers
-/// when given, into `c` (rows of [`NR`] f32): rows of `A` at `a.0`, `a.1` bytes apart;
-/// pairs of `B` at `b`, [`NR`] words each (a packed panel); the rest's `A` 32 rows of 16
-/// words, its `B` 16 pairs of [`NR`] words.
+/// 32 x 32 sums of `steps` steps of 16 pairs, then of one step with `B` from `rest`
+/// when given, into `c.0` (rows `c.1` bytes apart), added to the values there with
+/// `c.2`: `A` at `a`, laid out by [`pack_block`]; pairs of `B` at `b`, [`NR`] words
+/// each (a packed panel); the rest's `B` 16 pairs of [`NR`] words.
 ///
 /// # Safety
-/// The tiles are configured ([`configure`]); `a` holds 32 rows of `16 * steps` words,
-/// `b` `16 * steps` pairs of [`NR`] words; `c` 32 x [`NR`] f32.
+/// The tiles are configured ([`configure`]); `a` holds `steps` steps (and one more with
+/// `rest`), `b` `16 * steps` pairs of [`NR`] words; `c.0` 32 rows of 32 f32.
 #[inline]
 unsafe fn tiles(
-    (a, a_stride): (*const u32, usize),
+    a: *const u32,
     b: *const u32,
-    (steps, rest): (usize, Option<(*const u32, *const u32)>),
-    c: *mut f32,
+    (steps, rest): (usize, Option<*const u32>),
+    (c, c_stride, accumulate): (*mut f32, usize, bool),
 ) {
-    let (rest_a, rest_b) = rest.unwrap_or((std::ptr::null(), std::ptr::null()));
+    let rest = rest.unwrap_or(std::ptr::null());
     // SAFETY: the caller's.
     unsafe {
         std::arch::asm!(
+            "test {load}, {load}",
+            "jz 5f",
+            "tileloadd tmm0, [{c} + {sc} * 1]",
+            "tileloadd tmm1, [{c} + {sc} * 1 + 64]",
+            "tileloadd tmm2, [{c1} + {sc} * 1]",
+            "tileloadd tmm3, [{c1} + {sc} * 1 + 64]",
+            "jmp 6f",
+            "5:",
             "tilezero tmm0",
             "tilezero tmm1",
             "tilezero tmm2",
             "tilezero tmm3",
+            "6:",
             "test {n}, {n}",
             "jz 3f",
+            ".p2align 6",
             "2:",
-            "tileloadd tmm4, [{a} + {sa} * 1]",
-            "tileloadd tmm6, [{b} + {row} * 1]",
-            "tileloadd tmm7, [{b} + {row} * 1 + 64]",
+            "tileloadd tmm4, [{a} + {row} * 1]",
+            "tileloadd tmm6, [{b} + {wide} * 1]",
+            "tileloadd tmm7, [{b} + {wide} * 1 + 64]",
             "tdpbf16ps tmm0, tmm4, tmm6",
-            "tileloadd tmm5, [{a1} + {sa} * 1]",
+            "tileloadd tmm5, [{a} + {row} * 1 + 1024]",
             "tdpbf16ps tmm1, tmm4, tmm7",
             "tdpbf16ps tmm2, tmm5, tmm6",
             "tdpbf16ps tmm3, tmm5, tmm7",
-            "add {a}, 64",
-            "add {a1}, 64",
+            "add {a}, 2048",
             "add {b}, {b_step}",
             "dec {n}",
             "jnz 2b",
             "3:",
-            "test {ra}, {ra}",
+            "test {rb}, {rb}",
             "jz 4f",
-            // the rest: A's rows 64 bytes apart
-            "mov {sa}, 64",
-            "tileloadd tmm4, [{ra} + {sa} * 1]",
-            "tileloadd tmm6, [{rb} + {row} * 1]",
-            "tileloadd tmm7, [{rb} + {row} * 1 + 64]",
+            "tileloadd tmm4, [{a} + {row} * 1]",
+            "tileloadd tmm6, [{rb} + {wide} * 1]",
+            "tileloadd tmm7, [{rb} + {wide} * 1 + 64]",
             "tdpbf16ps tmm0, tmm4, tmm6",
-            "tileloadd tmm5, [{ra} + {sa} * 1 + 1024]",
+            "tileloadd tmm5, [{a} + {row} * 1 + 1024]",
             "tdpbf16ps tmm1, tmm4, tmm7",
             "tdpbf16ps tmm2, tmm5, tmm6",
             "tdpbf16ps tmm3, tmm5, tmm7",
             "4:",
-            "tilestored [{c} + {row} * 1], tmm0",
-            "tilestored [{c} + {row} * 1 + 64], tmm1",
-            "tilestored [{c1} + {row} * 1], tmm2",
-            "tilestored [{c1} + {row} * 1 + 64], tmm3",
+            "tilestored [{c} + {sc} * 1], tmm0",
+            "tilestored [{c} + {sc} * 1 + 64], tmm1",
+            "tilestored [{c1} + {sc} * 1], tmm2",
+            "tilestored [{c1} + {sc} * 1 + 64], tmm3",
             a = inout(reg) a => _,
-            a1 = inout(reg) a.cast::<u8>().add(16 * a_stride) => _,
-            sa = inout(reg) a_stride => _,
+            row = in(reg) KT * 4,
             b = inout(reg) b => _,
-            row = in(reg) NR * 4,
+            wide = in(reg) NR * 4,
             b_step = const KT * NR * 4,
             n = inout(reg) steps => _,
-            ra = in(reg) rest_a,
-            rb = in(reg) rest_b,
+            rb = in(reg) rest,
             c = in(reg) c,
-            c1 = in(reg) c.add(16 * NR),
+            c1 = in(reg) c.cast::<u8>().add(16 * c_stride),
+            sc = in(reg) c_stride,
+            load = in(reg) usize::from(accumulate),
             options(nostack)
         )
     };
