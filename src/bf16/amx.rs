@@ -115,9 +115,9 @@ pub(super) fn product(dst: Dst, a: WordRows<'_>, packed_b: &[u32], pairs: usize,
 struct Scratch {
     /// The block's rows of `A` step by step (see [`pack_block`]).
     rows: Vec<u32>,
-    /// A panel's sums, 32 x [`NR`] f32 (four [`MR`] x [`NR`] tiles of
-    /// [`super::TileOut`] in a row), for a block that is not written in place.
-    sums: [f32; MB * NR],
+    /// The sums of the task's panels that are not written in place, 32 x [`NR`] f32
+    /// each (four [`MR`] x [`NR`] tiles of [`super::TileOut`] in a row).
+    sums: Vec<f32>,
     /// The last `pairs % 16` pairs of a panel of `B` (16 pairs of [`NR`] words),
     /// padded with zeros to a whole step.
     rest_b: [u32; KT * NR],
@@ -127,6 +127,11 @@ thread_local! {
     static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> =
         const { std::cell::Cell::new(None) };
 }
+
+/// Steps of `k` per chunk: the block's rows of a chunk (32 x 128 pairs, 16 KB) stay in
+/// L1 while every column panel of the task uses them; the panels' sums wait in `dst`
+/// (or `sums`) between chunks, an exact store and load.
+const CHUNK: usize = 8;
 
 /// Block `block` (32 rows) of `dst` against the column panels `panels`.
 fn run_block(
@@ -139,7 +144,7 @@ fn run_block(
     let mut scratch = SCRATCH.take().unwrap_or_else(|| {
         Box::new(Scratch {
             rows: Vec::new(),
-            sums: [0.0; MB * NR],
+            sums: Vec::new(),
             rest_b: [0; KT * NR],
         })
     });
@@ -151,39 +156,63 @@ fn run_block(
     let (steps, done) = (pairs / KT, pairs / KT * KT);
     // B's last pairs, zero-padded to a step: zeros times zeros add nothing to the sums
     rest_b[(pairs - done) * NR..].fill(0);
-    // SAFETY: `available` said the CPU has AMX and the OS granted the tile state.
-    unsafe { configure() };
-    for np in panels {
-        let b = &packed_b[np * pairs * NR..(np + 1) * pairs * NR];
-        let rest = (done < pairs).then(|| {
-            rest_b[..(pairs - done) * NR].copy_from_slice(&b[done * NR..]);
-            rest_b.as_ptr()
-        });
+    // whole blocks of a row-major `dst` go to (and from) the tiles in place; the others
+    // through `sums`, holding `dst`'s values first when the product adds to them: the
+    // sums of every block continue from `dst`'s values alike
+    let groups =
+        |np: usize| (0..live.div_ceil(MR)).map(move |g| dst.tile(block * (MB / MR) + g, np));
+    let in_place = |np: usize| {
         let out = dst.tile(block * (MB / MR), np);
-        // a whole block of a row-major `dst`: its tiles straight to (and from) there;
-        // else through `sums` (holding `dst`'s values first to add to them): the sums
-        // of every block continue from `dst`'s values alike
-        let direct = live == MB && out.cols == NR && out.strides.1 == 1;
-        let groups = || (0..live.div_ceil(MR)).map(|g| dst.tile(block * (MB / MR) + g, np));
-        if !direct && dst.accumulate {
-            for (tile, acc) in groups().zip(sums.chunks_exact_mut(MR * NR)) {
+        live == MB && out.cols == NR && out.strides.1 == 1
+    };
+    sums.resize(panels.len() * MB * NR, 0.0);
+    for (np, sums) in panels.clone().zip(sums.chunks_exact_mut(MB * NR)) {
+        if !in_place(np) && dst.accumulate {
+            for (tile, acc) in groups(np).zip(sums.chunks_exact_mut(MR * NR)) {
                 // SAFETY: the tile's elements are this task's alone.
                 unsafe { tile.read(acc.try_into().expect("MR x NR sums")) };
             }
         }
-        let c = match direct {
-            true => (out.ptr, out.strides.0 as usize * 4, out.accumulate),
-            false => (sums.as_mut_ptr(), NR * 4, dst.accumulate),
-        };
-        // SAFETY: configured above; `rows` holds the block's steps (the rest's too);
-        // `b` holds `pairs >= done` pairs of NR words, `rest_b` a whole step; `c` 32 x
-        // 32 f32 (`sums`, or the block's own elements of `dst`, which nothing else
-        // touches meanwhile).
-        unsafe { tiles(rows.as_ptr(), b.as_ptr(), (steps, rest), c) };
-        if direct {
+    }
+    // SAFETY: `available` said the CPU has AMX and the OS granted the tile state.
+    unsafe { configure() };
+    let chunks = steps.div_ceil(CHUNK).max(1);
+    for chunk in 0..chunks {
+        let (s0, s1) = (chunk * CHUNK, ((chunk + 1) * CHUNK).min(steps));
+        for (np, sums) in panels.clone().zip(sums.chunks_exact_mut(MB * NR)) {
+            let b = &packed_b[np * pairs * NR..(np + 1) * pairs * NR];
+            let rest = (chunk + 1 == chunks && done < pairs).then(|| {
+                rest_b[..(pairs - done) * NR].copy_from_slice(&b[done * NR..]);
+                rest_b.as_ptr()
+            });
+            let out = dst.tile(block * (MB / MR), np);
+            let load = dst.accumulate || chunk > 0;
+            let c = match in_place(np) {
+                true => (out.ptr, out.strides.0 as usize * 4, load),
+                false => (sums.as_mut_ptr(), NR * 4, load),
+            };
+            // SAFETY: configured above; `rows` holds the block's steps (the rest's
+            // too); `b` holds `pairs >= done` pairs of NR words, `rest_b` a whole step;
+            // `c` 32 x 32 f32 (`sums`, or the block's own elements of `dst`, which
+            // nothing else touches meanwhile).
+            unsafe {
+                let (a, b) = (rows.as_ptr().add(s0 * MB * KT), b[s0 * KT * NR..].as_ptr());
+                match out.cols <= NR / 2 {
+                    // a last panel of at most 16 columns: half the tiles (C1's 100
+                    // columns end in a panel of 4, its output layer has 10)
+                    true => tiles_narrow(a, b, (s1 - s0, rest), c),
+                    false => tiles(a, b, (s1 - s0, rest), c),
+                }
+            }
+        }
+    }
+    // SAFETY: configured above.
+    unsafe { release() };
+    for (np, sums) in panels.zip(sums.chunks_exact(MB * NR)) {
+        if in_place(np) {
             continue;
         }
-        for (tile, acc) in groups().zip(sums.chunks_exact(MR * NR)) {
+        for (tile, acc) in groups(np).zip(sums.chunks_exact(MR * NR)) {
             let acc: &[f32; MR * NR] = acc.try_into().expect("MR x NR sums");
             let tile = TileOut {
                 accumulate: false,
@@ -193,8 +222,6 @@ fn run_block(
             unsafe { tile.write(acc) };
         }
     }
-    // SAFETY: configured above.
-    unsafe { release() };
     SCRATCH.set(Some(scratch));
 }
 
@@ -350,6 +377,71 @@ unsafe fn tiles(
             "tilestored [{c} + {sc} * 1 + 64], tmm1",
             "tilestored [{c1} + {sc} * 1], tmm2",
             "tilestored [{c1} + {sc} * 1 + 64], tmm3",
+            a = inout(reg) a => _,
+            row = in(reg) KT * 4,
+            b = inout(reg) b => _,
+            wide = in(reg) NR * 4,
+            b_step = const KT * NR * 4,
+            n = inout(reg) steps => _,
+            rb = in(reg) rest,
+            c = in(reg) c,
+            c1 = in(reg) c.cast::<u8>().add(16 * c_stride),
+            sc = in(reg) c_stride,
+            load = in(reg) usize::from(accumulate),
+            options(nostack)
+        )
+    };
+}
+
+/// [`tiles`] for the first 16 columns only (two tiles of sums, one of `B`): the other
+/// 16 columns of `c` are left as they are.
+///
+/// # Safety
+/// As [`tiles`]'s.
+#[inline]
+unsafe fn tiles_narrow(
+    a: *const u32,
+    b: *const u32,
+    (steps, rest): (usize, Option<*const u32>),
+    (c, c_stride, accumulate): (*mut f32, usize, bool),
+) {
+    let rest = rest.unwrap_or(std::ptr::null());
+    // SAFETY: the caller's.
+    unsafe {
+        std::arch::asm!(
+            "test {load}, {load}",
+            "jz 5f",
+            "tileloadd tmm0, [{c} + {sc} * 1]",
+            "tileloadd tmm2, [{c1} + {sc} * 1]",
+            "jmp 6f",
+            "5:",
+            "tilezero tmm0",
+            "tilezero tmm2",
+            "6:",
+            "test {n}, {n}",
+            "jz 3f",
+            ".p2align 6",
+            "2:",
+            "tileloadd tmm4, [{a} + {row} * 1]",
+            "tileloadd tmm6, [{b} + {wide} * 1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tileloadd tmm5, [{a} + {row} * 1 + 1024]",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "add {a}, 2048",
+            "add {b}, {b_step}",
+            "dec {n}",
+            "jnz 2b",
+            "3:",
+            "test {rb}, {rb}",
+            "jz 4f",
+            "tileloadd tmm4, [{a} + {row} * 1]",
+            "tileloadd tmm6, [{rb} + {wide} * 1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tileloadd tmm5, [{a} + {row} * 1 + 1024]",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "4:",
+            "tilestored [{c} + {sc} * 1], tmm0",
+            "tilestored [{c1} + {sc} * 1], tmm2",
             a = inout(reg) a => _,
             row = in(reg) KT * 4,
             b = inout(reg) b => _,
