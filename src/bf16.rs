@@ -5,7 +5,7 @@
 //! The operands are packed once per product: `a` in panels of [`MR`] rows and `b` in
 //! panels of [`NR`] columns, both as pairs of consecutive `k` (two bfloat16 in a 32-bit
 //! word), the layout of the `vdpbf16ps` instruction, which adds two products to each
-//! f32 lane. Two kernels compute a tile from the panels, chosen at run time:
+//! f32 lane. Three kernels compute the tiles, chosen at run time:
 //!
 //! - AMX (`tdpbf16ps` on 16 x 16 tiles), where the CPU has `amx_bf16` and the OS
 //!   grants the tile state (see [`amx`]); its `A` operand is rows of pairs, not panels;
@@ -74,7 +74,7 @@ fn has_avx512_bf16() -> bool {
 /// The kernel a product runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bf16Kernel {
-    /// `tdpbf16ps` on AMX tiles (the last `k % 32` of a product on `vdpbf16ps`).
+    /// `tdpbf16ps` on AMX tiles.
     Amx,
     /// `vdpbf16ps` on 512-bit registers.
     Avx512,
@@ -1214,6 +1214,24 @@ mod tests {
         assert_eq!(widen(round(-2.5)), -2.5);
     }
 
+    /// `got` within the bound of f32 sums of a float64 reference of `a b` with the
+    /// operands rounded to bfloat16 (exact products: only the sums differ).
+    fn assert_near_reference(got: &Array2<f32>, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) {
+        let ((m, k), n) = (a.dim(), b.ncols());
+        for i in 0..m {
+            for j in 0..n {
+                let exact: f64 = (0..k)
+                    .map(|p| {
+                        f64::from(widen(round(a[[i, p]]))) * f64::from(widen(round(b[[p, j]])))
+                    })
+                    .sum();
+                let bound = 1e-6 * (k as f64) * (1.0 + exact.abs());
+                let diff = (f64::from(got[[i, j]]) - exact).abs();
+                assert!(diff <= bound, "({m},{n},{k}) [{i},{j}]: {diff} > {bound}");
+            }
+        }
+    }
+
     /// The portable kernel against a float64 reference with the operands rounded to
     /// bfloat16: exact products, so only the f32 sums differ (a tight bound).
     #[test]
@@ -1237,20 +1255,7 @@ mod tests {
                 Par::Sequential,
             )
             .unwrap();
-            for i in 0..m {
-                for j in 0..n {
-                    let exact: f64 = (0..k)
-                        .map(|p| {
-                            f64::from(widen(round(a[[i, p]]))) * f64::from(widen(round(b[[p, j]])))
-                        })
-                        .sum();
-                    let bound = 1e-6 * (k as f64) * (1.0 + exact.abs());
-                    assert!(
-                        (f64::from(got[[i, j]]) - exact).abs() <= bound,
-                        "({m},{n},{k})"
-                    );
-                }
-            }
+            assert_near_reference(&got, a.view(), b.view());
             let mut twice = got.clone();
             matmul_with(
                 Bf16Kernel::Portable,
@@ -1385,6 +1390,15 @@ mod tests {
         let dst = out_t.view_mut().reversed_axes();
         matmul_with(kernel, dst, a, b, true, seq).unwrap();
         assert_eq!(out_t.t(), added, "{kernel:?} dst^T");
+        // rows in reverse (a negative row stride)
+        let mut reversed = Array2::from_elem((m, n), 0.5_f32);
+        let dst = reversed.slice_mut(ndarray::s![..;-1, ..]);
+        matmul_with(kernel, dst, a, b, true, seq).unwrap();
+        assert_eq!(
+            reversed.slice(ndarray::s![..;-1, ..]),
+            added,
+            "{kernel:?} rows reversed"
+        );
         let threaded = crate::parallel::with_threads(3, |par| {
             let mut out = Array2::from_elem((m, n), 0.5_f32);
             matmul_with(kernel, out.view_mut(), a, b, true, par).unwrap();
@@ -1414,18 +1428,7 @@ mod tests {
             let a = filled(m, k, 0.37);
             let b = filled(k, n, 0.11);
             let got = run(Bf16Kernel::Amx, a.view(), b.view(), Par::Sequential);
-            for i in 0..m {
-                for j in 0..n {
-                    let exact: f64 = (0..k)
-                        .map(|p| {
-                            f64::from(widen(round(a[[i, p]]))) * f64::from(widen(round(b[[p, j]])))
-                        })
-                        .sum();
-                    let bound = 1e-6 * (k as f64) * (1.0 + exact.abs());
-                    let diff = (f64::from(got[[i, j]]) - exact).abs();
-                    assert!(diff <= bound, "({m},{n},{k}) [{i},{j}]: {diff} > {bound}");
-                }
-            }
+            assert_near_reference(&got, a.view(), b.view());
             // added to the destination: the sums continue from its values
             let added = layouts_and_threads_agree(Bf16Kernel::Amx, a.view(), b.view(), &got);
             for (&sum, &plain) in added.iter().zip(&got) {

@@ -163,7 +163,7 @@ fn run_block(
         |np: usize| (0..live.div_ceil(MR)).map(move |g| dst.tile(block * (MB / MR) + g, np));
     let in_place = |np: usize| {
         let out = dst.tile(block * (MB / MR), np);
-        live == MB && out.cols == NR && out.strides.1 == 1
+        live == MB && out.cols == NR && out.strides.1 == 1 && out.strides.0 > 0
     };
     sums.resize(panels.len() * MB * NR, 0.0);
     for (np, sums) in panels.clone().zip(sums.chunks_exact_mut(MB * NR)) {
