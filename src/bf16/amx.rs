@@ -46,15 +46,19 @@ pub(super) fn available() -> bool {
     })
 }
 
-/// The CPU has AMX-BF16 (and what the rest of a product runs on: AVX512-BF16) and the
-/// OS gives this process the tile state.
+/// The CPU has AMX-BF16 and the OS gives this process the tile state. (AVX512-BF16 is
+/// required too: every AMX CPU has it, and the kernels are chosen in the order AMX,
+/// AVX512-BF16, portable, so a product AMX cannot take falls to `vdpbf16ps`.)
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn granted() -> bool {
     if crate::simd::level() != crate::simd::Level::Avx512 || !super::has_avx512_bf16() {
         return false;
     }
     // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE
-    let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+    // SAFETY: every x86-64 CPU has CPUID (a safe fn in the Rust this was built with,
+    // an `unsafe fn` up to at least 1.93; the crate supports 1.89)
+    #[allow(unused_unsafe)]
+    let leaf7 = unsafe { std::arch::x86_64::__cpuid_count(7, 0) };
     if (leaf7.edx >> 22) & 1 == 0 || (leaf7.edx >> 24) & 1 == 0 {
         return false;
     }
