@@ -42,8 +42,16 @@ const GROUP: usize = 4;
 const SAMPLE_ROWS: usize = 4;
 
 /// ...which they do when at least this share of the sampled groups is all zero (a
-/// group's rows cost the same either way; the lists cost ~10 % of the kernel).
+/// group's rows cost the same either way; the lists cost ~10 % of the kernel)...
 const MIN_ZERO_GROUPS: f64 = 0.25;
+
+/// ...or this share on a CPU with AMX (an Intel Xeon core: two 512-bit FMA ports, where
+/// `gemm` runs ~1.8x Zen 4's f32 rate a core, and where the lists' first reads of rows
+/// gathered by another core stall: 18 % of the kernel's time on two threads, 5 % on
+/// one). There, C1 float32 on two threads (bench/epoch.rs on Fashion-MNIST, whose
+/// pixels were also zeroed below a threshold) took 1.10x, 1.035x, 1.01x and 0.96x the
+/// time of `gemm` at 38 %, 50 %, 57 % and 75 % all-zero groups.
+const MIN_ZERO_GROUPS_AMX: f64 = 0.6;
 
 /// One first-layer weight gradient: rows `first..first + dst.len() / width` of
 /// `x[..n]^T d[..n]`, with `x` row-major (`n x x_cols`) and `d` row-major (`n x width`).
@@ -124,7 +132,7 @@ fn cpu_has_kernels() -> bool {
     crate::simd::level() == crate::simd::Level::Avx512
 }
 
-/// Whether at least [`MIN_ZERO_GROUPS`] of the groups of the first [`SAMPLE_ROWS`] rows
+/// Whether at least [`min_zero_groups`] of the groups of the first [`SAMPLE_ROWS`] rows
 /// are all zero. (Any answer gives the same bits; this one only picks the faster way.)
 fn pays<T: Real>(g: &Gradient<'_, T>, k: usize) -> bool {
     let rows = g.n.min(SAMPLE_ROWS);
@@ -136,7 +144,19 @@ fn pays<T: Real>(g: &Gradient<'_, T>, k: usize) -> bool {
             .filter(|group| group.iter().all(|&v| v == T::zero()))
             .count();
     }
-    zero as f64 >= MIN_ZERO_GROUPS * (rows * k.div_ceil(GROUP)) as f64
+    zero as f64 >= min_zero_groups() * (rows * k.div_ceil(GROUP)) as f64
+}
+
+/// [`MIN_ZERO_GROUPS`] or, on a CPU with AMX, [`MIN_ZERO_GROUPS_AMX`].
+fn min_zero_groups() -> f64 {
+    static SHARE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *SHARE.get_or_init(|| {
+        if crate::simd::cpu_has_amx_bf16() {
+            MIN_ZERO_GROUPS_AMX
+        } else {
+            MIN_ZERO_GROUPS
+        }
+    })
 }
 
 /// `g` with `T` as `U`.
@@ -424,7 +444,8 @@ mod tests {
     /// Inputs with runs of zeros (like an image's background) and error signals.
     fn data<T: Real>(n: usize, f: usize, width: usize) -> (Array2<T>, Array2<T>) {
         let x = Array2::from_shape_fn((n, f), |(i, j)| {
-            let on = (i * 7 + j / 4) % 5 < 2 || (i + j) % 23 == 0;
+            // ~70 % of the groups all zero: enough for either host's share
+            let on = (i * 7 + j / 16) % 5 < 1 || (i + j) % 47 == 0;
             T::from_f64(if on {
                 ((i * 31 + j * 17) % 97) as f64 * 0.013 - 0.4
             } else {

@@ -54,12 +54,7 @@ fn granted() -> bool {
     if crate::simd::level() != crate::simd::Level::Avx512 || !super::has_avx512_bf16() {
         return false;
     }
-    // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE
-    // SAFETY: every x86-64 CPU has CPUID (a safe fn in the Rust this was built with,
-    // an `unsafe fn` up to at least 1.93; the crate supports 1.89)
-    #[allow(unused_unsafe)]
-    let leaf7 = unsafe { std::arch::x86_64::__cpuid_count(7, 0) };
-    if (leaf7.edx >> 22) & 1 == 0 || (leaf7.edx >> 24) & 1 == 0 {
+    if !crate::simd::cpu_has_amx_bf16() {
         return false;
     }
     const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
