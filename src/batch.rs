@@ -7,7 +7,7 @@
 //! while it is in cache. Every cut depends on the shapes alone, never on the number of
 //! threads, so results are bit-identical whatever `n_jobs` is.
 
-use crate::bf16::Bf16Rows;
+use crate::bf16::{Bf16Rows, PackTarget};
 use crate::data::{Dataset, Rows};
 use crate::dropout::Dropout;
 use crate::error::{Error, Result};
@@ -18,6 +18,7 @@ use crate::parallel::{Par, SendPtr};
 use crate::propagate::{Net, PackedWeights, Pass};
 use crate::real::Real;
 use crate::workspace::{Passes, Workspace};
+use std::any::TypeId;
 
 /// Largest part of a batch, in rows. Large enough for efficient matrix products, small
 /// enough that scikit-learn's default batch of 200 splits in two.
@@ -29,6 +30,10 @@ const MAX_CHUNKS: usize = 2;
 
 /// ...of at least this many rows.
 const MIN_CHUNK_ROWS: usize = 16;
+
+/// Rows of a panel of packed weights (bfloat16's `W^T` operand): a chunk of whole
+/// panels repacks its own.
+const PANEL_ROWS: usize = crate::bf16::NR;
 
 /// Parts of a batch of `m` rows: as few as keep them within [`PART_ROWS`]. (Cutting small
 /// batches further, so that two cores share them, was measured slower: see
@@ -50,6 +55,10 @@ pub(crate) struct BatchRunner<T> {
     /// How the products treat their operands, and the weights packed for them.
     precision: Precision,
     packed: PackedWeights,
+    /// Where the optimizer repacks each layer's weights right after updating them...
+    targets: Vec<(Option<PackTarget>, Option<PackTarget>)>,
+    /// ...and whether it did for the current weights (the next batch packs nothing).
+    packed_fresh: bool,
     /// Whether X is sparse (its first layer takes the sparse products).
     sparse_input: bool,
     /// A dense f32 X of a bfloat16 fit rounded once, which the first layer's products
@@ -148,6 +157,8 @@ impl<T: Real> BatchRunner<T> {
                 .then(|| dropout.clone()),
             precision,
             packed: PackedWeights::default(),
+            targets: Vec::new(),
+            packed_fresh: false,
             sparse_input: x.is_sparse(),
             rows16: rounded_once(x, precision, par)?,
             batch_rows: Vec::with_capacity(batch),
@@ -186,12 +197,23 @@ impl<T: Real> BatchRunner<T> {
         };
         // (out of `self` while the gradient, which borrows all of it, is read)
         let mut scratch = std::mem::take(&mut self.scratch);
-        let grads = self.grads(net);
+        let repack = self
+            .packed
+            .targets(&net.layout, self.sparse_input, &mut self.targets);
+        let mut grads = self.grads(net);
+        grads.repack = repack.then_some(&self.targets[..]);
         let norm = step
             .solver
             .step(params, &grads, state, scalars, scale, &mut scratch, par);
         self.scratch = scratch;
+        self.packed_fresh = repack && norm.is_ok();
         Ok(Some((batch_loss, norm?)))
+    }
+
+    /// Says that the weights may have changed since the last update (between epochs:
+    /// validation, callbacks, the best weights), so that the next batch packs them.
+    pub(crate) fn weights_replaced(&mut self) {
+        self.packed_fresh = false;
     }
 
     /// The raw gradient of the last batch (valid after [`BatchRunner::run`]).
@@ -203,7 +225,14 @@ impl<T: Real> BatchRunner<T> {
             par: self.par,
             rows16: self.rows16.as_ref().map(|x| (x, &self.batch_rows[..])),
             part_grads: self.part_grads,
+            whole_panels: self.packs_weights(),
+            repack: None,
         }
+    }
+
+    /// Whether the batches' products take the weights packed (bfloat16, f32 weights).
+    fn packs_weights(&self) -> bool {
+        self.precision == Precision::Bf16 && TypeId::of::<T>() == TypeId::of::<f32>()
     }
 
     /// Forward passes and error signals of the rows `rows` of `data`, part by part; the
@@ -236,10 +265,9 @@ impl<T: Real> BatchRunner<T> {
         let dropout = self.dropout.as_ref();
         // bfloat16: the weights packed once for every part
         let packing = (self.precision, self.sparse_input);
-        let packed = self
-            .packed
-            .pack(&net.layout, params, packing, par)?
-            .then_some(&self.packed);
+        let fresh = std::mem::take(&mut self.packed_fresh);
+        let packed =
+            (fresh || self.packed.pack(&net.layout, params, packing, par)?).then_some(&self.packed);
         self.batch_rows.clear();
         self.batch_rows.extend_from_slice(rows);
         // (only with packed weights: the unpacked products read gathered rows)
@@ -319,6 +347,11 @@ pub(crate) struct BatchGrads<'a, T> {
     rows16: Option<(&'a Bf16Rows, &'a [usize])>,
     /// Whether the parts hold their whole gradients (see [`part_gradients`]).
     part_grads: bool,
+    /// Whether the weights are packed for the products (bfloat16): chunks of whole
+    /// pairs and panels of their rows, so that each update task can repack its own...
+    whole_panels: bool,
+    /// ...into these targets, one pair per layer (see [`BatchRunner::step`]).
+    repack: Option<&'a [(Option<PackTarget>, Option<PackTarget>)]>,
 }
 
 impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
@@ -345,10 +378,53 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
         if tensor < self.net.layout.n_layers() {
             let rows = self.net.layout.units[tensor];
             let chunks = rows.div_ceil(MIN_CHUNK_ROWS).clamp(1, MAX_CHUNKS);
-            rows.div_ceil(chunks)
+            let chunk = rows.div_ceil(chunks);
+            // whole pairs of rows for W, whole panels for W^T (none for the first layer)
+            match (self.whole_panels, tensor) {
+                (false, _) => chunk,
+                (true, 0) => chunk.next_multiple_of(2),
+                (true, _) => chunk.next_multiple_of(PANEL_ROWS),
+            }
         } else {
             1
         }
+    }
+
+    /// Repacks a chunk of a weight matrix's new rows for the next batch's products (W
+    /// by pairs of rows, W^T by panels of rows: whole ones, see `chunk_rows`).
+    fn updated(&self, tensor: usize, start: usize, values: &[T]) -> Result<()> {
+        let Some(&(forward, backward)) = self.repack.and_then(|t| t.get(tensor)) else {
+            return Ok(());
+        };
+        let cols = self.net.layout.units[tensor + 1];
+        let (first, rows) = (start / cols, values.len() / cols);
+        let whole = start.is_multiple_of(cols) && values.len().is_multiple_of(cols);
+        let end = first + rows;
+        let last = self.net.layout.units[tensor];
+        let cut = |at: usize, by: usize| at.is_multiple_of(by) || at == last;
+        let pairs = cut(first, 2) && cut(end, 2);
+        let panels = backward.is_none() || (cut(first, PANEL_ROWS) && cut(end, PANEL_ROWS));
+        if TypeId::of::<T>() != TypeId::of::<f32>() || !whole || !pairs || !panels {
+            return Err(Error::Shape(format!(
+                "no whole panels in rows {first}..{end} of weight matrix {tensor}"
+            )));
+        }
+        // SAFETY: T is f32 (checked above): the same values.
+        let values: &[f32] =
+            unsafe { std::slice::from_raw_parts(values.as_ptr().cast(), values.len()) };
+        let w = crate::propagate::view(values, rows, cols)?;
+        // SAFETY: the packed buffers live for the step (`BatchRunner::step`); rows
+        // first..end are this chunk's alone, and so are their pairs (an even first
+        // row) and panels (whole ones, checked above).
+        unsafe {
+            if let Some(target) = forward {
+                target.rows(w, first);
+            }
+            if let Some(target) = backward {
+                target.columns(w, first);
+            }
+        }
+        Ok(())
     }
 
     fn work_per_element(&self) -> usize {
@@ -545,6 +621,74 @@ mod tests {
         net.backward(&params, &mut exact, n, false, false, Par::Sequential)
             .unwrap();
         assert_ne!(reference, exact.grads);
+    }
+
+    /// bfloat16: the weights each update repacks, chunk by chunk on the threads, are the
+    /// words a whole packing of the new weights gives (odd inputs: a last pair with one
+    /// value; partial panels; chunks of whole panels), for one thread and two; and the
+    /// next batch runs on them.
+    #[test]
+    fn repacked_weights_match_a_whole_packing() {
+        use crate::optimizer::{Scalars, Schedule, Solver};
+        let layout = Layout::new(vec![301, 70, 40, 3]).unwrap();
+        let net = Net {
+            layout: layout.clone(),
+            hidden: Activation::Relu,
+            loss: Loss::LogLoss,
+        };
+        let mut rng = SplitMix64(8);
+        let n = 256; // 2 parts; 24,000 parameters x 256 rows: the update in chunks
+        let x = Array2::from_shape_fn((n, 301), |_| rng.next_f64() as f32 - 0.5);
+        let labels: Vec<i64> = (0..n as i64).map(|i| i % 3).collect();
+        let data = Dataset {
+            x: Rows::Dense(x.view()),
+            y: Targets::Classes(&labels),
+            sample_weight: None,
+        };
+        let rows: Vec<usize> = (0..n).rev().collect();
+        let solver = Solver::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            schedule: Schedule::Constant,
+            power_t: 0.5,
+        };
+        let step = StepOf {
+            solver: &solver,
+            alpha: 1e-4,
+            penalty: 0.0,
+            finite_weights: false,
+        };
+        for threads in [1, 2] {
+            let mut params = layout.glorot::<f32>(Activation::Relu, 4);
+            let mut state: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+            let setup = (&Dropout::default(), Precision::Bf16);
+            let mut runner = BatchRunner::new(&layout, n, setup, &data.x, Par::Sequential).unwrap();
+            let mut scalars = Scalars {
+                learning_rate_init: 0.1,
+                learning_rate: 0.1,
+                step: 0,
+            };
+            for batch in 0..3 {
+                let mut p: Vec<&mut [f32]> = params.iter_mut().map(|v| &mut v[..]).collect();
+                let mut s: Vec<&mut [f32]> = state.iter_mut().map(|v| &mut v[..]).collect();
+                with_threads(threads, |par| {
+                    let tensors = (&mut p[..], &mut s[..]);
+                    runner.step(&net, &data, (&rows, 0), tensors, step, &mut scalars, par)
+                })
+                .unwrap()
+                .unwrap()
+                .unwrap();
+                assert!(runner.packed_fresh, "batch {batch}: repacked by the update");
+                let mut whole = PackedWeights::default();
+                let packing = (Precision::Bf16, false);
+                assert!(whole
+                    .pack(&layout, &params, packing, Par::Sequential)
+                    .unwrap());
+                assert_eq!(runner.packed, whole, "threads {threads}, batch {batch}");
+            }
+            runner.weights_replaced();
+            assert!(!runner.packed_fresh);
+        }
     }
 
     /// With dropout, the gradient is that of the dropped network: the masks fixed (the

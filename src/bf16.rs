@@ -160,7 +160,7 @@ pub fn matmul_with(
 
 /// The `b` operand of several products packed once (a layer's weights, shared by the
 /// parts of a batch).
-#[derive(Default)]
+#[derive(Default, Debug, PartialEq)]
 pub(crate) struct PackedB {
     words: Vec<u32>,
     k: usize,
@@ -177,6 +177,127 @@ impl PackedB {
     /// The shape of the packed operand, (k, n).
     pub(crate) fn dim(&self) -> (usize, usize) {
         (self.k, self.n)
+    }
+}
+
+impl PackedB {
+    /// This operand's buffer as a [`PackTarget`] for a `k x n` matrix; `None` unless it
+    /// holds one of that shape already (packed by [`PackedB::repack`]).
+    pub(crate) fn target(&mut self, (k, n): (usize, usize)) -> Option<PackTarget> {
+        let len = n.div_ceil(NR) * k.div_ceil(2) * NR;
+        let target = PackTarget {
+            words: SendPtr(self.words.as_mut_ptr()),
+            len,
+            k,
+            n,
+        };
+        (self.dim() == (k, n) && self.words.len() == len).then_some(target)
+    }
+}
+
+/// A [`PackedB`] of a `k x n` matrix `B` repacked piece by piece, from several threads
+/// (the optimizer's tasks, each right after updating its chunk of a weight matrix):
+/// the same words as [`PackedB::repack`] writes.
+#[derive(Clone, Copy)]
+pub(crate) struct PackTarget {
+    words: SendPtr<u32>,
+    len: usize,
+    k: usize,
+    n: usize,
+}
+
+impl PackTarget {
+    /// Rows `first..first + rows.nrows()` of `B`, from `rows`: `first` even, and the
+    /// rows end at an even row or at `k` (whole pairs).
+    ///
+    /// # Safety
+    /// The buffer lives, and no other thread touches these rows' pairs meanwhile.
+    pub(crate) unsafe fn rows(self, rows: ArrayView2<'_, f32>, first: usize) {
+        let (m, n) = rows.dim();
+        let end = first + m;
+        assert!(first.is_multiple_of(2) && n == self.n && end <= self.k);
+        assert!(end.is_multiple_of(2) || end == self.k);
+        assert!(self.len == n.div_ceil(NR) * self.k.div_ceil(2) * NR);
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::level() == crate::simd::Level::Avx512 {
+            // SAFETY: the CPU has the features `rows_avx512` is compiled for; the
+            // caller's contract.
+            return unsafe { self.rows_avx512(rows, first) };
+        }
+        // SAFETY: the caller's contract.
+        unsafe { self.rows_body(rows, first) }
+    }
+
+    /// [`PackTarget::rows`] compiled for AVX-512 (as [`pack_avx512`] is: the scalar
+    /// build of the same loop took 1.5x as long).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+    unsafe fn rows_avx512(self, rows: ArrayView2<'_, f32>, first: usize) {
+        // SAFETY: the caller's.
+        unsafe { self.rows_body(rows, first) }
+    }
+
+    /// [`PackTarget::rows`]'s loop (checked by it).
+    #[inline(always)]
+    unsafe fn rows_body(self, rows: ArrayView2<'_, f32>, first: usize) {
+        let (m, n) = rows.dim();
+        let (end, pairs) = (first + m, self.k.div_ceil(2));
+        let contiguous = |i: usize| {
+            rows.row(i)
+                .to_slice()
+                .expect("PackTarget::rows: rows in order")
+        };
+        // (an odd `k`'s last pair has only its low value)
+        let zeros = if end % 2 == 1 {
+            vec![0.0; n]
+        } else {
+            Vec::new()
+        };
+        for q in first / 2..end.div_ceil(2) {
+            let lo = contiguous(2 * q - first);
+            let hi = if 2 * q + 1 < end {
+                contiguous(2 * q + 1 - first)
+            } else {
+                &zeros[..]
+            };
+            for (p, (lo, hi)) in lo.chunks(NR).zip(hi.chunks(NR)).enumerate() {
+                // SAFETY: pair q of panel p, inside the buffer (its length checked by
+                // `rows`), this call's alone (the caller's contract).
+                let out = unsafe {
+                    std::slice::from_raw_parts_mut(self.words.get().add((p * pairs + q) * NR), NR)
+                };
+                for ((o, &l), &h) in out.iter_mut().zip(lo).zip(hi) {
+                    *o = u32::from(round(l)) | (u32::from(round(h)) << 16);
+                }
+                if lo.len() < NR {
+                    out[lo.len()..].fill(0);
+                }
+            }
+        }
+    }
+
+    /// Columns `first..first + cols.nrows()` of `B`, from `cols` (row `j` holds column
+    /// `first + j`, `k` values: a chunk of rows of the `W` whose `W^T` is `B`): `first`
+    /// a multiple of [`NR`], and the columns end at a multiple of it or at `n` (whole
+    /// panels).
+    ///
+    /// # Safety
+    /// As [`PackTarget::rows`], for these columns' panels.
+    pub(crate) unsafe fn columns(self, cols: ArrayView2<'_, f32>, first: usize) {
+        let end = first + cols.nrows();
+        assert!(first.is_multiple_of(NR) && cols.ncols() == self.k && end <= self.n);
+        assert!(end.is_multiple_of(NR) || end == self.n);
+        let pairs = self.k.div_ceil(2);
+        let (p0, p1) = (first / NR, end.div_ceil(NR));
+        assert!(p1 * pairs * NR <= self.len);
+        // SAFETY: panels p0..p1, inside the buffer (asserted), this call's alone.
+        let out = unsafe {
+            std::slice::from_raw_parts_mut(
+                self.words.get().add(p0 * pairs * NR),
+                (p1 - p0) * pairs * NR,
+            )
+        };
+        pack_lanes_into(cols, NR, pairs, out)
     }
 }
 
@@ -528,12 +649,18 @@ fn pack_b(b: ArrayView2<'_, f32>, pairs: usize, packed: &mut Vec<u32>) {
 /// [`pack_a`]). Two layouts read contiguously: `k` contiguous within a lane (a
 /// row-major `a`), or lanes contiguous for each `k` (a transposed `a`, a row-major `b`).
 fn pack_lanes(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &mut Vec<u32>) {
+    packed.resize(src.nrows().div_ceil(width) * pairs * width, 0);
+    pack_lanes_into(src, width, pairs, packed)
+}
+
+/// [`pack_lanes`] into a buffer of the right size.
+fn pack_lanes_into(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &mut [u32]) {
     let (lanes, _) = src.dim();
     let panels = lanes.div_ceil(width);
+    assert!(packed.len() == panels * pairs * width);
     // Every word of the real lanes is written below: only the lanes past the end (of a
     // last, partial panel) are zeroed, not the whole buffer (a memset of every packed
     // operand was 3 % of a bfloat16 C1 epoch).
-    packed.resize(panels * pairs * width, 0);
     let used = lanes - (panels.max(1) - 1) * width;
     if panels > 0 && used < width {
         for q in 0..pairs {

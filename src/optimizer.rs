@@ -115,6 +115,13 @@ pub trait GradientSource<T>: Sync {
     /// The raw gradient of elements `start..start + scratch.len()` of tensor `tensor`:
     /// stored, or computed into `scratch`.
     fn chunk<'s>(&'s self, tensor: usize, start: usize, scratch: &'s mut [T]) -> Result<&'s [T]>;
+    /// Told the new values of elements `start..start + values.len()` of tensor
+    /// `tensor` right after their update, while they are in cache (e.g. to repack them
+    /// for the next batch's products).
+    fn updated(&self, tensor: usize, start: usize, values: &[T]) -> Result<()> {
+        let _ = (tensor, start, values);
+        Ok(())
+    }
 }
 
 /// Reused between steps so that an update allocates nothing: the chunks, their sums of
@@ -240,6 +247,7 @@ impl<T: Real> StepScratch<T> {
                 let g = grads.chunk(tensor, start, room)?;
                 let coef = tensor < scale.n_coefs;
                 *out.get().add(c) = update_chunk(rule, coef, alpha, weight_sum, p, g, s1, s2);
+                grads.updated(tensor, start, p)?;
             }
             Ok(())
         })?;

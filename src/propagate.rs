@@ -4,7 +4,7 @@
 use crate::activation::{
     add_bias, add_bias_and_activate, add_column_sums, scale_by_derivative_and_sum, Activation,
 };
-use crate::bf16::{Bf16Rows, PackedB};
+use crate::bf16::{Bf16Rows, PackTarget, PackedB};
 use crate::dropout::{self, Dropout};
 use crate::error::{Error, Result};
 use crate::gemm::{self, matmul_in, matmul_prepacked, Precision};
@@ -38,7 +38,7 @@ pub(crate) struct Pass<'a> {
 
 /// A network's weights packed for bfloat16 products (see [`crate::bf16`]): each `W_l`
 /// as the forward product's operand, and each `W_l^T` (l >= 1) as the error's.
-#[derive(Default)]
+#[derive(Default, Debug, PartialEq)]
 pub(crate) struct PackedWeights {
     forward: Vec<PackedB>,
     backward: Vec<PackedB>,
@@ -92,6 +92,38 @@ impl PackedWeights {
             Ok::<(), Error>(())
         })?;
         Ok(true)
+    }
+}
+
+impl PackedWeights {
+    /// Where the optimizer's tasks repack each layer's weights after updating them:
+    /// `(W_l for the forward products, W_l^T for the error products)` as [`Self::pack`]
+    /// packs them, into `out` (one entry per layer); false, leaving `out` empty, when
+    /// they are not all packed already (the first batch, or another precision).
+    pub(crate) fn targets(
+        &mut self,
+        layout: &Layout,
+        sparse_input: bool,
+        out: &mut Vec<(Option<PackTarget>, Option<PackTarget>)>,
+    ) -> bool {
+        out.clear();
+        let u = &layout.units;
+        let layers = layout.n_layers();
+        if self.forward.len() != layers || self.backward.len() != layers {
+            return false;
+        }
+        for (l, (fwd, bwd)) in self.forward.iter_mut().zip(&mut self.backward).enumerate() {
+            let fwd = (!(l == 0 && sparse_input)).then(|| fwd.target((u[l], u[l + 1])));
+            let bwd = (l > 0).then(|| bwd.target((u[l + 1], u[l])));
+            match (fwd, bwd) {
+                (Some(None), _) | (_, Some(None)) => {
+                    out.clear();
+                    return false;
+                }
+                (fwd, bwd) => out.push((fwd.flatten(), bwd.flatten())),
+            }
+        }
+        true
     }
 }
 

@@ -502,8 +502,10 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
     ) -> Result<Option<f64>> {
         // halves keep their shares for the epoch; between epochs the full tensors are
         // read (validation, callbacks, the best weights) and may be replaced
-        if let Runner::Halves(split) = &mut self.runner {
-            split.load(params, optimizer_state);
+        match &mut self.runner {
+            Runner::Halves(split) => split.load(params, optimizer_state),
+            // (the weights packed by the last update may be stale by now)
+            Runner::Rows(rows) => rows.weights_replaced(),
         }
         let n = self.data.n_samples();
         let batch = self.cfg.batch_size.min(n);
