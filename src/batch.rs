@@ -626,7 +626,7 @@ mod tests {
     /// bfloat16: the weights each update repacks, chunk by chunk on the threads, are the
     /// words a whole packing of the new weights gives (odd inputs: a last pair with one
     /// value; partial panels; chunks of whole panels), for one thread and two; and the
-    /// next batch runs on them.
+    /// batches that run on them reach the weights of batches that pack them whole.
     #[test]
     fn repacked_weights_match_a_whole_packing() {
         use crate::optimizer::{Scalars, Schedule, Solver};
@@ -658,7 +658,8 @@ mod tests {
             penalty: 0.0,
             finite_weights: false,
         };
-        for threads in [1, 2] {
+        // three steps; `repack`: the update's packing used (else each step packs whole)
+        let fit = |threads: usize, repack: bool| {
             let mut params = layout.glorot::<f32>(Activation::Relu, 4);
             let mut state: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
             let setup = (&Dropout::default(), Precision::Bf16);
@@ -669,6 +670,9 @@ mod tests {
                 step: 0,
             };
             for batch in 0..3 {
+                if !repack {
+                    runner.weights_replaced();
+                }
                 let mut p: Vec<&mut [f32]> = params.iter_mut().map(|v| &mut v[..]).collect();
                 let mut s: Vec<&mut [f32]> = state.iter_mut().map(|v| &mut v[..]).collect();
                 with_threads(threads, |par| {
@@ -686,8 +690,12 @@ mod tests {
                     .unwrap());
                 assert_eq!(runner.packed, whole, "threads {threads}, batch {batch}");
             }
-            runner.weights_replaced();
-            assert!(!runner.packed_fresh);
+            params
+        };
+        let reference = fit(1, false);
+        for threads in [1, 2] {
+            // the batches that ran on the repacked weights: the same new weights
+            assert_eq!(fit(threads, true), reference, "threads {threads}");
         }
     }
 
