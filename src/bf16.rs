@@ -178,9 +178,7 @@ impl PackedB {
     pub(crate) fn dim(&self) -> (usize, usize) {
         (self.k, self.n)
     }
-}
 
-impl PackedB {
     /// This operand's buffer as a [`PackTarget`] for a `k x n` matrix; `None` unless it
     /// holds one of that shape already (packed by [`PackedB::repack`]).
     pub(crate) fn target(&mut self, (k, n): (usize, usize)) -> Option<PackTarget> {
@@ -240,34 +238,33 @@ impl PackTarget {
     /// [`PackTarget::rows`]'s loop (checked by it).
     #[inline(always)]
     unsafe fn rows_body(self, rows: ArrayView2<'_, f32>, first: usize) {
-        let (m, n) = rows.dim();
-        let (end, pairs) = (first + m, self.k.div_ceil(2));
+        let (end, pairs) = (first + rows.nrows(), self.k.div_ceil(2));
         let contiguous = |i: usize| {
             rows.row(i)
                 .to_slice()
                 .expect("PackTarget::rows: rows in order")
         };
-        // (an odd `k`'s last pair has only its low value)
-        let zeros = if end % 2 == 1 {
-            vec![0.0; n]
-        } else {
-            Vec::new()
-        };
         for q in first / 2..end.div_ceil(2) {
             let lo = contiguous(2 * q - first);
-            let hi = if 2 * q + 1 < end {
-                contiguous(2 * q + 1 - first)
-            } else {
-                &zeros[..]
-            };
-            for (p, (lo, hi)) in lo.chunks(NR).zip(hi.chunks(NR)).enumerate() {
+            // (an odd `k`'s last pair has only its low value)
+            let hi = (2 * q + 1 < end).then(|| contiguous(2 * q + 1 - first));
+            for (p, lo) in lo.chunks(NR).enumerate() {
                 // SAFETY: pair q of panel p, inside the buffer (its length checked by
                 // `rows`), this call's alone (the caller's contract).
                 let out = unsafe {
                     std::slice::from_raw_parts_mut(self.words.get().add((p * pairs + q) * NR), NR)
                 };
-                for ((o, &l), &h) in out.iter_mut().zip(lo).zip(hi) {
-                    *o = u32::from(round(l)) | (u32::from(round(h)) << 16);
+                match hi {
+                    Some(hi) => {
+                        let hi = &hi[p * NR..p * NR + lo.len()];
+                        for ((o, &l), &h) in out.iter_mut().zip(lo).zip(hi) {
+                            *o = u32::from(round(l)) | (u32::from(round(h)) << 16);
+                        }
+                    }
+                    None => out
+                        .iter_mut()
+                        .zip(lo)
+                        .for_each(|(o, &l)| *o = u32::from(round(l))),
                 }
                 if lo.len() < NR {
                     out[lo.len()..].fill(0);
