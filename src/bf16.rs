@@ -254,18 +254,7 @@ impl PackTarget {
                 let out = unsafe {
                     std::slice::from_raw_parts_mut(self.words.get().add((p * pairs + q) * NR), NR)
                 };
-                match hi {
-                    Some(hi) => {
-                        let hi = &hi[p * NR..p * NR + lo.len()];
-                        for ((o, &l), &h) in out.iter_mut().zip(lo).zip(hi) {
-                            *o = u32::from(round(l)) | (u32::from(round(h)) << 16);
-                        }
-                    }
-                    None => out
-                        .iter_mut()
-                        .zip(lo)
-                        .for_each(|(o, &l)| *o = u32::from(round(l))),
-                }
+                pair_words(&mut out[..lo.len()], lo, hi.map(|hi| &hi[p * NR..]));
                 if lo.len() < NR {
                     out[lo.len()..].fill(0);
                 }
@@ -712,18 +701,7 @@ fn pack_from(
             };
             for (p, chunk) in lo.chunks(width).enumerate() {
                 let out = &mut packed[(p * pairs + q) * width..][..chunk.len()];
-                match hi.flatten() {
-                    Some(hi) => {
-                        let hi = &hi[p * width..p * width + chunk.len()];
-                        for ((o, &l), &h) in out.iter_mut().zip(chunk).zip(hi) {
-                            *o = word(l, h);
-                        }
-                    }
-                    None => out
-                        .iter_mut()
-                        .zip(chunk)
-                        .for_each(|(o, &l)| *o = word(l, 0.0)),
-                }
+                pair_words(out, chunk, hi.flatten().map(|hi| &hi[p * width..]));
             }
         }
     } else if src.strides()[1] == 1 {
@@ -746,6 +724,23 @@ fn pack_from(
         }
     } else {
         pack_indexed(src, width, pairs, packed)
+    }
+}
+
+/// The words of one pair of `k` for consecutive lanes: `lo` rounded in the low halves,
+/// `hi` (the next `k`, none past an odd `k`'s end) in the high halves.
+#[inline(always)]
+fn pair_words(out: &mut [u32], lo: &[f32], hi: Option<&[f32]>) {
+    match hi {
+        Some(hi) => {
+            for ((o, &l), &h) in out.iter_mut().zip(lo).zip(&hi[..lo.len()]) {
+                *o = u32::from(round(l)) | (u32::from(round(h)) << 16);
+            }
+        }
+        None => out
+            .iter_mut()
+            .zip(lo)
+            .for_each(|(o, &l)| *o = u32::from(round(l))),
     }
 }
 
