@@ -565,20 +565,28 @@ mod tests {
         }
     }
 
+    /// A relu classifier of `units` and `n` rows of f32 inputs in [-0.5, 0.5) with
+    /// labels cycling through the classes.
+    fn relu_classifier(units: &[usize], n: usize, seed: u64) -> (Net, Array2<f32>, Vec<i64>) {
+        let net = Net {
+            layout: Layout::new(units.to_vec()).unwrap(),
+            hidden: Activation::Relu,
+            loss: Loss::LogLoss,
+        };
+        let mut rng = SplitMix64(seed);
+        let x = Array2::from_shape_fn((n, units[0]), |_| rng.next_f64() as f32 - 0.5);
+        let classes = units[units.len() - 1] as i64;
+        let labels = (0..n as i64).map(|i| i % classes).collect();
+        (net, x, labels)
+    }
+
     /// bfloat16 batches: the weights packed once for the parts give the bits of products
     /// that pack them each time (one pass, no parts), for any thread count.
     #[test]
     fn packed_bf16_batches_match_unpacked_products() {
-        let layout = Layout::new(vec![20, 40, 24, 3]).unwrap();
-        let net = Net {
-            layout: layout.clone(),
-            hidden: Activation::Relu,
-            loss: Loss::LogLoss,
-        };
-        let mut rng = SplitMix64(5);
         let n = 128; // one part: its gradient is the one pass's, bit for bit
-        let x = Array2::from_shape_fn((n, 20), |_| rng.next_f64() as f32 - 0.5);
-        let labels: Vec<i64> = (0..n as i64).map(|i| i % 3).collect();
+        let (net, x, labels) = relu_classifier(&[20, 40, 24, 3], n, 5);
+        let layout = net.layout.clone();
         let data = Dataset {
             x: Rows::Dense(x.view()),
             y: Targets::Classes(&labels),
@@ -630,16 +638,9 @@ mod tests {
     #[test]
     fn repacked_weights_match_a_whole_packing() {
         use crate::optimizer::{Scalars, Schedule, Solver};
-        let layout = Layout::new(vec![301, 70, 40, 3]).unwrap();
-        let net = Net {
-            layout: layout.clone(),
-            hidden: Activation::Relu,
-            loss: Loss::LogLoss,
-        };
-        let mut rng = SplitMix64(8);
         let n = 256; // 2 parts; 24,000 parameters x 256 rows: the update in chunks
-        let x = Array2::from_shape_fn((n, 301), |_| rng.next_f64() as f32 - 0.5);
-        let labels: Vec<i64> = (0..n as i64).map(|i| i % 3).collect();
+        let (net, x, labels) = relu_classifier(&[301, 70, 40, 3], n, 8);
+        let layout = net.layout.clone();
         let data = Dataset {
             x: Rows::Dense(x.view()),
             y: Targets::Classes(&labels),

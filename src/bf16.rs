@@ -182,14 +182,12 @@ impl PackedB {
     /// This operand's buffer as a [`PackTarget`] for a `k x n` matrix; `None` unless it
     /// holds one of that shape already (packed by [`PackedB::repack`]).
     pub(crate) fn target(&mut self, (k, n): (usize, usize)) -> Option<PackTarget> {
-        let len = n.div_ceil(NR) * k.div_ceil(2) * NR;
         let target = PackTarget {
             words: SendPtr(self.words.as_mut_ptr()),
-            len,
             k,
             n,
         };
-        (self.dim() == (k, n) && self.words.len() == len).then_some(target)
+        (self.dim() == (k, n) && self.words.len() == target.len()).then_some(target)
     }
 }
 
@@ -199,12 +197,16 @@ impl PackedB {
 #[derive(Clone, Copy)]
 pub(crate) struct PackTarget {
     words: SendPtr<u32>,
-    len: usize,
     k: usize,
     n: usize,
 }
 
 impl PackTarget {
+    /// The words of the whole packed operand.
+    fn len(self) -> usize {
+        self.n.div_ceil(NR) * self.k.div_ceil(2) * NR
+    }
+
     /// Rows `first..first + rows.nrows()` of `B`, from `rows`: `first` even, and the
     /// rows end at an even row or at `k` (whole pairs).
     ///
@@ -215,7 +217,6 @@ impl PackTarget {
         let end = first + m;
         assert!(first.is_multiple_of(2) && n == self.n && end <= self.k);
         assert!(end.is_multiple_of(2) || end == self.k);
-        assert!(self.len == n.div_ceil(NR) * self.k.div_ceil(2) * NR);
         #[cfg(target_arch = "x86_64")]
         if crate::simd::level() == crate::simd::Level::Avx512 {
             // SAFETY: the CPU has the features `rows_avx512` is compiled for; the
@@ -249,15 +250,16 @@ impl PackTarget {
             // (an odd `k`'s last pair has only its low value)
             let hi = (2 * q + 1 < end).then(|| contiguous(2 * q + 1 - first));
             for (p, lo) in lo.chunks(NR).enumerate() {
-                // SAFETY: pair q of panel p, inside the buffer (its length checked by
-                // `rows`), this call's alone (the caller's contract).
+                // SAFETY: pair q (< pairs) of panel p (< n / NR), inside the buffer,
+                // this call's alone (the caller's contract). (A last panel's lanes past
+                // `n` keep the zeros of the whole packing.)
                 let out = unsafe {
-                    std::slice::from_raw_parts_mut(self.words.get().add((p * pairs + q) * NR), NR)
+                    std::slice::from_raw_parts_mut(
+                        self.words.get().add((p * pairs + q) * NR),
+                        lo.len(),
+                    )
                 };
-                pair_words(&mut out[..lo.len()], lo, hi.map(|hi| &hi[p * NR..]));
-                if lo.len() < NR {
-                    out[lo.len()..].fill(0);
-                }
+                pair_words(out, lo, hi.map(|hi| &hi[p * NR..]));
             }
         }
     }
@@ -275,8 +277,7 @@ impl PackTarget {
         assert!(end.is_multiple_of(NR) || end == self.n);
         let pairs = self.k.div_ceil(2);
         let (p0, p1) = (first / NR, end.div_ceil(NR));
-        assert!(p1 * pairs * NR <= self.len);
-        // SAFETY: panels p0..p1, inside the buffer (asserted), this call's alone.
+        // SAFETY: panels p0..p1 (<= n / NR), inside the buffer, this call's alone.
         let out = unsafe {
             std::slice::from_raw_parts_mut(
                 self.words.get().add(p0 * pairs * NR),
@@ -639,20 +640,25 @@ fn pack_lanes(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &mut
     pack_lanes_into(src, width, pairs, packed)
 }
 
-/// [`pack_lanes`] into a buffer of the right size.
-fn pack_lanes_into(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &mut [u32]) {
-    let (lanes, _) = src.dim();
+/// Zeros in the lanes past `lanes` of a last, partial panel of `width` lanes (every
+/// word of the real lanes is written by the packing: zeroing the whole buffer was 3 %
+/// of a bfloat16 C1 epoch as `memset`).
+pub(super) fn zero_padding(lanes: usize, width: usize, pairs: usize, packed: &mut [u32]) {
     let panels = lanes.div_ceil(width);
-    assert!(packed.len() == panels * pairs * width);
-    // Every word of the real lanes is written below: only the lanes past the end (of a
-    // last, partial panel) are zeroed, not the whole buffer (a memset of every packed
-    // operand was 3 % of a bfloat16 C1 epoch).
     let used = lanes - (panels.max(1) - 1) * width;
     if panels > 0 && used < width {
         for q in 0..pairs {
             packed[((panels - 1) * pairs + q) * width + used..][..width - used].fill(0);
         }
     }
+}
+
+/// [`pack_lanes`] into a buffer of the right size.
+fn pack_lanes_into(src: ArrayView2<'_, f32>, width: usize, pairs: usize, packed: &mut [u32]) {
+    let (lanes, _) = src.dim();
+    let panels = lanes.div_ceil(width);
+    assert!(packed.len() == panels * pairs * width);
+    zero_padding(lanes, width, pairs, packed);
     #[cfg(target_arch = "x86_64")]
     if crate::simd::level() == crate::simd::Level::Avx512 {
         // SAFETY: the CPU has the features `pack_avx512` is compiled for.

@@ -167,17 +167,8 @@ fn pack_columns(
     pairs: usize,
     packed: &mut Vec<u32>,
 ) {
-    let panels = lanes.div_ceil(width);
-    // the loops below write every word of the live lanes: only the lanes past the end
-    // of a partial last panel need zeros (zeroing the whole buffer first was ~1-2 % of
-    // a bfloat16 epoch)
-    packed.resize(panels * pairs * width, 0);
-    if lanes % width != 0 {
-        let last = &mut packed[(panels - 1) * pairs * width..];
-        for pair in last.chunks_exact_mut(width) {
-            pair[lanes % width..].fill(0);
-        }
-    }
+    packed.resize(lanes.div_ceil(width) * pairs * width, 0);
+    super::zero_padding(lanes, width, pairs, packed);
     // rows of pairs: whole blocks of 16 lanes x 16 pairs transposed in registers
     let (lanes_done, pairs_done) = match width {
         1 => transpose_simd(x, (which, first), lanes, pairs, packed),
