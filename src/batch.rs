@@ -291,6 +291,7 @@ impl<T: Real> BatchRunner<T> {
                 packed,
                 rows16: rows16.map(|x| (x, part)),
                 finite_weights,
+                non_finite_rows: None,
             };
             net.forward_pass(params, None, ws, hi - lo, inner, pass)?;
             let loss = net.loss_sum(ws, hi - lo, weighted);
@@ -735,6 +736,7 @@ mod tests {
                 packed: None,
                 rows16: None,
                 finite_weights: false,
+                non_finite_rows: None,
             };
             let loss = |params: &[Vec<f64>], ws: &mut Workspace<f64>| {
                 ws.gather(&data, &rows).unwrap();

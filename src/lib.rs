@@ -71,7 +71,7 @@ pub use optimizer::{Plateau, Scalars, Schedule, Solver};
 pub use parallel::{
     requested_threads, threads_for, with_shared_team, with_shared_threads, with_threads, Par,
 };
-pub use predict::{hidden_activations, predict, predict_threads};
+pub use predict::{hidden_activations, predict, predict_checked, predict_threads};
 pub use propagate::Net;
 pub use real::Real;
 pub use score::Score;

@@ -8,6 +8,7 @@ use crate::parallel::{threads_for, Par, SendPtr};
 use crate::propagate::{Net, Pass};
 use crate::real::Real;
 use crate::workspace::{Passes, Workspace};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Rows per block at most: enough for efficient products, small enough to spread over
@@ -38,7 +39,23 @@ pub fn predict<T: Real>(
     out: &mut [T],
     par: Par,
 ) -> Result<()> {
-    forward_blocks(net, params, x, out, net.layout.n_layers(), par)
+    forward_blocks(net, params, x, out, net.layout.n_layers(), par, None)
+}
+
+/// [`predict`], checking on the way that every row of `x` is finite (from the first
+/// layer's products: no pass of its own over `x`): false when a row is not (or when
+/// finite inputs overflowed there; `out` is then unspecified).
+pub fn predict_checked<T: Real>(
+    net: &Net,
+    params: &[impl AsRef<[T]> + Sync],
+    x: &Rows<'_, T>,
+    out: &mut [T],
+    par: Par,
+) -> Result<bool> {
+    let non_finite = AtomicBool::new(false);
+    let layers = net.layout.n_layers();
+    forward_blocks(net, params, x, out, layers, par, Some(&non_finite))?;
+    Ok(!non_finite.load(Ordering::Relaxed))
 }
 
 /// Writes the outputs of hidden layer `layer` (0-based among the hidden layers) for every
@@ -57,11 +74,12 @@ pub fn hidden_activations<T: Real>(
             "layer {layer} is out of range: the network has {hidden} hidden layer(s)"
         )));
     }
-    forward_blocks(net, params, x, out, layer + 1, par)
+    forward_blocks(net, params, x, out, layer + 1, par, None)
 }
 
 /// The forward pass through the first `layers` layers over every row of `x`, in blocks
-/// of rows, with the last layer's outputs written into `out`.
+/// of rows, with the last layer's outputs written into `out`; `non_finite_rows`, when
+/// given, is set when a row of `x` is not finite (the blocks after that are skipped).
 fn forward_blocks<T: Real>(
     net: &Net,
     params: &[impl AsRef<[T]> + Sync],
@@ -69,6 +87,7 @@ fn forward_blocks<T: Real>(
     out: &mut [T],
     layers: usize,
     par: Par,
+    non_finite_rows: Option<&AtomicBool>,
 ) -> Result<()> {
     net.layout.check("parameters", params)?;
     let (n, k) = (x.n_rows(), net.layout.units[layers]);
@@ -94,10 +113,14 @@ fn forward_blocks<T: Real>(
         packed: None,
         rows16: None,
         finite_weights: false,
+        non_finite_rows,
     };
     // a lone block may spread its products over the threads
     let inner = if count == 1 { par } else { Par::Sequential };
     let run_block = |ws: &mut Workspace<T>, b: usize| {
+        if non_finite_rows.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+            return Ok(());
+        }
         let start = b * block;
         let m = block.min(n - start);
         let rows = x.contiguous(start, m);
@@ -192,5 +215,56 @@ mod tests {
         for (a, b) in sparse.iter().zip(&reference) {
             assert!((a - b).abs() <= 1e-13 * b.abs().max(1.0), "{a} vs {b}");
         }
+    }
+
+    /// The check along the way finds NaN and either infinity in any row of any block,
+    /// dense or CSR, also where a row's weights are all zero (`0 · inf` is NaN), and
+    /// gives [`predict`]'s outputs when every row is finite.
+    #[test]
+    fn predict_checked_finds_every_non_finite_row() {
+        let layout = Layout::new(vec![6, 4, 2]).unwrap();
+        let net = Net {
+            layout: layout.clone(),
+            hidden: Activation::Relu,
+            loss: Loss::LogLoss,
+        };
+        let mut params = layout.glorot::<f64>(Activation::Relu, 3);
+        params[0][5 * 4..6 * 4].fill(0.0); // input 5 reaches no hidden unit
+        let n = 1100; // three blocks
+        let mut rng = SplitMix64(4);
+        let x = Array2::from_shape_fn((n, 6), |_| rng.next_f64() - 0.5);
+        let run = |x: &Array2<f64>, threads: usize| {
+            let mut out = vec![0.0; n * 2];
+            let rows = Rows::Dense(x.view());
+            let finite = crate::parallel::with_threads(threads, |par| {
+                predict_checked(&net, &params, &rows, &mut out, par)
+            })
+            .unwrap()
+            .unwrap();
+            (finite, out)
+        };
+        let mut want = vec![0.0; n * 2];
+        predict(
+            &net,
+            &params,
+            &Rows::Dense(x.view()),
+            &mut want,
+            Par::Sequential,
+        )
+        .unwrap();
+        for threads in [1, 2] {
+            assert_eq!(run(&x, threads), (true, want.clone()));
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                for (r, c) in [(0, 0), (549, 3), (1099, 5), (700, 5)] {
+                    let mut x = x.clone();
+                    x[[r, c]] = bad;
+                    assert!(!run(&x, threads).0, "{bad} at ({r}, {c})");
+                }
+            }
+        }
+        let (data, indices, indptr) = ([1.0, f64::NAN], [0_i64, 5], [0_i64, 1, 2]);
+        let csr = Rows::csr(&data, &indices[..], &indptr, 6).unwrap();
+        let mut out = vec![0.0; 4];
+        assert!(!predict_checked(&net, &params, &csr, &mut out, Par::Sequential).unwrap());
     }
 }

@@ -19,6 +19,7 @@ use crate::workspace::Workspace;
 use crate::zeros;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::any::TypeId;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How far a forward pass goes, and the dropout it applies (with the sample visit of its
 /// first row).
@@ -34,6 +35,12 @@ pub(crate) struct Pass<'a> {
     /// The caller knows the weights are all finite (a fit whose squared norm is), which
     /// spares the zero-skipping first layer its check of them.
     pub(crate) finite_weights: bool,
+    /// When given, set when a row of X is not finite, as the first layer's products
+    /// show it: NaN or infinity among a row's inputs makes every one of its products
+    /// NaN or infinite (`0 · inf` is NaN, and no later term brings a sum back), so one
+    /// output a row tells, with no pass of its own over X. (An overflow of the
+    /// products of finite inputs sets it too: the caller's fallback checks X itself.)
+    pub(crate) non_finite_rows: Option<&'a AtomicBool>,
 }
 
 /// A network's weights packed for bfloat16 products (see [`crate::bf16`]): each `W_l`
@@ -211,6 +218,7 @@ impl Net {
             packed: None,
             rows16: None,
             finite_weights: false,
+            non_finite_rows: None,
         };
         self.forward_pass(params, x, ws, n, par, whole)
     }
@@ -272,6 +280,11 @@ impl Net {
             }
             let bias = params[l_count + l].as_ref();
             let z = &mut z[..n * u[l + 1]];
+            if let Some(flag) = pass.non_finite_rows.filter(|_| l == 0) {
+                if !z.iter().step_by(u[1]).all(|v| v.is_finite()) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
             if l + 1 < l_count {
                 add_bias_and_activate(z, bias, self.hidden);
                 match pass.dropout {

@@ -165,6 +165,7 @@ impl<T: Real> Half<T> {
             packed: None,
             rows16: None,
             finite_weights: false,
+            non_finite_rows: None,
         };
         let (net, ws) = (&self.net, &mut self.ws);
         net.forward_pass(&self.params, None, ws, m, Par::Sequential, hidden_only)?;

@@ -6,6 +6,7 @@ and the warnings must be those of the full path: each case runs with the serving
 on and with it forced off, and the two are compared.
 """
 
+import pickle
 import warnings
 
 import numpy as np
@@ -95,6 +96,21 @@ def test_serving_path_is_the_full_path(model, method, assume_finite, monkeypatch
             assert_same_outcome(fast, full, np.testing.assert_array_equal)
         except AssertionError as exc:
             raise AssertionError(f"{model} {method} {name}: {exc}") from None
+
+
+def test_first_layer_overflow_is_not_taken_for_bad_input(monkeypatch):
+    """The engine finds NaN and infinity in X from the first layer's products; finite
+    X whose products overflow there looks the same to it: the full path's validation
+    then passes X, and the outputs (infinities and NaN) are the full path's."""
+    est, X, _ = MODELS["regressor"]
+    est = pickle.loads(pickle.dumps(est))
+    est.coefs_[0] = np.full_like(est.coefs_[0], 1e308)
+    fast = call_outcome(lambda: est.predict(X))
+    with monkeypatch.context() as m:
+        m.setattr(type(est), "_is_plain_input", lambda self, X: False)
+        full = call_outcome(lambda: est.predict(X))
+    assert_same_outcome(fast, full, np.testing.assert_array_equal)
+    assert not np.isfinite(est.predict(X)).all()
 
 
 def test_serving_path_is_taken_for_plain_arrays(monkeypatch):

@@ -1030,7 +1030,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _forward_pass_fast(self, X, check_input=True):
         # The serving path: a plain float array skips scikit-learn's generic validation
         # (feature names, dataframe detection, conversions), which costs several times
-        # the engine's work on a few rows; the engine checks finiteness as it reads X.
+        # the engine's work on a few rows; the engine finds NaN and infinity in X from
+        # the first layer's products (no pass of its own over X).
         served = check_input and self._is_plain_input(X)
         if check_input and not served:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
@@ -1041,8 +1042,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         n_jobs = _engine_int(self.n_jobs)
         out = _core.predict(x, params, self.activation, loss, n_jobs, served)
         if out is None:
-            # NaN or infinity: scikit-learn's validation raises its own error (and
-            # under assume_finite=True lets the values through, as it does)
+            # NaN or infinity (or finite rows whose first-layer products overflowed):
+            # scikit-learn's validation raises its own error, or lets X through
+            # (finite, or under assume_finite=True) for the unchecked prediction
             validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
             out = _core.predict(x, params, self.activation, loss, n_jobs)
         return out

@@ -6,8 +6,8 @@ use super::args::{first_item, net, slices, with_dtype, XArg};
 use super::errors::run_detached;
 use crate::memory;
 use crate::{
-    hidden_activations as hidden_activations_of, predict as engine_predict, predict_threads,
-    with_shared_team, Real,
+    hidden_activations as hidden_activations_of, predict as engine_predict, predict_checked,
+    predict_threads, with_shared_team, Real,
 };
 use numpy::ndarray::Array2;
 use numpy::{Element, IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -16,7 +16,9 @@ use pyo3::prelude::*;
 
 /// The network's outputs (after the output activation) for every row of `x`. With
 /// `check_finite`, None when `x` holds NaN or infinity (the caller's validation then
-/// raises scikit-learn's exact error): the serving path's check rides along here.
+/// raises scikit-learn's exact error): the serving path's check rides along in the
+/// first layer's products (`predict_checked`; also None when those overflow from
+/// finite rows: the caller then validates X and predicts unchecked).
 #[pyfunction]
 #[pyo3(signature = (x, params, activation, loss, n_jobs=None, check_finite=false))]
 #[allow(clippy::too_many_arguments)]
@@ -70,7 +72,8 @@ struct PredictCall<'a> {
     /// A hidden layer whose outputs to return instead of the network's.
     layer: Option<usize>,
     n_jobs: Option<i64>,
-    /// Whether to check first that `x` is finite (returning None when not).
+    /// Whether to check that `x` is finite (returning None when not, or when finite
+    /// rows overflowed in the first layer: the caller's validation then decides).
     check_finite: bool,
 }
 
@@ -119,14 +122,13 @@ fn predict_typed<'py, T: Element + Real>(
         .as_slice_mut()
         .ok_or_else(|| PyRuntimeError::new_err("internal error: output not contiguous"))?;
     let finite = run_detached(py, || {
-        if call.check_finite && !rows.all_finite() {
-            return Ok(false);
-        }
         with_shared_team(threads, |par| match call.layer {
-            Some(layer) => hidden_activations_of(&net, &slices, &rows, layer, buf, par),
-            None => engine_predict(&net, &slices, &rows, buf, par),
-        })??;
-        Ok(true)
+            Some(layer) => {
+                hidden_activations_of(&net, &slices, &rows, layer, buf, par).map(|_| true)
+            }
+            None if call.check_finite => predict_checked(&net, &slices, &rows, buf, par),
+            None => engine_predict(&net, &slices, &rows, buf, par).map(|_| true),
+        })?
     })?;
     Ok(finite.then(|| out.into_pyarray(py).into_any()))
 }
