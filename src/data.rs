@@ -5,7 +5,6 @@
 use crate::error::{ensure_shape, Error, Result};
 use crate::memory;
 use crate::real::Real;
-use crate::reduce::all_finite;
 use ndarray::ArrayView2;
 
 /// The column indices of a CSR matrix, in the integer width scipy stored them (int32
@@ -173,22 +172,6 @@ impl<'a, T: Real> Rows<'a, T> {
     /// Whether the rows are CSR parts (trained and predicted from sparse batches).
     pub fn is_sparse(&self) -> bool {
         matches!(self, Rows::Csr { .. })
-    }
-
-    /// Whether every value is finite (no NaN, no infinity): one pass, vectorised.
-    pub fn all_finite(&self) -> bool {
-        // in blocks, so that a non-finite value ends the scan early
-        let finite = |values: &[T]| values.chunks(4096).all(all_finite);
-        match self {
-            Rows::Dense(x) => match x.as_slice_memory_order() {
-                Some(values) => finite(values),
-                None => x.rows().into_iter().all(|row| match row.as_slice() {
-                    Some(values) => finite(values),
-                    None => row.iter().all(|v| v.is_finite()),
-                }),
-            },
-            Rows::Csr { data, .. } => finite(data),
-        }
     }
 
     /// Copies the contiguous rows `start..start + len` into `out`, row-major.
@@ -494,20 +477,6 @@ mod tests {
         let xt = x.t();
         Rows::Dense(xt).gather_rows([1].into_iter(), &mut a);
         assert_eq!(&a[..3], &[0.0, 0.0, 5.0]);
-    }
-
-    #[test]
-    fn all_finite_finds_nan_and_infinity_anywhere() {
-        let mut x = ndarray::Array2::<f32>::from_elem((3, 1500), 1.0);
-        assert!(Rows::Dense(x.view()).all_finite());
-        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            x[[2, 1499]] = bad;
-            assert!(!Rows::Dense(x.view()).all_finite());
-            assert!(!Rows::Dense(x.t()).all_finite(), "any strides");
-            x[[2, 1499]] = 1.0;
-        }
-        let csr = Rows::csr(&[1.0_f64, f64::NAN], &[0_i64, 1][..], &[0, 1, 2], 2).unwrap();
-        assert!(!csr.all_finite());
     }
 
     #[test]
