@@ -267,4 +267,46 @@ mod tests {
         let mut out = vec![0.0; 4];
         assert!(!predict_checked(&net, &params, &csr, &mut out, Par::Sequential).unwrap());
     }
+
+    /// Rows of one-hot inputs, which the zero-skipping first layer takes (it lists the
+    /// non-zero inputs, NaN among them): NaN and infinity found there too, f32 alike.
+    #[test]
+    fn predict_checked_finds_them_in_one_hot_rows() {
+        fn check<T: Real>() {
+            let layout = Layout::new(vec![300, 20, 3]).unwrap();
+            let net = Net {
+                layout: layout.clone(),
+                hidden: Activation::Relu,
+                loss: Loss::LogLoss,
+            };
+            let params = layout.glorot::<T>(Activation::Relu, 5);
+            let n = 400; // 400 x 300 x 20 multiply-adds: past the kernel's least work
+            let hot = |r: usize, c: usize| c % 100 == (r * 7 + c / 100 * 13) % 100;
+            let x = Array2::from_shape_fn((n, 300), |(r, c)| {
+                T::from_f64(f64::from(u8::from(hot(r, c))))
+            });
+            let run = |x: &Array2<T>| {
+                let mut out = vec![T::zero(); n * 3];
+                predict_checked(
+                    &net,
+                    &params,
+                    &Rows::Dense(x.view()),
+                    &mut out,
+                    Par::Sequential,
+                )
+                .unwrap()
+            };
+            assert!(run(&x));
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                // a zero input made bad, and a hot one
+                for (r, c) in [(0, 1), (3, 7), (399, 299)] {
+                    let mut x = x.clone();
+                    x[[r, c]] = T::from_f64(bad);
+                    assert!(!run(&x), "{bad} at ({r}, {c})");
+                }
+            }
+        }
+        check::<f32>();
+        check::<f64>();
+    }
 }
