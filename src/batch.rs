@@ -127,7 +127,7 @@ impl<T: Real> BatchRunner<T> {
             Passes::Deltas
         };
         let workspace = || {
-            let mut ws = Workspace::new(layout, capacity, passes)?.for_input(x);
+            let mut ws = Workspace::for_rows(layout, capacity, passes, x, false)?;
             ws.precision = precision;
             ws.with_dropout(layout, dropout)
         };

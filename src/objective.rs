@@ -45,8 +45,8 @@ pub fn loss_and_gradient<T: Real>(
         return Err(Error::Value("no samples to compute a loss on".into()));
     }
     let weighted = data.sample_weight.is_some();
-    let mut ws =
-        Workspace::new(&net.layout, n.min(BLOCK_ROWS), Passes::Gradients)?.for_input(&data.x);
+    let capacity = n.min(BLOCK_ROWS);
+    let mut ws = Workspace::for_rows(&net.layout, capacity, Passes::Gradients, &data.x, false)?;
     let mut loss_sum = 0.0;
     let mut weight_sum = T::zero();
     for (b, start) in (0..n).step_by(ws.capacity).enumerate() {

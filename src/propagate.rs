@@ -176,10 +176,14 @@ impl Net {
         params: &[impl AsRef<[T]>],
         ws: &Workspace<T>,
         n: usize,
+        rows_given: bool,
     ) -> Result<()> {
         self.layout.check("parameters", params)?;
+        // (X's rows handed over are read where they lie: `ws.x` may have no room)
         let sized = ws.acts.len() == self.layout.n_layers()
-            && (ws.sparse.is_some() || ws.x.len() >= ws.capacity * self.layout.n_inputs())
+            && (ws.sparse.is_some()
+                || rows_given
+                || ws.x.len() >= ws.capacity * self.layout.n_inputs())
             && ws.y.len() >= ws.capacity * self.layout.n_outputs();
         if !sized || n > ws.capacity {
             return Err(Error::Shape(format!(
@@ -234,7 +238,7 @@ impl Net {
         par: Par,
         pass: Pass<'_>,
     ) -> Result<()> {
-        self.check_pass(params, ws, n)?;
+        self.check_pass(params, ws, n, x.is_some())?;
         let u = &self.layout.units;
         let l_count = self.layout.n_layers();
         let output = self.loss.output_activation();
@@ -421,7 +425,7 @@ impl Net {
         par: Par,
         packed: Option<&PackedWeights>,
     ) -> Result<()> {
-        self.check_pass(params, ws, n)?;
+        self.check_pass(params, ws, n, false)?;
         let sums_fit = ws.delta_sums.len() == self.layout.n_layers()
             && ws
                 .delta_sums

@@ -121,10 +121,9 @@ mod tests {
             sample_weight: None,
         };
         let layout = crate::network::Layout::new(vec![f, h, 2]).unwrap();
+        let passes = crate::workspace::Passes::Forward;
         let mut ws =
-            crate::workspace::Workspace::<f64>::new(&layout, n, crate::workspace::Passes::Forward)
-                .unwrap()
-                .for_input(&x);
+            crate::workspace::Workspace::<f64>::for_rows(&layout, n, passes, &x, false).unwrap();
         let rows: Vec<usize> = (0..n).rev().collect();
         ws.gather(&set, &rows).unwrap();
         let batch = ws.sparse.as_ref().unwrap();

@@ -470,7 +470,7 @@ impl<'n, 'd, T: Real> Epochs<'n, 'd, T> {
         let validation = match validation {
             Some(v) => {
                 let rows = v.n_samples().min(VALIDATION_ROWS);
-                let ws = Workspace::new(&net.layout, rows, Passes::Forward)?.for_input(&v.x);
+                let ws = Workspace::for_rows(&net.layout, rows, Passes::Forward, &v.x, false)?;
                 Some((v, ws))
             }
             None => None,

@@ -66,6 +66,30 @@ impl<T: Real> Workspace<T> {
     /// Buffers for passes over up to `capacity` rows; a memory error names the first
     /// buffer that could not be allocated.
     pub fn new(layout: &Layout, capacity: usize, passes: Passes) -> Result<Self> {
+        Self::build(layout, capacity, passes, true)
+    }
+
+    /// [`Workspace::new`] for passes over rows of `x`: a sparse X gathers its entries
+    /// (no dense `capacity x n_features` buffer), and so does a dense one whose rows
+    /// the passes read where they lie (`in_place`: a C-ordered X in a prediction), so
+    /// that no call allocates and zeroes a buffer it never uses (a 100-row prediction
+    /// of 784 features zeroed 627 KB: ~7 % of its time).
+    pub(crate) fn for_rows(
+        layout: &Layout,
+        capacity: usize,
+        passes: Passes,
+        x: &Rows<'_, T>,
+        in_place: bool,
+    ) -> Result<Self> {
+        let mut ws = Self::build(layout, capacity, passes, !x.is_sparse() && !in_place)?;
+        if x.is_sparse() {
+            ws.sparse = Some(SparseBatch::default());
+        }
+        Ok(ws)
+    }
+
+    /// [`Workspace::new`], with the dense buffer X's rows are gathered into or not.
+    fn build(layout: &Layout, capacity: usize, passes: Passes, dense_x: bool) -> Result<Self> {
         let capacity = capacity.max(1);
         let block = |units: usize, what: &str| {
             let what = || format!("{what} ({capacity} x {units} {})", T::DTYPE);
@@ -81,7 +105,10 @@ impl<T: Real> Workspace<T> {
         let backward = passes != Passes::Forward;
         Ok(Self {
             capacity,
-            x: block(layout.n_inputs(), "the gathered samples")?,
+            x: match dense_x {
+                true => block(layout.n_inputs(), "the gathered samples")?,
+                false => Vec::new(),
+            },
             sparse: None,
             y: block(layout.n_outputs(), "the gathered targets")?,
             n_outputs: layout.n_outputs(),
@@ -121,16 +148,6 @@ impl<T: Real> Workspace<T> {
                 Vec::new()
             },
         })
-    }
-
-    /// A workspace of the same shape for rows of `x`: a sparse X gathers its entries
-    /// (no dense `capacity x n_features` buffer); a dense one is unchanged.
-    pub(crate) fn for_input(mut self, x: &Rows<'_, T>) -> Self {
-        if x.is_sparse() {
-            self.x = Vec::new();
-            self.sparse = Some(SparseBatch::default());
-        }
-        self
     }
 
     /// Buffers for the dropout of the hidden layers `dropout` drops from.
