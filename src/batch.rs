@@ -18,7 +18,6 @@ use crate::parallel::{Par, SendPtr};
 use crate::propagate::{Net, PackedWeights, Pass};
 use crate::real::Real;
 use crate::workspace::{Passes, Workspace};
-use std::any::TypeId;
 
 /// Largest part of a batch, in rows. Large enough for efficient matrix products, small
 /// enough that scikit-learn's default batch of 200 splits in two.
@@ -232,7 +231,7 @@ impl<T: Real> BatchRunner<T> {
 
     /// Whether the batches' products take the weights packed (bfloat16, f32 weights).
     fn packs_weights(&self) -> bool {
-        self.precision == Precision::Bf16 && TypeId::of::<T>() == TypeId::of::<f32>()
+        PackedWeights::applies::<T>(self.precision)
     }
 
     /// Forward passes and error signals of the rows `rows` of `data`, part by part; the
@@ -405,15 +404,16 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
         let cut = |at: usize, by: usize| at.is_multiple_of(by) || at == last;
         let pairs = cut(first, 2) && cut(end, 2);
         let panels = backward.is_none() || (cut(first, PANEL_ROWS) && cut(end, PANEL_ROWS));
-        if TypeId::of::<T>() != TypeId::of::<f32>() || !whole || !pairs || !panels {
-            return Err(Error::Shape(format!(
-                "no whole panels in rows {first}..{end} of weight matrix {tensor}"
-            )));
+        let no_panels = || {
+            Error::Shape(format!(
+                "no whole panels of f32 in rows {first}..{end} of weight matrix {tensor}"
+            ))
+        };
+        if !(whole && pairs && panels) {
+            return Err(no_panels());
         }
-        // SAFETY: T is f32 (checked above): the same values.
-        let values: &[f32] =
-            unsafe { std::slice::from_raw_parts(values.as_ptr().cast(), values.len()) };
-        let w = crate::propagate::view(values, rows, cols)?;
+        let w =
+            gemm::f32_view(crate::propagate::view(values, rows, cols)?).ok_or_else(no_panels)?;
         // SAFETY: the packed buffers live for the step (`BatchRunner::step`); rows
         // first..end are this chunk's alone, and so are their pairs (an even first
         // row) and panels (whole ones, checked above).

@@ -9,7 +9,7 @@ use crate::parallel::{threads_for, Par, SendPtr};
 use crate::propagate::{Net, Pass};
 use crate::real::Real;
 use crate::workspace::{Passes, Workspace};
-use crate::zeros::Path;
+use crate::zeros::sums_alike;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -45,20 +45,11 @@ fn blocks_on(par: Par, layout: &Layout, layers: usize, n: usize) -> usize {
 }
 
 /// Whether products of `a` and of `b` rows through the first `layers` layers of
-/// `layout` sum every output alike: the same path for each (one chain of multiply-adds,
-/// or `gemm`'s blocks of inputs, which depend on the rows only through its small path:
-/// [`Path`]), and no matrix-vector product (one row, or one output on `gemm`, which
-/// sums another way). Either answer gives correct outputs; `true` only where the bits
-/// are the same.
+/// `layout` sum every output alike (the same bits: [`sums_alike`]). Either answer gives
+/// correct outputs; `true` only where the bits are the same.
 fn same_sums(layout: &Layout, layers: usize, a: usize, b: usize) -> bool {
     let u = &layout.units;
-    a >= 2
-        && b >= 2
-        && (0..layers).all(|l| {
-            let (inputs, width) = (u[l], u[l + 1]);
-            let path = Path::of(a, inputs, width);
-            path == Path::of(b, inputs, width) && (path == Path::Nano || width >= 2)
-        })
+    (0..layers).all(|l| sums_alike(a, b, u[l], u[l + 1]))
 }
 
 /// The threads a prediction over `n_rows` rows runs on (see [`threads_for`]): a block of

@@ -52,6 +52,12 @@ pub(crate) struct PackedWeights {
 }
 
 impl PackedWeights {
+    /// Whether the products of a fit in `precision` with `T` weights take them packed:
+    /// bfloat16 products of f32 weights.
+    pub(crate) fn applies<T: 'static>(precision: Precision) -> bool {
+        precision == Precision::Bf16 && TypeId::of::<T>() == TypeId::of::<f32>()
+    }
+
     /// Packs `params`' weights when `precision` is bfloat16 and they are f32 (else
     /// leaves nothing packed), reusing the buffers.
     /// (`sparse_input`: the first layer's forward product is sparse, not packed.)
@@ -63,7 +69,7 @@ impl PackedWeights {
         (precision, sparse_input): (Precision, bool),
         par: Par,
     ) -> Result<bool> {
-        if precision != Precision::Bf16 || TypeId::of::<T>() != TypeId::of::<f32>() {
+        if !Self::applies::<T>(precision) {
             return Ok(false);
         }
         let layers = layout.n_layers();
@@ -100,9 +106,7 @@ impl PackedWeights {
         })?;
         Ok(true)
     }
-}
 
-impl PackedWeights {
     /// Where the optimizer's tasks repack each layer's weights after updating them:
     /// `(W_l for the forward products, W_l^T for the error products)` as [`Self::pack`]
     /// packs them, into `out` (one entry per layer); false, leaving `out` empty, when

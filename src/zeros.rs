@@ -24,7 +24,7 @@ use std::cell::RefCell;
 mod blocks;
 mod forward;
 
-pub(crate) use blocks::Path;
+pub(crate) use blocks::sums_alike;
 pub(crate) use forward::{forward, Forward};
 
 /// Most rows a call takes: the part of a batch (`batch::PART_ROWS` is 128), with room;

@@ -1,6 +1,7 @@
-//! How the product kernels split a first-layer forward product's sum over its inputs
-//! (the `k` dimension), which the zero-skipping forward product reproduces to keep their
-//! bits.
+//! How the product kernels split a forward product's sum over its inputs (the `k`
+//! dimension), which the zero-skipping forward product reproduces to keep their bits,
+//! and by which a prediction knows when blocks of another row count give the same bits
+//! ([`sums_alike`]).
 //!
 //! `nano-gemm` (and `narrow`, on its shapes) sums every input in one chain of fused
 //! multiply-adds from zero. `gemm` sums blocks of inputs, each such a chain, and adds
@@ -83,6 +84,14 @@ impl Path {
     }
 }
 
+/// Whether products of `a` and of `b` rows, `inputs` inputs and `width` outputs, sum
+/// every output alike (the same bits): the same path, and no matrix-vector product (one
+/// row, or one output on `gemm`'s paths, which it sums another way).
+pub(crate) fn sums_alike(a: usize, b: usize, inputs: usize, width: usize) -> bool {
+    let path = Path::of(a, inputs, width);
+    a >= 2 && b >= 2 && path == Path::of(b, inputs, width) && (path == Path::Nano || width >= 2)
+}
+
 /// What a check is about: float type, inputs and path.
 type Key = (TypeId, usize, Path);
 
@@ -143,6 +152,16 @@ mod tests {
         assert_eq!(Path::GemmSmall.probe_shape(64, 3), (8, 3));
         assert_eq!(Path::Nano.probe_shape(2, 10), (2, 8));
         assert_eq!(Path::Nano.probe_shape(2, 40), (2, 17));
+        assert!(sums_alike(100, 50, 784, 100));
+        assert!(
+            !sums_alike(100, 50, 784, 64),
+            "50 rows take gemm's small path"
+        );
+        assert!(
+            !sums_alike(2, 1, 784, 100),
+            "one row: a matrix-vector product"
+        );
+        assert!(sums_alike(90, 45, 30, 1), "one output, one chain");
     }
 
     #[test]
