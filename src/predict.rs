@@ -188,17 +188,23 @@ mod tests {
     use crate::network::{Layout, SplitMix64};
     use ndarray::{Array2, ShapeBuilder};
 
+    /// A classifier of `units` with `hidden` units: its net and layout.
+    fn classifier(units: &[usize], hidden: Activation) -> (Net, Layout) {
+        let layout = Layout::new(units.to_vec()).unwrap();
+        let net = Net {
+            layout: layout.clone(),
+            hidden,
+            loss: Loss::LogLoss,
+        };
+        (net, layout)
+    }
+
     /// Rows read in place (C-ordered X) and rows copied out first (any other layout) give
     /// the same outputs, across block boundaries and for any thread count; CSR rows the
     /// same up to rounding.
     #[test]
     fn contiguous_strided_and_sparse_rows_predict_alike() {
-        let layout = Layout::new(vec![5, 9, 3]).unwrap();
-        let net = Net {
-            layout: layout.clone(),
-            hidden: Activation::Tanh,
-            loss: Loss::LogLoss,
-        };
+        let (net, layout) = classifier(&[5, 9, 3], Activation::Tanh);
         let params = layout.glorot::<f64>(Activation::Tanh, 2);
         let n = 1100; // three blocks
         let mut rng = SplitMix64(8);
@@ -252,12 +258,7 @@ mod tests {
     /// gives [`predict`]'s outputs when every row is finite.
     #[test]
     fn predict_checked_finds_every_non_finite_row() {
-        let layout = Layout::new(vec![6, 4, 2]).unwrap();
-        let net = Net {
-            layout: layout.clone(),
-            hidden: Activation::Relu,
-            loss: Loss::LogLoss,
-        };
+        let (net, layout) = classifier(&[6, 4, 2], Activation::Relu);
         let mut params = layout.glorot::<f64>(Activation::Relu, 3);
         params[0][5 * 4..6 * 4].fill(0.0); // input 5 reaches no hidden unit
         let n = 1100; // three blocks
@@ -303,12 +304,7 @@ mod tests {
     #[test]
     fn predict_checked_finds_them_in_one_hot_rows() {
         fn check<T: Real>() {
-            let layout = Layout::new(vec![300, 20, 3]).unwrap();
-            let net = Net {
-                layout: layout.clone(),
-                hidden: Activation::Relu,
-                loss: Loss::LogLoss,
-            };
+            let (net, layout) = classifier(&[300, 20, 3], Activation::Relu);
             let params = layout.glorot::<T>(Activation::Relu, 5);
             let n = 400; // 400 x 300 x 20 multiply-adds: past the kernel's least work
             let hot = |r: usize, c: usize| c % 100 == (r * 7 + c / 100 * 13) % 100;
@@ -347,12 +343,7 @@ mod tests {
     #[test]
     fn one_block_on_one_thread_gives_the_bits_of_two() {
         fn check<T: Real>(units: Vec<usize>, n: usize, whole: bool) {
-            let layout = Layout::new(units.clone()).unwrap();
-            let net = Net {
-                layout: layout.clone(),
-                hidden: Activation::Relu,
-                loss: Loss::LogLoss,
-            };
+            let (net, layout) = classifier(&units, Activation::Relu);
             let layers = layout.n_layers();
             let expected = if whole { n } else { block_rows(n) };
             assert_eq!(
