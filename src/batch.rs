@@ -37,7 +37,7 @@ const PANEL_ROWS: usize = crate::bf16::NR;
 /// Parts of a batch of `m` rows: as few as keep them within [`PART_ROWS`]. (Cutting small
 /// batches further, so that two cores share them, was measured slower: see
 /// `bench/profile.md`.)
-fn part_count(m: usize) -> usize {
+pub(crate) fn part_count(m: usize) -> usize {
     m.div_ceil(PART_ROWS).max(1)
 }
 

@@ -1,8 +1,8 @@
-//! A team of two threads for the small steps of a fit (a batch of a few hundred
-//! thousand multiply-adds: two halves of a hidden layer, two parts of a batch, a few
-//! update chunks), where a rayon fork-join costs what the step saves: rayon's idle
-//! worker sleeps between a batch's phases and wakes too late, and the first thread
-//! then runs every piece itself (`bench/profile.md`, W1 and W5). Predictions use it too,
+//! A team of two threads for the steps of a fit (two halves of a hidden layer, the
+//! parts of a batch, a few update chunks), where a rayon fork-join costs much of what
+//! the step saves: rayon's idle worker sleeps between a batch's phases and wakes too
+//! late, and the first thread then runs every piece itself (`bench/profile.md`, W1 and
+//! W5; in batches of 100-row parts, C1, the wake-ups still cost 5 %). Predictions use it too,
 //! so that their calling thread computes instead of waiting for two workers to wake.
 //!
 //! The calling thread and one helper, a worker of the call's rayon pool, share each
@@ -31,8 +31,12 @@ const SPIN: Duration = Duration::from_micros(50);
 const WAIT_SPINS: u32 = 1 << 14;
 
 /// The helper is not keeping up when in a window of [`WINDOW`] jobs it took no piece
-/// of at least half, or the caller waited at least [`LONG_WAIT`] for one of its pieces:
-/// its core is shared with another process, which the scheduler runs there in turns.
+/// of at least half, or twice the caller waited for its pieces longer than
+/// [`LONG_WAIT`] and than it worked on the job itself: its core is shared with another
+/// process, which the scheduler runs there in turns. (Once, or a wait shorter than the
+/// caller's own work, is not enough: a quiet host's vCPU stalls now and then for a few
+/// hundred microseconds, which sent C1's float64 fit, pieces of ~300 us, into spells
+/// alone that grew to the whole fit, 0.36 s per epoch instead of 0.23.)
 /// A helper that then keeps spinning is a third busy thread on two cores, which slows
 /// the caller itself, and is cut off in the middle of its pieces (W1 beside a busy
 /// process: 0.19 s against 0.165 s on one thread). So the caller runs the jobs alone
@@ -117,8 +121,9 @@ pub(crate) struct Team {
     busy: Cell<bool>,
     /// Until when the caller runs the jobs alone, and the length of that spell.
     solo: Cell<(Option<Instant>, Duration)>,
-    /// Jobs of the current window, and those the helper took no piece of.
-    window: Cell<(u32, u32)>,
+    /// Jobs of the current window, those the helper took no piece of, and those the
+    /// caller waited long for.
+    window: Cell<(u32, u32, u32)>,
 }
 
 thread_local! {
@@ -153,7 +158,7 @@ impl Team {
             jobs: Cell::new(0),
             busy: Cell::new(false),
             solo: Cell::new((None, FIRST_SOLO)),
-            window: Cell::new((0, 0)),
+            window: Cell::new((0, 0, 0)),
         }
     }
 
@@ -189,15 +194,17 @@ impl Team {
         }
         let mut mine = 0;
         let mut caught = None;
+        let started = Instant::now();
         while let Some(i) = shared.claim(number, true) {
             mine += 1;
             if caught.is_none() {
                 caught = panic::catch_unwind(AssertUnwindSafe(|| piece(i))).err();
             }
         }
+        let worked = started.elapsed();
         let waited = self.wait_for_helper(n - mine);
         if shared.helper.get().is_some() {
-            self.keep_up(mine == n, waited);
+            self.keep_up(mine == n, waited > LONG_WAIT.max(worked));
         }
         self.busy.set(false);
         let theirs = shared
@@ -239,9 +246,9 @@ impl Team {
     }
 
     /// Counts a job the helper took no piece of (`missed`), or whose pieces the caller
-    /// waited `waited` for; starts a spell alone when the helper is not keeping up.
-    fn keep_up(&self, missed: bool, waited: Duration) {
-        let (window, lagging) = count(self.window.get(), missed, waited);
+    /// waited long for (`long`); starts a spell alone when the helper is not keeping up.
+    fn keep_up(&self, missed: bool, long: bool) {
+        let (window, lagging) = count(self.window.get(), missed, long);
         self.window.set(window);
         if lagging {
             let now = Instant::now();
@@ -253,14 +260,20 @@ impl Team {
 
 /// The window of jobs after one more (see [`WINDOW`]), and whether the helper is not
 /// keeping up (the window then starts again).
-fn count((jobs, misses): (u32, u32), missed: bool, waited: Duration) -> ((u32, u32), bool) {
-    let (jobs, misses) = (jobs + 1, misses + u32::from(missed));
-    if waited > LONG_WAIT || 2 * misses >= WINDOW {
-        ((0, 0), true)
+fn count(
+    (jobs, misses, waits): (u32, u32, u32),
+    missed: bool,
+    long: bool,
+) -> ((u32, u32, u32), bool) {
+    let jobs = jobs + 1;
+    let misses = misses + u32::from(missed);
+    let waits = waits + u32::from(long);
+    if waits >= 2 || 2 * misses >= WINDOW {
+        ((0, 0, 0), true)
     } else if jobs >= WINDOW {
-        ((0, 0), false)
+        ((0, 0, 0), false)
     } else {
-        ((jobs, misses), false)
+        ((jobs, misses, waits), false)
     }
 }
 
@@ -466,25 +479,33 @@ mod tests {
 
     #[test]
     fn a_helper_that_does_not_keep_up_is_left_alone_longer_and_longer() {
-        let quick = Duration::ZERO;
+        let quick = false;
         // half of a window missed: lagging; fewer, or a full window: not
-        let mut window = (0, 0);
+        let mut window = (0, 0, 0);
         let mut lagging = false;
         for j in 0..WINDOW / 2 {
             assert!(!lagging, "{j}");
             (window, lagging) = count(window, true, quick);
         }
         assert!(lagging);
-        assert_eq!(window, (0, 0));
-        let mut window = (0, 0);
+        assert_eq!(window, (0, 0, 0));
+        let mut window = (0, 0, 0);
         for j in 0..WINDOW {
             let (w, lagging) = count(window, j % 4 == 0, quick);
             assert!(!lagging, "{j}");
             window = w;
         }
-        assert_eq!(window, (0, 0));
-        // one long wait is enough
-        assert_eq!(count((3, 0), false, LONG_WAIT * 2), ((0, 0), true));
+        assert_eq!(window, (0, 0, 0));
+        // two long waits in a window are enough, one is not
+        let long = true;
+        assert_eq!(count((3, 0, 0), false, long), ((4, 0, 1), false));
+        assert_eq!(count((4, 0, 1), false, long), ((0, 0, 0), true));
+        let mut window = (0, 0, 0);
+        for j in 0..3 * WINDOW {
+            let (w, lagging) = count(window, false, if j % WINDOW == 5 { long } else { quick });
+            assert!(!lagging, "{j}");
+            window = w;
+        }
         // spells double while they follow each other, up to the longest
         let t0 = Instant::now();
         assert_eq!(next_spell((None, FIRST_SOLO), t0), FIRST_SOLO);
