@@ -31,6 +31,15 @@ const NARROW: usize = 16;
 /// larger narrow products keep `gemm` and its threads.
 const NARROW_WORK: usize = 1 << 21;
 
+/// ...except products whose every side is at least this long and that have at least
+/// [`SQUARE_WORK`] multiply-adds: on the Intel host `gemm`'s microkernels run those
+/// 10-30 % faster than `nano-gemm`'s (the products of W2, W5 and C4's hidden layer, one
+/// thread; on the AMD host they tie: `bench/gemm_choice.md`). The same bits: such a
+/// product has at most 512 inputs (`SMALL_WORK / SQUARE_SIDE^2`), which both kernels
+/// sum in one chain per output.
+const SQUARE_SIDE: usize = 32;
+const SQUARE_WORK: usize = 1 << 17;
+
 /// Largest operand, in values, that [`matmul`] copies for `nano-gemm` itself.
 const OPERAND_COPY: usize = 1 << 14;
 
@@ -47,8 +56,9 @@ impl Kernel {
     /// The kernel for an `m x n x k` product: by shape alone, never by thread count, so
     /// that results stay bit-identical.
     pub fn for_shape(m: usize, n: usize, k: usize) -> Self {
-        let work = m * n * k;
-        if work <= SMALL_WORK || (m.min(n).min(k) <= NARROW && work <= NARROW_WORK) {
+        let (work, side) = (m * n * k, m.min(n).min(k));
+        let square = side >= SQUARE_SIDE && work >= SQUARE_WORK;
+        if (work <= SMALL_WORK && !square) || (side <= NARROW && work <= NARROW_WORK) {
             Kernel::Nano
         } else {
             Kernel::Gemm
@@ -442,6 +452,42 @@ mod tests {
                 assert_eq!(got, reference, "({m}, {n}, {k}) with {threads} threads");
             }
         }
+    }
+
+    /// `nano-gemm` and `gemm` sum alike where [`Kernel::for_shape`] picks `gemm` for a
+    /// product of `nano-gemm`'s size (every side at least [`SQUARE_SIDE`]), in every
+    /// layout the engine's products take (`a^T` for a weight gradient, `b^T` for an
+    /// error signal), so that the choice never changes a model.
+    #[test]
+    fn square_products_sum_alike_on_both_kernels() {
+        fn check<T: Real + std::fmt::Debug>(m: usize, n: usize, k: usize, cast: fn(f64) -> T) {
+            let a = filled(m, k, 0.37).mapv(cast);
+            let b = filled(k, n, 0.11).mapv(cast);
+            let at = a.t().to_owned();
+            let bt = b.t().to_owned();
+            let layouts = [(a.view(), b.view()), (at.t(), b.view()), (a.view(), bt.t())];
+            for (i, (a, b)) in layouts.into_iter().enumerate() {
+                let mut got = [Array2::zeros((m, n)), Array2::zeros((m, n))];
+                for (dst, kernel) in got.iter_mut().zip([Kernel::Nano, Kernel::Gemm]) {
+                    matmul_with(kernel, dst.view_mut(), a, b, false, Par::Sequential).unwrap();
+                }
+                assert_eq!(got[0], got[1], "{m} x {n} x {k}, layout {i}");
+            }
+        }
+        for &(m, n, k) in &[
+            (100, 64, 50),
+            (50, 64, 100),
+            (100, 32, 64),
+            (32, 64, 64),
+            (32, 32, 512),
+        ] {
+            assert_eq!(Kernel::for_shape(m, n, k), Kernel::Gemm, "{m} x {n} x {k}");
+            check::<f64>(m, n, k, |v| v);
+            check::<f32>(m, n, k, |v| v as f32);
+        }
+        // (below the square sides: nano-gemm, as before)
+        assert_eq!(Kernel::for_shape(100, 100, 20), Kernel::Nano);
+        assert_eq!(Kernel::for_shape(31, 64, 64), Kernel::Nano);
     }
 
     /// Overwriting never reads the old contents, so stale NaNs cannot leak in.
