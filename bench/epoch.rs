@@ -1,7 +1,8 @@
 //! Engine-only epoch timing (no Python): `cargo run --release --example epoch -- C1 f32 2`
 //! (C1, C2, C3 = C1 with Adam, C4, and bench/workloads.py's tabular W1, W2 (a
-//! regression) and one fold of W5; f32 or f64; n_jobs, read by the engine's thread policy as
-//! the estimators read it; epochs; `bf16` for bfloat16 products).
+//! regression), one fold of W5, and W6 (256-256-128-3, batch 512); f32 or f64;
+//! n_jobs, read by the engine's thread policy as the estimators read it; epochs; `bf16`
+//! for bfloat16 products).
 //! Synthetic data of Fashion-MNIST's (C1, C2) or digits' (C4, W5) shape, or the raw
 //! little-endian f32 file `EPOCH_X` names (real inputs of that shape); prints seconds per
 //! epoch and GFLOPS, for profiling the engine (e.g. under `perf record`).
@@ -162,6 +163,8 @@ fn main() {
         "W2" => ((100_000, 50, 1), &[64, 32], 200),
         // W5: one fold of cross_val_score(cv=5) on digits, MLPClassifier((64,)) adam
         "W5" => ((1_437, 64, 10), &[64], 200),
+        // W6: float32 200,000 x 256, (256, 128), sgd momentum, batch 512, 3 classes
+        "W6" => ((200_000, 256, 3), &[256, 128], 512),
         _ => (fashion, &[100], 200),
     };
     if f64_mode {
