@@ -2,8 +2,9 @@
 //! parts of a batch, a few update chunks), where a rayon fork-join costs much of what
 //! the step saves: rayon's idle worker sleeps between a batch's phases and wakes too
 //! late, and the first thread then runs every piece itself (`bench/profile.md`, W1 and
-//! W5; in batches of 100-row parts, C1, the wake-ups still cost 5 %). Predictions use it too,
-//! so that their calling thread computes instead of waiting for two workers to wake.
+//! W5; C1's batches of two 100-row parts lost ~5 % to the wake-ups). Predictions use
+//! it too, so that their calling thread computes instead of waiting for two workers
+//! to wake.
 //!
 //! The calling thread and one helper, a worker of the call's rayon pool, share each
 //! job's pieces: the caller takes them from the front, the helper from the back, so
@@ -204,7 +205,7 @@ impl Team {
         let worked = started.elapsed();
         let waited = self.wait_for_helper(n - mine);
         if shared.helper.get().is_some() {
-            self.keep_up(mine == n, waited > LONG_WAIT.max(worked));
+            self.keep_up(mine == n, waited_long(waited, worked));
         }
         self.busy.set(false);
         let theirs = shared
@@ -256,6 +257,12 @@ impl Team {
             self.solo.set((Some(now + length), length));
         }
     }
+}
+
+/// Whether the caller's wait for the helper's pieces counts as long (see [`WINDOW`]):
+/// longer than [`LONG_WAIT`] and than its own `worked` time on the job.
+fn waited_long(waited: Duration, worked: Duration) -> bool {
+    waited > LONG_WAIT.max(worked)
 }
 
 /// The window of jobs after one more (see [`WINDOW`]), and whether the helper is not
@@ -496,6 +503,11 @@ mod tests {
             window = w;
         }
         assert_eq!(window, (0, 0, 0));
+        // a wait is long past LONG_WAIT and the caller's own work
+        let us = Duration::from_micros;
+        assert!(waited_long(us(300), us(100)));
+        assert!(!waited_long(us(150), us(10)));
+        assert!(!waited_long(us(500), us(800)));
         // two long waits in a window are enough, one is not
         let long = true;
         assert_eq!(count((3, 0, 0), false, long), ((4, 0, 1), false));

@@ -222,17 +222,17 @@ fn takes_halves<T: Real>(net: &Net, cfg: &TrainConfig, data: &Dataset<'_, T>) ->
 
 /// Batches of fewer multiply-adds than this (rows x parameters) run on a team of two
 /// threads rather than on the rayon pool, whose fork-joins cost as much as such a
-/// batch's pieces save (W2's batches are ~2^20)...
+/// batch's pieces save (W2's batches are ~2^20).
 const MAX_TEAM_WORK: usize = 1 << 22;
 
 /// Whether a call on `par`'s threads runs on a [`crate::team`]: its pool of two
 /// threads, its products exact (bfloat16 packs its weights on the pool), and its
-/// batches small or of several parts. ...and so do larger batches of two parts or more
-/// (one or more for each thread): between a batch's phases rayon's idle worker sleeps
-/// and wakes late (C1 float32 0.117 -> 0.114 s per epoch, C2 0.633 -> 0.608, C3 0.126
-/// -> 0.119, C1 float64 0.234 -> 0.221; Intel host, engine alone). A batch of one
-/// large part stays on the pool, whose threads then share its products (the team's
-/// run on the thread of their part).
+/// batches small ([`MAX_TEAM_WORK`]) or of two parts or more, one or more for each
+/// thread: between a batch's phases rayon's idle worker sleeps and wakes late, which
+/// cost larger batches too (on the team, engine alone on the Intel host: C1 float32
+/// 0.117 -> 0.114 s per epoch, C2 0.633 -> 0.608, C3 0.126 -> 0.119, C1 float64 0.234
+/// -> 0.221). A large batch of one part stays on the pool, whose threads then share
+/// its products (a team's products run on the thread of their part).
 fn takes_team<T: Real>(net: &Net, cfg: &TrainConfig, data: &Dataset<'_, T>, par: Par) -> bool {
     let batch = cfg.batch_size.min(data.n_samples());
     let small = batch.saturating_mul(net.layout.n_params()) < MAX_TEAM_WORK;
