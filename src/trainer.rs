@@ -226,20 +226,18 @@ fn takes_halves<T: Real>(net: &Net, cfg: &TrainConfig, data: &Dataset<'_, T>) ->
 const MAX_TEAM_WORK: usize = 1 << 22;
 
 /// Whether a call on `par`'s threads runs on a [`crate::team`]: its pool of two
-/// threads, its products exact (bfloat16 packs its weights on the pool), and its
-/// batches small ([`MAX_TEAM_WORK`]) or of two parts or more, one or more for each
-/// thread: between a batch's phases rayon's idle worker sleeps and wakes late, which
-/// cost larger batches too (on the team, engine alone on the Intel host: C1 float32
-/// 0.117 -> 0.114 s per epoch, C2 0.633 -> 0.608, C3 0.126 -> 0.119, C1 float64 0.234
-/// -> 0.221). A large batch of one part stays on the pool, whose threads then share
-/// its products (a team's products run on the thread of their part).
+/// threads, and its batches small ([`MAX_TEAM_WORK`]) or of two parts or more, one or
+/// more for each thread: between a batch's phases rayon's idle worker sleeps and wakes
+/// late, which cost larger batches too (on the team, engine alone on the Intel host:
+/// C1 float32 0.117 -> 0.114 s per epoch, C2 0.633 -> 0.608, C3 0.126 -> 0.119, C1
+/// float64 0.234 -> 0.221; bfloat16 on AMX, whose products are short, C1 0.0745 ->
+/// 0.0675, C2 0.292 -> 0.221). A large batch of one part stays on the pool, whose
+/// threads then share its products (a team's products run on the thread of their
+/// part).
 fn takes_team<T: Real>(net: &Net, cfg: &TrainConfig, data: &Dataset<'_, T>, par: Par) -> bool {
     let batch = cfg.batch_size.min(data.n_samples());
     let small = batch.saturating_mul(net.layout.n_params()) < MAX_TEAM_WORK;
-    par == Par::Rayon
-        && rayon::current_num_threads() == 2
-        && (small || part_count(batch) >= 2)
-        && cfg.precision == Precision::Exact
+    par == Par::Rayon && rayon::current_num_threads() == 2 && (small || part_count(batch) >= 2)
 }
 
 /// Runs up to `max_iter` epochs (one with `incremental`) of SGD or Adam, as scikit-learn's

@@ -41,9 +41,13 @@ def test_bfloat16_trains_a_float32_model_close_to_the_exact_one(solver):
     assert abs(rounded.score(X, y) - exact.score(X, y)) <= 0.03
 
 
-def test_bfloat16_results_do_not_depend_on_n_jobs():
+# batches of one part under the team's bound, of two parts, and of four
+@pytest.mark.parametrize("batch_size", [64, 256, 500])
+def test_bfloat16_results_do_not_depend_on_n_jobs(batch_size):
     X, y = make_data("multiclass", n_samples=2000, n_features=80)
-    params = dict(hidden_layer_sizes=(256, 128), max_iter=2, batch_size=256, **BF16)
+    params = dict(
+        hidden_layer_sizes=(256, 128), max_iter=2, batch_size=batch_size, **BF16
+    )
     one = quiet_fit(MLPClassifier(**params, n_jobs=1), X, y)
     two = quiet_fit(MLPClassifier(**params, n_jobs=2), X, y)
     assert _weights(one) == _weights(two)
