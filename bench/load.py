@@ -8,6 +8,8 @@ C1     Fashion-MNIST 30,000 rows, 784-100-10 relu, sgd momentum 0.9, batch 200,
 C2     Fashion-MNIST 30,000 rows, 784-512-256-10, batch 256, 1 epoch, float32
 W1     make_classification 50,000 x 20, 3 classes, ``MLPClassifier()`` defaults,
        10 epochs
+C1-bf  C1 with ``matmul_precision="bfloat16"`` (not run by default)
+C2-bf  C2 with ``matmul_precision="bfloat16"`` (not run by default)
 =====  ==========================================================================
 
 For each condition (quiet, loaded) and workload, the default and ``n_jobs=1`` fits run
@@ -58,7 +60,7 @@ def workloads():
     )
     sgd = dict(solver="sgd", momentum=0.9, learning_rate_init=0.01)
     exact = dict(tol=0.0, n_iter_no_change=10**6, random_state=0)
-    return {
+    cases = {
         "C1": (
             X,
             y,
@@ -77,6 +79,11 @@ def workloads():
         ),
         "W1": (Xt, yt, dict(max_iter=10, **exact)),
     }
+    bf16 = dict(matmul_precision="bfloat16")
+    for name in ("C1", "C2"):
+        X_, y_, params = cases[name]
+        cases[name + "-bf"] = (X_, y_, {**params, **bf16})
+    return cases
 
 
 def fit_seconds(X, y, params, n_jobs):
@@ -117,7 +124,9 @@ def run(condition, repeats, cases):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default="C1,C2,W1")
+    parser.add_argument(
+        "--only", default="C1,C2,W1", help="comma-separated, of C1,C2,W1,C1-bf,C2-bf"
+    )
     parser.add_argument(
         "--pin",
         action="store_true",
