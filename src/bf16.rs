@@ -1533,6 +1533,51 @@ mod tests {
         added
     }
 
+    /// AMX, where the CPU has it: a last block of at most 16 rows, which takes half the
+    /// tiles, gives its rows the bits they have in a whole block (with and without a
+    /// narrow last panel; sums started from zero and added to the destination).
+    #[test]
+    fn amx_short_blocks_match_whole_ones() {
+        if Bf16Kernel::Amx.or_below() != Bf16Kernel::Amx {
+            return;
+        }
+        for &(n, k) in &[(100, 784), (10, 100), (48, 33)] {
+            let a = filled(64, k, 0.29);
+            let b = filled(k, n, 0.17);
+            let whole = run(Bf16Kernel::Amx, a.view(), b.view(), Par::Sequential);
+            let mut whole_added = Array2::from_elem((64, n), 0.5_f32);
+            matmul_with(
+                Bf16Kernel::Amx,
+                whole_added.view_mut(),
+                a.view(),
+                b.view(),
+                true,
+                Par::Sequential,
+            )
+            .unwrap();
+            for live in [1, 4, 16, 17] {
+                let rows = ndarray::s![..32 + live, ..];
+                let short = run(Bf16Kernel::Amx, a.slice(rows), b.view(), Par::Sequential);
+                assert_eq!(short, whole.slice(rows), "{n} x {k}, {live} rows");
+                let mut added = Array2::from_elem((32 + live, n), 0.5_f32);
+                matmul_with(
+                    Bf16Kernel::Amx,
+                    added.view_mut(),
+                    a.slice(rows),
+                    b.view(),
+                    true,
+                    Par::Sequential,
+                )
+                .unwrap();
+                assert_eq!(
+                    added,
+                    whole_added.slice(rows),
+                    "{n} x {k}, {live} rows, added"
+                );
+            }
+        }
+    }
+
     /// AMX, where the CPU has it: within the bound of the f32 sums of the rounded
     /// operands (as the portable kernel, whose bits it does not share), on shapes with
     /// whole and partial blocks of rows, columns and steps of `k` (and `k` < one step);

@@ -6,6 +6,8 @@
 //! rows x 16 pairs each, the block's rows of pairs copied step by step) and two of `B`
 //! (tmm6-7), loaded straight from [`super::pack_b`]'s panels: a pair's 32 columns
 //! there are the two tiles' rows side by side, the layout `tdpbf16ps` takes for `B`.
+//! A last block of at most 16 rows, or a last panel of at most 16 columns, runs on half
+//! the tiles (a quarter when both), the same sums for the rows and columns it has.
 //! The last `pairs % 16` pairs are a step padded with zeros (a second tile
 //! configuration would clear the sums; `vdpbf16ps` for them took a third of the AMX
 //! time of a C1 epoch). A whole block of a row-major `dst` is loaded into (when the
@@ -196,11 +198,14 @@ fn run_block(
             // nothing else touches meanwhile).
             unsafe {
                 let (a, b) = (rows.as_ptr().add(s0 * MB * KT), b[s0 * KT * NR..].as_ptr());
-                match out.cols <= NR / 2 {
-                    // a last panel of at most 16 columns: half the tiles (C1's 100
-                    // columns end in a panel of 4, its output layer has 10)
-                    true => tiles_narrow(a, b, (s1 - s0, rest), c),
-                    false => tiles(a, b, (s1 - s0, rest), c),
+                // a last panel of at most 16 columns, or a last block of at most 16
+                // rows: half the tiles (C1's 100 columns end in a panel of 4, its
+                // output layer has 10; its parts of 100 rows end in a block of 4)
+                match (live <= MB / 2, out.cols <= NR / 2) {
+                    (false, false) => tiles(a, b, (s1 - s0, rest), c),
+                    (false, true) => tiles_narrow(a, b, (s1 - s0, rest), c),
+                    (true, false) => tiles_short(a, b, (s1 - s0, rest), c),
+                    (true, true) => tile_one(a, b, (s1 - s0, rest), c),
                 }
             }
         }
@@ -450,6 +455,126 @@ unsafe fn tiles_narrow(
             rb = in(reg) rest,
             c = in(reg) c,
             c1 = in(reg) c.cast::<u8>().add(16 * c_stride),
+            sc = in(reg) c_stride,
+            load = in(reg) usize::from(accumulate),
+            options(nostack)
+        )
+    };
+}
+
+/// [`tiles`] for the first 16 rows only (two tiles of sums, one of `A`): the other 16
+/// rows of `c` are left as they are.
+///
+/// # Safety
+/// As [`tiles`]'s, with `c.0` 16 rows of 32 f32.
+#[inline]
+unsafe fn tiles_short(
+    a: *const u32,
+    b: *const u32,
+    (steps, rest): (usize, Option<*const u32>),
+    (c, c_stride, accumulate): (*mut f32, usize, bool),
+) {
+    let rest = rest.unwrap_or(std::ptr::null());
+    // SAFETY: the caller's.
+    unsafe {
+        std::arch::asm!(
+            "test {load}, {load}",
+            "jz 5f",
+            "tileloadd tmm0, [{c} + {sc} * 1]",
+            "tileloadd tmm1, [{c} + {sc} * 1 + 64]",
+            "jmp 6f",
+            "5:",
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "6:",
+            "test {n}, {n}",
+            "jz 3f",
+            ".p2align 6",
+            "2:",
+            "tileloadd tmm4, [{a} + {row} * 1]",
+            "tileloadd tmm6, [{b} + {wide} * 1]",
+            "tileloadd tmm7, [{b} + {wide} * 1 + 64]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "add {a}, 2048",
+            "add {b}, {b_step}",
+            "dec {n}",
+            "jnz 2b",
+            "3:",
+            "test {rb}, {rb}",
+            "jz 4f",
+            "tileloadd tmm4, [{a} + {row} * 1]",
+            "tileloadd tmm6, [{rb} + {wide} * 1]",
+            "tileloadd tmm7, [{rb} + {wide} * 1 + 64]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "4:",
+            "tilestored [{c} + {sc} * 1], tmm0",
+            "tilestored [{c} + {sc} * 1 + 64], tmm1",
+            a = inout(reg) a => _,
+            row = in(reg) KT * 4,
+            b = inout(reg) b => _,
+            wide = in(reg) NR * 4,
+            b_step = const KT * NR * 4,
+            n = inout(reg) steps => _,
+            rb = in(reg) rest,
+            c = in(reg) c,
+            sc = in(reg) c_stride,
+            load = in(reg) usize::from(accumulate),
+            options(nostack)
+        )
+    };
+}
+
+/// [`tiles`] for the first 16 rows and 16 columns only (one tile of sums).
+///
+/// # Safety
+/// As [`tiles`]'s, with `c.0` 16 rows of 16 f32.
+#[inline]
+unsafe fn tile_one(
+    a: *const u32,
+    b: *const u32,
+    (steps, rest): (usize, Option<*const u32>),
+    (c, c_stride, accumulate): (*mut f32, usize, bool),
+) {
+    let rest = rest.unwrap_or(std::ptr::null());
+    // SAFETY: the caller's.
+    unsafe {
+        std::arch::asm!(
+            "test {load}, {load}",
+            "jz 5f",
+            "tileloadd tmm0, [{c} + {sc} * 1]",
+            "jmp 6f",
+            "5:",
+            "tilezero tmm0",
+            "6:",
+            "test {n}, {n}",
+            "jz 3f",
+            ".p2align 6",
+            "2:",
+            "tileloadd tmm4, [{a} + {row} * 1]",
+            "tileloadd tmm6, [{b} + {wide} * 1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "add {a}, 2048",
+            "add {b}, {b_step}",
+            "dec {n}",
+            "jnz 2b",
+            "3:",
+            "test {rb}, {rb}",
+            "jz 4f",
+            "tileloadd tmm4, [{a} + {row} * 1]",
+            "tileloadd tmm6, [{rb} + {wide} * 1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "4:",
+            "tilestored [{c} + {sc} * 1], tmm0",
+            a = inout(reg) a => _,
+            row = in(reg) KT * 4,
+            b = inout(reg) b => _,
+            wide = in(reg) NR * 4,
+            b_step = const KT * NR * 4,
+            n = inout(reg) steps => _,
+            rb = in(reg) rest,
+            c = in(reg) c,
             sc = in(reg) c_stride,
             load = in(reg) usize::from(accumulate),
             options(nostack)
