@@ -317,267 +317,164 @@ unsafe fn release() {
     unsafe { std::arch::asm!("tilerelease", options(nostack, nomem, preserves_flags)) };
 }
 
-/// 32 x 32 sums of `steps` steps of 16 pairs, then of one step with `B` from `rest`
-/// when given, into `c.0` (rows `c.1` bytes apart), added to the values there with
-/// `c.2`: `A` at `a`, laid out by [`pack_block`]; pairs of `B` at `b`, [`NR`] words
-/// each (a packed panel); the rest's `B` 16 pairs of [`NR`] words.
-///
-/// # Safety
-/// The tiles are configured ([`configure`]); `a` holds `steps` steps (and one more with
-/// `rest`), `b` `16 * steps` pairs of [`NR`] words; `c.0` 32 rows of 32 f32.
-#[inline]
-unsafe fn tiles(
-    a: *const u32,
-    b: *const u32,
-    (steps, rest): (usize, Option<*const u32>),
-    (c, c_stride, accumulate): (*mut f32, usize, bool),
-) {
-    let rest = rest.unwrap_or(std::ptr::null());
-    // SAFETY: the caller's.
-    unsafe {
-        std::arch::asm!(
-            "test {load}, {load}",
-            "jz 5f",
-            "tileloadd tmm0, [{c} + {sc} * 1]",
-            "tileloadd tmm1, [{c} + {sc} * 1 + 64]",
-            "tileloadd tmm2, [{c1} + {sc} * 1]",
-            "tileloadd tmm3, [{c1} + {sc} * 1 + 64]",
-            "jmp 6f",
-            "5:",
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            "6:",
-            "test {n}, {n}",
-            "jz 3f",
-            ".p2align 6",
-            "2:",
-            "tileloadd tmm4, [{a} + {row} * 1]",
-            "tileloadd tmm6, [{b} + {wide} * 1]",
-            "tileloadd tmm7, [{b} + {wide} * 1 + 64]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tileloadd tmm5, [{a} + {row} * 1 + 1024]",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            "add {a}, 2048",
-            "add {b}, {b_step}",
-            "dec {n}",
-            "jnz 2b",
-            "3:",
-            "test {rb}, {rb}",
-            "jz 4f",
-            "tileloadd tmm4, [{a} + {row} * 1]",
-            "tileloadd tmm6, [{rb} + {wide} * 1]",
-            "tileloadd tmm7, [{rb} + {wide} * 1 + 64]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tileloadd tmm5, [{a} + {row} * 1 + 1024]",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            "4:",
-            "tilestored [{c} + {sc} * 1], tmm0",
-            "tilestored [{c} + {sc} * 1 + 64], tmm1",
-            "tilestored [{c1} + {sc} * 1], tmm2",
-            "tilestored [{c1} + {sc} * 1 + 64], tmm3",
-            a = inout(reg) a => _,
-            row = in(reg) KT * 4,
-            b = inout(reg) b => _,
-            wide = in(reg) NR * 4,
-            b_step = const KT * NR * 4,
-            n = inout(reg) steps => _,
-            rb = in(reg) rest,
-            c = in(reg) c,
-            c1 = in(reg) c.cast::<u8>().add(16 * c_stride),
-            sc = in(reg) c_stride,
-            load = in(reg) usize::from(accumulate),
-            options(nostack)
-        )
+/// Defines a tile kernel: sums of `steps` steps of 16 pairs, then of one step with
+/// `B` from `rest` when given (the loop's body once more), into `c.0` (rows `c.1` bytes
+/// apart; `c1` is the row 16 rows down), added to the values there with `c.2`. `A` at
+/// `a`, laid out by [`pack_block`] (each step's two tiles of 16 rows 1 KB apart); pairs
+/// of `B` at `b`, [`NR`] words each (a packed panel: each pair's two tiles of 16
+/// columns 64 bytes apart); the rest's `B` 16 pairs of [`NR`] words. The kernels
+/// differ in the tiles of sums they keep (`load` and `zero` start them, `store` writes
+/// them) and in the multiply-adds of a step (`step`, reading `{a}` and `{b}`).
+macro_rules! tile_kernel {
+    (
+        $(#[$doc:meta])*
+        $name:ident,
+        load: [$($load:literal),*],
+        zero: [$($zero:literal),*],
+        step: [$($step:literal),*],
+        store: [$($store:literal),*] $(,)?
+    ) => {
+        $(#[$doc])*
+        #[inline]
+        unsafe fn $name(
+            a: *const u32,
+            b: *const u32,
+            (steps, rest): (usize, Option<*const u32>),
+            (c, c_stride, accumulate): (*mut f32, usize, bool),
+        ) {
+            let rest = rest.unwrap_or(std::ptr::null());
+            // SAFETY: the caller's.
+            unsafe {
+                std::arch::asm!(
+                    "test {load}, {load}",
+                    "jz 5f",
+                    $($load,)*
+                    "jmp 6f",
+                    "5:",
+                    $($zero,)*
+                    "6:",
+                    "test {n}, {n}",
+                    "jz 3f",
+                    ".p2align 6",
+                    "2:",
+                    $($step,)*
+                    "add {a}, 2048",
+                    "add {b}, {b_step}",
+                    "dec {n}",
+                    "jnz 2b",
+                    "3:",
+                    // the rest: the loop's body once more, on `rest`'s step of B
+                    "test {rb}, {rb}",
+                    "jz 4f",
+                    "mov {b}, {rb}",
+                    "xor {rb:e}, {rb:e}",
+                    "mov {n:e}, 1",
+                    "jmp 2b",
+                    "4:",
+                    $($store,)*
+                    // (an assembler comment naming `c1`, which the kernels of 16 rows
+                    // of sums never read: asm! takes no unused operand)
+                    "/* rows 16-31 of the sums: {c1} */",
+                    a = inout(reg) a => _,
+                    row = in(reg) KT * 4,
+                    b = inout(reg) b => _,
+                    wide = in(reg) NR * 4,
+                    b_step = const KT * NR * 4,
+                    n = inout(reg) steps => _,
+                    rb = inout(reg) rest => _,
+                    c = in(reg) c,
+                    c1 = in(reg) c.cast::<u8>().wrapping_add(16 * c_stride),
+                    sc = in(reg) c_stride,
+                    load = in(reg) usize::from(accumulate),
+                    options(nostack)
+                )
+            };
+        }
     };
 }
 
-/// [`tiles`] for the first 16 columns only (two tiles of sums, one of `B`): the other
-/// 16 columns of `c` are left as they are.
-///
-/// # Safety
-/// As [`tiles`]'s.
-#[inline]
-unsafe fn tiles_narrow(
-    a: *const u32,
-    b: *const u32,
-    (steps, rest): (usize, Option<*const u32>),
-    (c, c_stride, accumulate): (*mut f32, usize, bool),
-) {
-    let rest = rest.unwrap_or(std::ptr::null());
-    // SAFETY: the caller's.
-    unsafe {
-        std::arch::asm!(
-            "test {load}, {load}",
-            "jz 5f",
-            "tileloadd tmm0, [{c} + {sc} * 1]",
-            "tileloadd tmm2, [{c1} + {sc} * 1]",
-            "jmp 6f",
-            "5:",
-            "tilezero tmm0",
-            "tilezero tmm2",
-            "6:",
-            "test {n}, {n}",
-            "jz 3f",
-            ".p2align 6",
-            "2:",
-            "tileloadd tmm4, [{a} + {row} * 1]",
-            "tileloadd tmm6, [{b} + {wide} * 1]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tileloadd tmm5, [{a} + {row} * 1 + 1024]",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "add {a}, 2048",
-            "add {b}, {b_step}",
-            "dec {n}",
-            "jnz 2b",
-            "3:",
-            "test {rb}, {rb}",
-            "jz 4f",
-            "tileloadd tmm4, [{a} + {row} * 1]",
-            "tileloadd tmm6, [{rb} + {wide} * 1]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tileloadd tmm5, [{a} + {row} * 1 + 1024]",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "4:",
-            "tilestored [{c} + {sc} * 1], tmm0",
-            "tilestored [{c1} + {sc} * 1], tmm2",
-            a = inout(reg) a => _,
-            row = in(reg) KT * 4,
-            b = inout(reg) b => _,
-            wide = in(reg) NR * 4,
-            b_step = const KT * NR * 4,
-            n = inout(reg) steps => _,
-            rb = in(reg) rest,
-            c = in(reg) c,
-            c1 = in(reg) c.cast::<u8>().add(16 * c_stride),
-            sc = in(reg) c_stride,
-            load = in(reg) usize::from(accumulate),
-            options(nostack)
-        )
-    };
-}
+tile_kernel!(
+    /// 32 x 32 sums (four tiles of sums, two of `A`, two of `B`).
+    ///
+    /// # Safety
+    /// The tiles are configured ([`configure`]); `a` holds `steps` steps (and one more
+    /// with `rest`), `b` `16 * steps` pairs of [`NR`] words; `c.0` 32 rows of 32 f32.
+    tiles,
+    load: [
+        "tileloadd tmm0, [{c} + {sc} * 1]",
+        "tileloadd tmm1, [{c} + {sc} * 1 + 64]",
+        "tileloadd tmm2, [{c1} + {sc} * 1]",
+        "tileloadd tmm3, [{c1} + {sc} * 1 + 64]"
+    ],
+    zero: ["tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3"],
+    step: [
+        "tileloadd tmm4, [{a} + {row} * 1]",
+        "tileloadd tmm6, [{b} + {wide} * 1]",
+        "tileloadd tmm7, [{b} + {wide} * 1 + 64]",
+        "tdpbf16ps tmm0, tmm4, tmm6",
+        "tileloadd tmm5, [{a} + {row} * 1 + 1024]",
+        "tdpbf16ps tmm1, tmm4, tmm7",
+        "tdpbf16ps tmm2, tmm5, tmm6",
+        "tdpbf16ps tmm3, tmm5, tmm7"
+    ],
+    store: [
+        "tilestored [{c} + {sc} * 1], tmm0",
+        "tilestored [{c} + {sc} * 1 + 64], tmm1",
+        "tilestored [{c1} + {sc} * 1], tmm2",
+        "tilestored [{c1} + {sc} * 1 + 64], tmm3"
+    ],
+);
 
-/// [`tiles`] for the first 16 rows only (two tiles of sums, one of `A`): the other 16
-/// rows of `c` are left as they are.
-///
-/// # Safety
-/// As [`tiles`]'s, with `c.0` 16 rows of 32 f32.
-#[inline]
-unsafe fn tiles_short(
-    a: *const u32,
-    b: *const u32,
-    (steps, rest): (usize, Option<*const u32>),
-    (c, c_stride, accumulate): (*mut f32, usize, bool),
-) {
-    let rest = rest.unwrap_or(std::ptr::null());
-    // SAFETY: the caller's.
-    unsafe {
-        std::arch::asm!(
-            "test {load}, {load}",
-            "jz 5f",
-            "tileloadd tmm0, [{c} + {sc} * 1]",
-            "tileloadd tmm1, [{c} + {sc} * 1 + 64]",
-            "jmp 6f",
-            "5:",
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "6:",
-            "test {n}, {n}",
-            "jz 3f",
-            ".p2align 6",
-            "2:",
-            "tileloadd tmm4, [{a} + {row} * 1]",
-            "tileloadd tmm6, [{b} + {wide} * 1]",
-            "tileloadd tmm7, [{b} + {wide} * 1 + 64]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "add {a}, 2048",
-            "add {b}, {b_step}",
-            "dec {n}",
-            "jnz 2b",
-            "3:",
-            "test {rb}, {rb}",
-            "jz 4f",
-            "tileloadd tmm4, [{a} + {row} * 1]",
-            "tileloadd tmm6, [{rb} + {wide} * 1]",
-            "tileloadd tmm7, [{rb} + {wide} * 1 + 64]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "4:",
-            "tilestored [{c} + {sc} * 1], tmm0",
-            "tilestored [{c} + {sc} * 1 + 64], tmm1",
-            a = inout(reg) a => _,
-            row = in(reg) KT * 4,
-            b = inout(reg) b => _,
-            wide = in(reg) NR * 4,
-            b_step = const KT * NR * 4,
-            n = inout(reg) steps => _,
-            rb = in(reg) rest,
-            c = in(reg) c,
-            sc = in(reg) c_stride,
-            load = in(reg) usize::from(accumulate),
-            options(nostack)
-        )
-    };
-}
+tile_kernel!(
+    /// [`tiles`] for the first 16 columns only (two tiles of sums, one of `B`): the
+    /// other 16 columns of `c` are left as they are.
+    ///
+    /// # Safety
+    /// As [`tiles`]'s.
+    tiles_narrow,
+    load: ["tileloadd tmm0, [{c} + {sc} * 1]", "tileloadd tmm2, [{c1} + {sc} * 1]"],
+    zero: ["tilezero tmm0", "tilezero tmm2"],
+    step: [
+        "tileloadd tmm4, [{a} + {row} * 1]",
+        "tileloadd tmm6, [{b} + {wide} * 1]",
+        "tdpbf16ps tmm0, tmm4, tmm6",
+        "tileloadd tmm5, [{a} + {row} * 1 + 1024]",
+        "tdpbf16ps tmm2, tmm5, tmm6"
+    ],
+    store: ["tilestored [{c} + {sc} * 1], tmm0", "tilestored [{c1} + {sc} * 1], tmm2"],
+);
 
-/// [`tiles`] for the first 16 rows and 16 columns only (one tile of sums).
-///
-/// # Safety
-/// As [`tiles`]'s, with `c.0` 16 rows of 16 f32.
-#[inline]
-unsafe fn tile_one(
-    a: *const u32,
-    b: *const u32,
-    (steps, rest): (usize, Option<*const u32>),
-    (c, c_stride, accumulate): (*mut f32, usize, bool),
-) {
-    let rest = rest.unwrap_or(std::ptr::null());
-    // SAFETY: the caller's.
-    unsafe {
-        std::arch::asm!(
-            "test {load}, {load}",
-            "jz 5f",
-            "tileloadd tmm0, [{c} + {sc} * 1]",
-            "jmp 6f",
-            "5:",
-            "tilezero tmm0",
-            "6:",
-            "test {n}, {n}",
-            "jz 3f",
-            ".p2align 6",
-            "2:",
-            "tileloadd tmm4, [{a} + {row} * 1]",
-            "tileloadd tmm6, [{b} + {wide} * 1]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "add {a}, 2048",
-            "add {b}, {b_step}",
-            "dec {n}",
-            "jnz 2b",
-            "3:",
-            "test {rb}, {rb}",
-            "jz 4f",
-            "tileloadd tmm4, [{a} + {row} * 1]",
-            "tileloadd tmm6, [{rb} + {wide} * 1]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "4:",
-            "tilestored [{c} + {sc} * 1], tmm0",
-            a = inout(reg) a => _,
-            row = in(reg) KT * 4,
-            b = inout(reg) b => _,
-            wide = in(reg) NR * 4,
-            b_step = const KT * NR * 4,
-            n = inout(reg) steps => _,
-            rb = in(reg) rest,
-            c = in(reg) c,
-            sc = in(reg) c_stride,
-            load = in(reg) usize::from(accumulate),
-            options(nostack)
-        )
-    };
-}
+tile_kernel!(
+    /// [`tiles`] for the first 16 rows only (two tiles of sums, one of `A`): the other
+    /// 16 rows of `c` are left as they are.
+    ///
+    /// # Safety
+    /// As [`tiles`]'s, with `c.0` 16 rows of 32 f32.
+    tiles_short,
+    load: ["tileloadd tmm0, [{c} + {sc} * 1]", "tileloadd tmm1, [{c} + {sc} * 1 + 64]"],
+    zero: ["tilezero tmm0", "tilezero tmm1"],
+    step: [
+        "tileloadd tmm4, [{a} + {row} * 1]",
+        "tileloadd tmm6, [{b} + {wide} * 1]",
+        "tileloadd tmm7, [{b} + {wide} * 1 + 64]",
+        "tdpbf16ps tmm0, tmm4, tmm6",
+        "tdpbf16ps tmm1, tmm4, tmm7"
+    ],
+    store: ["tilestored [{c} + {sc} * 1], tmm0", "tilestored [{c} + {sc} * 1 + 64], tmm1"],
+);
+
+tile_kernel!(
+    /// [`tiles`] for the first 16 rows and 16 columns only (one tile of sums).
+    ///
+    /// # Safety
+    /// As [`tiles`]'s, with `c.0` 16 rows of 16 f32.
+    tile_one,
+    load: ["tileloadd tmm0, [{c} + {sc} * 1]"],
+    zero: ["tilezero tmm0"],
+    step: [
+        "tileloadd tmm4, [{a} + {row} * 1]",
+        "tileloadd tmm6, [{b} + {wide} * 1]",
+        "tdpbf16ps tmm0, tmm4, tmm6"
+    ],
+    store: ["tilestored [{c} + {sc} * 1], tmm0"],
+);
