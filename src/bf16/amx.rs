@@ -198,15 +198,7 @@ fn run_block(
             // nothing else touches meanwhile).
             unsafe {
                 let (a, b) = (rows.as_ptr().add(s0 * MB * KT), b[s0 * KT * NR..].as_ptr());
-                // a last panel of at most 16 columns, or a last block of at most 16
-                // rows: half the tiles (C1's 100 columns end in a panel of 4, its
-                // output layer has 10; its parts of 100 rows end in a block of 4)
-                match (live <= MB / 2, out.cols <= NR / 2) {
-                    (false, false) => tiles(a, b, (s1 - s0, rest), c),
-                    (false, true) => tiles_narrow(a, b, (s1 - s0, rest), c),
-                    (true, false) => tiles_short(a, b, (s1 - s0, rest), c),
-                    (true, true) => tile_one(a, b, (s1 - s0, rest), c),
-                }
+                run_tiles((live, out.cols), a, b, (s1 - s0, rest), c);
             }
         }
     }
@@ -227,6 +219,31 @@ fn run_block(
         }
     }
     SCRATCH.set(Some(scratch));
+}
+
+/// The kernel for a block of `live` rows against a panel of `cols` columns: half the
+/// tiles for a last block of at most 16 rows or a last panel of at most 16 columns
+/// (C1's 100 columns end in a panel of 4, its output layer has 10; its parts of 100
+/// rows end in a block of 4), a quarter for both.
+///
+/// # Safety
+/// As [`tiles`]'s (`c.0` holding the block's `live` rows of `cols` f32 at least).
+unsafe fn run_tiles(
+    (live, cols): (usize, usize),
+    a: *const u32,
+    b: *const u32,
+    steps: (usize, Option<*const u32>),
+    c: (*mut f32, usize, bool),
+) {
+    // SAFETY: the caller's.
+    unsafe {
+        match (live <= MB / 2, cols <= NR / 2) {
+            (false, false) => tiles(a, b, steps, c),
+            (false, true) => tiles_narrow(a, b, steps, c),
+            (true, false) => tiles_short(a, b, steps, c),
+            (true, true) => tile_one(a, b, steps, c),
+        }
+    }
 }
 
 /// Asks for the rows `rows` of `a` in L2 when they are picked by a batch (scattered
