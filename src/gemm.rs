@@ -32,13 +32,17 @@ const NARROW: usize = 16;
 const NARROW_WORK: usize = 1 << 21;
 
 /// ...except products whose every side is at least this long and that have at least
-/// [`SQUARE_WORK`] multiply-adds: on the Intel host `gemm`'s microkernels run those
-/// 10-30 % faster than `nano-gemm`'s (the products of W2, W5 and C4's hidden layer, one
-/// thread; on the AMD host they tie: `bench/gemm_choice.md`). The same bits: such a
-/// product has at most 512 inputs (`SMALL_WORK / SQUARE_SIDE^2`), which both kernels
-/// sum in one chain per output.
+/// [`SQUARE_WORK`] multiply-adds (f64: [`SQUARE_WORK_F64`]): on the Intel host `gemm`'s
+/// microkernels run those 10-30 % faster than `nano-gemm`'s (the products of W2, W5 and
+/// C4's hidden layer, one thread; on the AMD host they tie: `bench/gemm_choice.md`). The
+/// same bits: such a product has at most 512 inputs (`SMALL_WORK / SQUARE_SIDE^2`),
+/// which both kernels sum in one chain per output.
 const SQUARE_SIDE: usize = 32;
 const SQUARE_WORK: usize = 1 << 17;
+/// In f64 `gemm` is faster from smaller products (on the Intel host, one thread: 32 x 32
+/// x 64 77.9 against 67.9 GFLOPS, 64 x 32 x 32 75.9 / 72.4, 32 x 32 x 32 76.1 / 68.8),
+/// where in f32 `nano-gemm` still is (142.9 / 149.4, 130.5 / 146.7, 112.1 / 124.6).
+const SQUARE_WORK_F64: usize = 1 << 15;
 
 /// Largest operand, in values, that [`matmul`] copies for `nano-gemm` itself.
 const OPERAND_COPY: usize = 1 << 14;
@@ -55,9 +59,13 @@ pub enum Kernel {
 impl Kernel {
     /// The kernel for an `m x n x k` product: by shape alone, never by thread count, so
     /// that results stay bit-identical.
-    pub fn for_shape(m: usize, n: usize, k: usize) -> Self {
+    pub fn for_shape<T: Real>(m: usize, n: usize, k: usize) -> Self {
         let (work, side) = (m * n * k, m.min(n).min(k));
-        let square = side >= SQUARE_SIDE && work >= SQUARE_WORK;
+        let square_work = match std::mem::size_of::<T>() {
+            8 => SQUARE_WORK_F64,
+            _ => SQUARE_WORK,
+        };
+        let square = side >= SQUARE_SIDE && work >= square_work;
         if (work <= SMALL_WORK && !square) || (side <= NARROW && work <= NARROW_WORK) {
             Kernel::Nano
         } else {
@@ -182,7 +190,7 @@ pub fn matmul<T: Real>(
     accumulate: bool,
     par: Par,
 ) -> Result<()> {
-    let kernel = Kernel::for_shape(dst.nrows(), dst.ncols(), a.ncols());
+    let kernel = Kernel::for_shape::<T>(dst.nrows(), dst.ncols(), a.ncols());
     matmul_with(kernel, dst, a, b, accumulate, par)
 }
 
@@ -481,13 +489,37 @@ mod tests {
             (32, 64, 64),
             (32, 32, 512),
         ] {
-            assert_eq!(Kernel::for_shape(m, n, k), Kernel::Gemm, "{m} x {n} x {k}");
+            assert_eq!(
+                Kernel::for_shape::<f32>(m, n, k),
+                Kernel::Gemm,
+                "{m} x {n} x {k}"
+            );
+            assert_eq!(
+                Kernel::for_shape::<f64>(m, n, k),
+                Kernel::Gemm,
+                "{m} x {n} x {k}"
+            );
             check::<f64>(m, n, k, |v| v);
             check::<f32>(m, n, k, |v| v as f32);
         }
+        // smaller products: gemm in f64 only (C4's halves)
+        for &(m, n, k) in &[(32, 32, 64), (64, 32, 32), (32, 32, 32)] {
+            assert_eq!(
+                Kernel::for_shape::<f64>(m, n, k),
+                Kernel::Gemm,
+                "{m} x {n} x {k}"
+            );
+            assert_eq!(
+                Kernel::for_shape::<f32>(m, n, k),
+                Kernel::Nano,
+                "{m} x {n} x {k}"
+            );
+            check::<f64>(m, n, k, |v| v);
+        }
         // (below the square sides: nano-gemm, as before)
-        assert_eq!(Kernel::for_shape(100, 100, 20), Kernel::Nano);
-        assert_eq!(Kernel::for_shape(31, 64, 64), Kernel::Nano);
+        assert_eq!(Kernel::for_shape::<f64>(100, 100, 20), Kernel::Nano);
+        assert_eq!(Kernel::for_shape::<f64>(31, 64, 64), Kernel::Nano);
+        assert_eq!(Kernel::for_shape::<f64>(32, 32, 31), Kernel::Nano);
     }
 
     /// Overwriting never reads the old contents, so stale NaNs cannot leak in.

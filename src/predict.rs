@@ -30,13 +30,13 @@ fn block_rows(n: usize) -> usize {
 /// path, [`same_sums`]): each block pays `gemm`'s fixed costs (packing the weights
 /// among them) once, so one block is faster (100 rows of a 784-100-10 f64 model,
 /// engine, Intel host: 221-227 us against 241-255 for two blocks).
-fn blocks_on(par: Par, layout: &Layout, layers: usize, n: usize) -> usize {
+fn blocks_on<T: Real>(par: Par, layout: &Layout, layers: usize, n: usize) -> usize {
     let half = block_rows(n);
     let one_block = par == Par::Sequential
         && n <= BLOCK_ROWS
         && half >= 2
-        && same_sums(layout, layers, n, half)
-        && same_sums(layout, layers, n, n - half);
+        && same_sums::<T>(layout, layers, n, half)
+        && same_sums::<T>(layout, layers, n, n - half);
     if one_block {
         n
     } else {
@@ -47,9 +47,9 @@ fn blocks_on(par: Par, layout: &Layout, layers: usize, n: usize) -> usize {
 /// Whether products of `a` and of `b` rows through the first `layers` layers of
 /// `layout` sum every output alike (the same bits: [`sums_alike`]). Either answer gives
 /// correct outputs; `true` only where the bits are the same.
-fn same_sums(layout: &Layout, layers: usize, a: usize, b: usize) -> bool {
+fn same_sums<T: Real>(layout: &Layout, layers: usize, a: usize, b: usize) -> bool {
     let u = &layout.units;
-    (0..layers).all(|l| sums_alike(a, b, u[l], u[l + 1]))
+    (0..layers).all(|l| sums_alike::<T>(a, b, u[l], u[l + 1]))
 }
 
 /// The threads a prediction over `n_rows` rows runs on (see [`threads_for`]): a block of
@@ -134,7 +134,7 @@ fn forward_blocks<T: Real>(
     if n == 0 {
         return Ok(());
     }
-    let block = blocks_on(par, &net.layout, layers, n);
+    let block = blocks_on::<T>(par, &net.layout, layers, n);
     let count = n.div_ceil(block);
     let dst = SendPtr(out.as_mut_ptr());
     let pass = Pass {
@@ -347,11 +347,14 @@ mod tests {
             let layers = layout.n_layers();
             let expected = if whole { n } else { block_rows(n) };
             assert_eq!(
-                blocks_on(Par::Sequential, &layout, layers, n),
+                blocks_on::<T>(Par::Sequential, &layout, layers, n),
                 expected,
                 "{units:?} {n}"
             );
-            assert_eq!(blocks_on(Par::Rayon, &layout, layers, n), block_rows(n));
+            assert_eq!(
+                blocks_on::<T>(Par::Rayon, &layout, layers, n),
+                block_rows(n)
+            );
             let params = layout.glorot::<T>(Activation::Relu, 6);
             let mut rng = SplitMix64(7);
             let x = Array2::from_shape_fn((n, units[0]), |_| T::from_f64(rng.next_f64()));

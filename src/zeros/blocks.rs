@@ -17,6 +17,7 @@
 
 use crate::gemm::Kernel;
 use crate::narrow::MAX_COLUMNS as NARROW_COLUMNS;
+use crate::real::Real;
 use std::any::TypeId;
 use std::cell::RefCell;
 use std::sync::Mutex;
@@ -43,8 +44,8 @@ impl Path {
     /// The path of `z = x w` with `n` rows, `inputs` inputs and `width` outputs, as
     /// `gemm::matmul` takes it for row-major buffers (`gemm` transposes a row-major
     /// output: its `m` is `width`, its `n` the rows).
-    pub(crate) fn of(n: usize, inputs: usize, width: usize) -> Self {
-        match Kernel::for_shape(n, width, inputs) {
+    pub(crate) fn of<T: Real>(n: usize, inputs: usize, width: usize) -> Self {
+        match Kernel::for_shape::<T>(n, width, inputs) {
             Kernel::Nano => Path::Nano,
             Kernel::Gemm if width <= GEMM_SMALL && n <= GEMM_SMALL => Path::GemmSmall,
             Kernel::Gemm => Path::Gemm,
@@ -87,9 +88,12 @@ impl Path {
 /// Whether products of `a` and of `b` rows, `inputs` inputs and `width` outputs, sum
 /// every output alike (the same bits): the same path, and no matrix-vector product (one
 /// row, or one output on `gemm`'s paths, which it sums another way).
-pub(crate) fn sums_alike(a: usize, b: usize, inputs: usize, width: usize) -> bool {
-    let path = Path::of(a, inputs, width);
-    a >= 2 && b >= 2 && path == Path::of(b, inputs, width) && (path == Path::Nano || width >= 2)
+pub(crate) fn sums_alike<T: Real>(a: usize, b: usize, inputs: usize, width: usize) -> bool {
+    let path = Path::of::<T>(a, inputs, width);
+    a >= 2
+        && b >= 2
+        && path == Path::of::<T>(b, inputs, width)
+        && (path == Path::Nano || width >= 2)
 }
 
 /// What a check is about: float type, inputs and path.
@@ -143,25 +147,27 @@ mod tests {
         assert_eq!(Path::Gemm.block(512), 512);
         assert_eq!(Path::Gemm.block(513), 257);
         assert_eq!(Path::Gemm.block(1500), 500);
-        assert_eq!(Path::of(200, 784, 100), Path::Gemm);
-        assert_eq!(Path::of(64, 784, 64), Path::GemmSmall);
-        assert_eq!(Path::of(2, 784, 2), Path::Nano);
-        assert_eq!(Path::of(65, 784, 64), Path::Gemm);
+        assert_eq!(Path::of::<f64>(200, 784, 100), Path::Gemm);
+        assert_eq!(Path::of::<f64>(64, 784, 64), Path::GemmSmall);
+        assert_eq!(Path::of::<f64>(2, 784, 2), Path::Nano);
+        assert_eq!(Path::of::<f64>(65, 784, 64), Path::Gemm);
+        assert_eq!(Path::of::<f64>(32, 64, 32), Path::GemmSmall);
+        assert_eq!(Path::of::<f32>(32, 64, 32), Path::Nano);
         assert_eq!(Path::Gemm.probe_shape(65, 64), (65, 64));
         assert_eq!(Path::Gemm.probe_shape(200, 100), (8, 65));
         assert_eq!(Path::GemmSmall.probe_shape(64, 3), (8, 3));
         assert_eq!(Path::Nano.probe_shape(2, 10), (2, 8));
         assert_eq!(Path::Nano.probe_shape(2, 40), (2, 17));
-        assert!(sums_alike(100, 50, 784, 100));
+        assert!(sums_alike::<f64>(100, 50, 784, 100));
         assert!(
-            !sums_alike(100, 50, 784, 64),
+            !sums_alike::<f64>(100, 50, 784, 64),
             "50 rows take gemm's small path"
         );
         assert!(
-            !sums_alike(2, 1, 784, 100),
+            !sums_alike::<f64>(2, 1, 784, 100),
             "one row: a matrix-vector product"
         );
-        assert!(sums_alike(90, 45, 30, 1), "one output, one chain");
+        assert!(sums_alike::<f64>(90, 45, 30, 1), "one output, one chain");
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub(crate) fn forward<T: Real>(f: &Forward<'_, T>, z: &mut [T], finite: bool) ->
     if !takes {
         return Ok(false);
     }
-    let path = Path::of(f.n, f.inputs, f.width);
+    let path = Path::of::<T>(f.n, f.inputs, f.width);
     let block = path.block(f.inputs);
     if !blocks::checked::<T>(f.inputs, path, || agrees(f, path, block)) {
         return Ok(false);
@@ -422,7 +422,7 @@ mod tests {
     fn reference<T: Real>(x: &Array2<T>, w: &Array2<T>) -> Vec<T> {
         let (n, inputs) = x.dim();
         let mut want = Array2::<T>::zeros((n, w.ncols()));
-        let kernel = Path::of(n, inputs, w.ncols()).kernel();
+        let kernel = Path::of::<T>(n, inputs, w.ncols()).kernel();
         matmul_with(
             kernel,
             want.view_mut(),
@@ -465,7 +465,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     fn kernel<T: Real>(x: &Array2<T>, w: &Array2<T>, level: Level) -> Vec<T> {
         let f = forward_of(x, w);
-        let block = Path::of(f.n, f.inputs, f.width).block(f.inputs);
+        let block = Path::of::<T>(f.n, f.inputs, f.width).block(f.inputs);
         let mut z = vec![T::nan(); f.n * f.width];
         // SAFETY: the CPU has the level's instructions (`kernels`); the shapes fit.
         unsafe {
@@ -548,7 +548,7 @@ mod tests {
         }
         let (x, w) = (one_hot::<f32>(100, 784), weights::<f32>(784, 100));
         let f = forward_of(&x, &w);
-        assert_eq!(Path::of(100, 784, 100), Path::Gemm);
+        assert_eq!(Path::of::<f32>(100, 784, 100), Path::Gemm);
         assert!(agrees(&f, Path::Gemm, 392));
         assert!(!agrees(&f, Path::Gemm, 784));
         assert!(!agrees(&f, Path::Gemm, 512));
@@ -556,7 +556,7 @@ mod tests {
         assert!(!agrees(&f, Path::Nano, 392));
         let (x, w) = (one_hot::<f64>(64, 784), weights::<f64>(784, 64));
         let f = forward_of(&x, &w);
-        assert_eq!(Path::of(64, 784, 64), Path::GemmSmall);
+        assert_eq!(Path::of::<f64>(64, 784, 64), Path::GemmSmall);
         assert!(agrees(&f, Path::GemmSmall, 512));
         assert!(!agrees(&f, Path::GemmSmall, 392));
     }
