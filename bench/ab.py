@@ -10,8 +10,10 @@ fresh process after an idle pause), and prints medians, min-max and the ratio::
         /tmp/venv-before/bin/python .venv/bin/python [--repeats 5] [--only C1,C4]
 
 Workloads: C1 (Fashion-MNIST 784-100-10 sgd, 3 epochs, f32), C2 (784-512-256-10, 1
-epoch, f32), C4 (digits 64-64-10 batch 32, 20 epochs, f64), W1 (tabular defaults), W4
-(predict_proba of 1 and of 100 rows), W5 (cross_val_score on digits); Fashion-MNIST
+epoch, f32), C1-bf and C2-bf (the same with ``matmul_precision="bfloat16"``, after a
+first fit; not run by default), C4 (digits 64-64-10 batch 32, 20 epochs, f64), W1
+(tabular defaults), W4 (predict_proba of 1 and of 100 rows), W5 (cross_val_score on
+digits); Fashion-MNIST
 falls back to random data of its
 shape when the dataset is not installed.
 """
@@ -55,10 +57,14 @@ def timed(fn, repeats=1):
 
 sgd = dict(solver="sgd", momentum=0.9, learning_rate_init=0.01, tol=0,
            n_iter_no_change=1000, random_state=0)
-if name in ("C1", "C2"):
+if name in ("C1", "C2", "C1-bf", "C2-bf"):
     X, y = fashion(60000)
-    hidden, batch, epochs = ((100,), 200, 3) if name == "C1" else ((512, 256), 256, 1)
-    est = MLPClassifier(hidden, batch_size=batch, max_iter=epochs, **sgd)
+    c1 = name.startswith("C1")
+    hidden, batch, epochs = ((100,), 200, 3) if c1 else ((512, 256), 256, 1)
+    bf16 = dict(matmul_precision="bfloat16") if name.endswith("-bf") else {}
+    est = MLPClassifier(hidden, batch_size=batch, max_iter=epochs, **sgd, **bf16)
+    if bf16:
+        est.fit(X, y)  # a first fit: X's rounded copy then reuses warm pages
     seconds = timed(lambda: est.fit(X, y)) / epochs
 elif name == "C4":
     from sklearn.datasets import load_digits
@@ -107,7 +113,11 @@ def main():
     parser.add_argument("a", help="interpreter of build A (e.g. before the change)")
     parser.add_argument("b", help="interpreter of build B (e.g. after it)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--only", default=",".join(WORKLOADS))
+    parser.add_argument(
+        "--only",
+        default=",".join(WORKLOADS),
+        help="comma-separated, of " + ",".join(WORKLOADS + ["C1-bf", "C2-bf"]),
+    )
     args = parser.parse_args()
     print(f"A = {args.a}\nB = {args.b}")
     print("| workload | A median (min-max) | B median (min-max) | B / A |")
