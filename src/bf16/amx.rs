@@ -265,11 +265,14 @@ fn prefetch_rows(a: WordRows<'_>, rows: Range<usize>, pairs: usize) {
 
 /// The block's 32 rows (`live` of them from row `first`, then zero rows) step by step:
 /// step `s`'s 16 words of row `r` at `(s * 32 + r) * 16`, `ceil(pairs / 16)` steps (the
-/// last one padded with zeros). Each step's two tiles of `A` are then 2 KB in a row.
+/// last one padded with zeros). Each step's two tiles of `A` are then 2 KB in a row. A
+/// block of at most 16 rows fills only the first tile of each step, the one its
+/// kernels read ([`run_tiles`]).
 fn pack_block(a: WordRows<'_>, (first, live): (usize, usize), pairs: usize, packed: &mut Vec<u32>) {
     let steps = pairs.div_ceil(KT);
     packed.resize(steps * MB * KT, 0);
-    for r in 0..MB {
+    let rows = if live <= MB / 2 { MB / 2 } else { MB };
+    for r in 0..rows {
         let row = match r < live {
             true => &a.words[a.start(first + r)..][..pairs],
             false => &[],
