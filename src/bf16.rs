@@ -1493,6 +1493,17 @@ mod tests {
         out
     }
 
+    /// `kernel`'s product of `a` and `b` added to a destination of 0.5s, on one thread.
+    fn run_added(
+        kernel: Bf16Kernel,
+        a: ArrayView2<'_, f32>,
+        b: ArrayView2<'_, f32>,
+    ) -> Array2<f32> {
+        let mut out = Array2::from_elem((a.nrows(), b.ncols()), 0.5_f32);
+        matmul_with(kernel, out.view_mut(), a, b, true, Par::Sequential).unwrap();
+        out
+    }
+
     /// `kernel`'s product `want` of `a` and `b` again from a transposed `a` and on 3
     /// threads, and added to a row-major and to a transposed destination: the same bits.
     /// Returns the sums added to 0.5.
@@ -1508,8 +1519,7 @@ mod tests {
         assert_eq!(run(kernel, at.t(), b, seq), want, "{kernel:?} A^T");
         let threaded = crate::parallel::with_threads(3, |par| run(kernel, a, b, par)).unwrap();
         assert_eq!(&threaded, want, "{kernel:?} threads");
-        let mut added = Array2::from_elem((m, n), 0.5_f32);
-        matmul_with(kernel, added.view_mut(), a, b, true, seq).unwrap();
+        let added = run_added(kernel, a, b);
         // a transposed destination (its tiles written element by element), added to
         let mut out_t = Array2::from_elem((n, m), 0.5_f32);
         let dst = out_t.view_mut().reversed_axes();
@@ -1545,35 +1555,14 @@ mod tests {
             let a = filled(64, k, 0.29);
             let b = filled(k, n, 0.17);
             let whole = run(Bf16Kernel::Amx, a.view(), b.view(), Par::Sequential);
-            let mut whole_added = Array2::from_elem((64, n), 0.5_f32);
-            matmul_with(
-                Bf16Kernel::Amx,
-                whole_added.view_mut(),
-                a.view(),
-                b.view(),
-                true,
-                Par::Sequential,
-            )
-            .unwrap();
+            let whole_added = run_added(Bf16Kernel::Amx, a.view(), b.view());
             for live in [1, 4, 16, 17] {
                 let rows = ndarray::s![..32 + live, ..];
                 let short = run(Bf16Kernel::Amx, a.slice(rows), b.view(), Par::Sequential);
                 assert_eq!(short, whole.slice(rows), "{n} x {k}, {live} rows");
-                let mut added = Array2::from_elem((32 + live, n), 0.5_f32);
-                matmul_with(
-                    Bf16Kernel::Amx,
-                    added.view_mut(),
-                    a.slice(rows),
-                    b.view(),
-                    true,
-                    Par::Sequential,
-                )
-                .unwrap();
-                assert_eq!(
-                    added,
-                    whole_added.slice(rows),
-                    "{n} x {k}, {live} rows, added"
-                );
+                let added = run_added(Bf16Kernel::Amx, a.slice(rows), b.view());
+                let want = whole_added.slice(rows);
+                assert_eq!(added, want, "{n} x {k}, {live} rows, added");
             }
         }
     }

@@ -468,6 +468,13 @@ mod tests {
     /// error signal), so that the choice never changes a model.
     #[test]
     fn square_products_sum_alike_on_both_kernels() {
+        // the kernels picked for f32 and for f64
+        let picks = |m, n, k| {
+            (
+                Kernel::for_shape::<f32>(m, n, k),
+                Kernel::for_shape::<f64>(m, n, k),
+            )
+        };
         fn check<T: Real + std::fmt::Debug>(m: usize, n: usize, k: usize, cast: fn(f64) -> T) {
             let a = filled(m, k, 0.37).mapv(cast);
             let b = filled(k, n, 0.11).mapv(cast);
@@ -490,13 +497,8 @@ mod tests {
             (32, 32, 512),
         ] {
             assert_eq!(
-                Kernel::for_shape::<f32>(m, n, k),
-                Kernel::Gemm,
-                "{m} x {n} x {k}"
-            );
-            assert_eq!(
-                Kernel::for_shape::<f64>(m, n, k),
-                Kernel::Gemm,
+                picks(m, n, k),
+                (Kernel::Gemm, Kernel::Gemm),
                 "{m} x {n} x {k}"
             );
             check::<f64>(m, n, k, |v| v);
@@ -505,21 +507,20 @@ mod tests {
         // smaller products: gemm in f64 only (C4's halves)
         for &(m, n, k) in &[(32, 32, 64), (64, 32, 32), (32, 32, 32)] {
             assert_eq!(
-                Kernel::for_shape::<f64>(m, n, k),
-                Kernel::Gemm,
-                "{m} x {n} x {k}"
-            );
-            assert_eq!(
-                Kernel::for_shape::<f32>(m, n, k),
-                Kernel::Nano,
+                picks(m, n, k),
+                (Kernel::Nano, Kernel::Gemm),
                 "{m} x {n} x {k}"
             );
             check::<f64>(m, n, k, |v| v);
         }
         // (below the square sides: nano-gemm, as before)
-        assert_eq!(Kernel::for_shape::<f64>(100, 100, 20), Kernel::Nano);
-        assert_eq!(Kernel::for_shape::<f64>(31, 64, 64), Kernel::Nano);
-        assert_eq!(Kernel::for_shape::<f64>(32, 32, 31), Kernel::Nano);
+        for &(m, n, k) in &[(100, 100, 20), (31, 64, 64), (32, 32, 31)] {
+            assert_eq!(
+                picks(m, n, k),
+                (Kernel::Nano, Kernel::Nano),
+                "{m} x {n} x {k}"
+            );
+        }
     }
 
     /// Overwriting never reads the old contents, so stale NaNs cannot leak in.
