@@ -18,6 +18,9 @@ W7       tabular with categories: ``MLPClassifier()`` defaults on 50,000 rows of
          inputs' kernels of ``src/zeros.rs``)
 W8       W7 with 60 levels a category: 728 inputs, 98 % zeros (past 512 inputs
          ``gemm`` sums in blocks, which the forward kernel mirrors)
+W9       a stream: ``partial_fit`` of ``MLPClassifier()`` over chunks of 500 rows of
+         make_classification 20,000 x 40, 4 classes (40 calls; not in the issue: the
+         fixed costs of a call, which out-of-core and online learning pay per chunk)
 =======  ===============================================================================
 
 Each workload runs scikit-learn and mlp_rs interleaved (the order alternating per
@@ -168,6 +171,21 @@ def w8(lib):
     return w7(lib, levels=60)
 
 
+def w9(lib):
+    X, y = make_classification(
+        20_000, 40, n_informative=20, n_classes=4, random_state=0
+    )
+    chunks = [(X[i : i + 500], y[i : i + 500]) for i in range(0, len(y), 500)]
+    classes = np.unique(y)
+
+    def run():
+        est = lib["clf"](random_state=0)
+        for X_chunk, y_chunk in chunks:
+            est.partial_fit(X_chunk, y_chunk, classes=classes)
+
+    return run
+
+
 WORKLOADS = {
     "W1": w1,
     "W2": w2,
@@ -179,6 +197,7 @@ WORKLOADS = {
     "W6-bf16": w6_bf16,
     "W7": w7,
     "W8": w8,
+    "W9": w9,
 }
 LIBS = {
     "scikit-learn": {"clf": SkClassifier, "reg": SkRegressor},

@@ -69,7 +69,8 @@ pub use network::{Layout, SplitMix64};
 pub use objective::{loss_and_gradient, loss_threads};
 pub use optimizer::{Plateau, Scalars, Schedule, Solver};
 pub use parallel::{
-    requested_threads, threads_for, with_shared_team, with_shared_threads, with_threads, Par,
+    requested_threads, threads_for, with_pool, with_shared_team, with_shared_threads, with_threads,
+    Par,
 };
 pub use predict::{hidden_activations, predict, predict_checked, predict_threads};
 pub use propagate::Net;

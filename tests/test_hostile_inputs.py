@@ -549,6 +549,16 @@ SECOND_PARTIAL_FIT = {
     "subset-of-classes": lambda y: (np.zeros_like(y), {}),
     "classes-changed": lambda y: (y, {"classes": [0, 1, 2, 3]}),
     "classes-repeated": lambda y: (y, {"classes": [0, 1, 2]}),
+    # NumPy integer classes and labels take a shorter way after the first call
+    "classes-changed-array": lambda y: (y, {"classes": np.arange(4)}),
+    "classes-repeated-array": lambda y: (y, {"classes": np.arange(3)}),
+    "classes-reordered-array": lambda y: (y, {"classes": np.array([2, 0, 1])}),
+    "classes-duplicated-array": lambda y: (y, {"classes": np.array([0, 1, 2, 2])}),
+    "classes-uint8-array": lambda y: (
+        y.astype(np.uint8),
+        {"classes": np.arange(3, dtype=np.uint8)},
+    ),
+    "classes-array-unseen-y": lambda y: (y + 1, {"classes": np.arange(3)}),
     "string-labels-after-int": lambda y: (_labels(y, ["a", "b", "c"]), {}),
     "float-labels-after-int": lambda y: (y + 0.5, {}),
     "multilabel-after-multiclass": lambda y: (np.c_[y > 0, y > 1], {}),

@@ -173,6 +173,27 @@ def test_two_models_fit_concurrently_like_alone():
             np.testing.assert_array_equal(a, b)
 
 
+def test_a_fit_inside_another_fits_callback_runs_like_alone():
+    """Each fit on threads has a pool of its own while it runs (pools are kept for the
+    next fits, never shared by two at once): a fit started from another fit's callback
+    gets its own instead of waiting on the outer fit's busy threads."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(3000, 30))
+    y = X @ rng.normal(size=30) + 0.1 * rng.normal(size=3000)
+    params = dict(hidden_layer_sizes=(64,), max_iter=3, random_state=0, n_jobs=2)
+    alone = MLPRegressor(**params).fit(X, y)
+    inner = []
+
+    def fit_another(epoch, loss, validation_score, elapsed):
+        inner.append(MLPRegressor(**params).fit(X, y))
+
+    outer = MLPRegressor(**params, callbacks=fit_another).fit(X, y)
+    assert len(inner) == 3
+    for m in [outer, *inner]:
+        for a, b in zip(alone.coefs_, m.coefs_, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_exception_in_a_verbose_print_propagates(big_problem, monkeypatch):
     X, y = big_problem
     clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, verbose=True)
@@ -351,3 +372,28 @@ def test_predictions_in_a_forked_child_after_the_parent_predicted(big_problem):
         result = pool.map_async(_predict_in_child, [(clf, X)])
         got = result.get(timeout=120)[0]
     np.testing.assert_array_equal(got, expected)
+
+
+def _fit_in_child(args):
+    params, X, y = args
+    return MLPClassifier(**params).fit(X, y).coefs_
+
+
+@pytest.mark.skipif(
+    "fork" not in __import__("multiprocessing").get_all_start_methods(),
+    reason="needs the fork start method",
+)
+def test_fits_in_a_forked_child_after_the_parent_fitted(big_problem):
+    """Fits take a pool their process keeps from earlier fits; a child forked afterwards
+    has no copy of its threads and starts its own instead of waiting on the parent's."""
+    import multiprocessing
+
+    X, y = big_problem
+    X, y = X[:3000], y[:3000]
+    params = dict(hidden_layer_sizes=(64,), max_iter=2, random_state=0, n_jobs=2)
+    expected = MLPClassifier(**params).fit(X, y).coefs_  # a pool is now kept
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result = pool.map_async(_fit_in_child, [(params, X, y)])
+        got = result.get(timeout=120)[0]
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -3,7 +3,7 @@
 //! calling thread keeps honouring Ctrl-C.
 
 use super::errors::panic_error;
-use crate::{with_threads, EpochReport, Error, Hooks, Mt19937, Par, Plateau};
+use crate::{with_pool, EpochReport, Error, Hooks, Mt19937, Par, Plateau};
 use numpy::{PyReadonlyArray1, PyReadwriteArray1};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
@@ -233,8 +233,8 @@ type RawRun<R> = std::thread::Result<Result<R, Error>>;
 
 /// Runs `work` on `threads` threads with the GIL released, polling for signals: one
 /// thread trains on this one, which looks for signals between batches itself (only the
-/// main thread sees them); more train in a pool started from a worker thread while this
-/// one waits and polls. The error raised is the hooks' own exception if one failed, else
+/// main thread sees them); more train in a pool (a worker runs `work`) while this one
+/// waits and polls. The error raised is the hooks' own exception if one failed, else
 /// a signal handler's, else the engine's.
 pub(super) fn run_interruptible<R: Send>(
     py: Python<'_>,
@@ -249,12 +249,15 @@ pub(super) fn run_interruptible<R: Send>(
         if is_main_thread(py)? {
             hooks.last_signal_poll = Some(Instant::now());
         }
-        py.detach(|| catch_unwind(AssertUnwindSafe(|| pooled(1, hooks, work, false))))
+        py.detach(|| catch_unwind(AssertUnwindSafe(|| work(hooks, Par::Sequential))))
     } else {
         let stop = hooks.stop;
         py.detach(|| {
-            let worker = || pooled(threads, hooks, work, true);
-            on_worker_polling(worker, |py| poll_signals(py, stop, &mut signal_error))
+            // the worker stays attached to Python, so that each hook re-enters it cheaply
+            let worker = |par| Python::attach(|py| py.detach(|| work(hooks, par)));
+            on_pool_polling(threads, worker, |py| {
+                poll_signals(py, stop, &mut signal_error)
+            })
         })
     };
     match result {
@@ -271,47 +274,36 @@ pub(super) fn run_interruptible<R: Send>(
     }
 }
 
-/// `work` inside a pool of `threads` (none for one); `on_worker` keeps the worker
-/// attached to Python once, so that each hook re-enters it cheaply.
-fn pooled<R: Send>(
+/// Runs `worker` on a worker of a pool of `threads` threads (its `Par`), panics caught,
+/// while this thread wakes every [`SIGNAL_POLL`] to run `poll` with the GIL; the worker
+/// wakes it when done.
+fn on_pool_polling<R: Send>(
     threads: usize,
-    hooks: &mut PyHooks<'_>,
-    work: impl FnOnce(&mut PyHooks<'_>, Par) -> Result<R, Error> + Send,
-    on_worker: bool,
-) -> Result<R, Error> {
-    with_threads(threads, |par| {
-        if on_worker {
-            Python::attach(|py| py.detach(|| work(hooks, par)))
-        } else {
-            work(hooks, par)
-        }
-    })?
-}
-
-/// Runs `worker` on a scoped thread, panics caught, while this thread wakes every
-/// [`SIGNAL_POLL`] to run `poll` with the GIL; the worker wakes it when done.
-fn on_worker_polling<R: Send>(
-    worker: impl FnOnce() -> Result<R, Error> + Send,
+    worker: impl FnOnce(Par) -> Result<R, Error> + Send,
     mut poll: impl FnMut(Python<'_>),
 ) -> RawRun<R> {
     let done = AtomicBool::new(false);
     let caller = std::thread::current();
-    std::thread::scope(|s| {
-        let handle = s.spawn(|| {
-            let out = catch_unwind(AssertUnwindSafe(worker));
-            // A flag, not `is_finished`: the thread is still exiting after `unpark`, and
-            // the caller would park again for a whole timeout.
-            done.store(true, Ordering::SeqCst);
-            caller.unpark();
-            out
-        });
-        while !done.load(Ordering::SeqCst) {
-            std::thread::park_timeout(SIGNAL_POLL);
-            if done.load(Ordering::SeqCst) {
-                break;
+    let mut out = None;
+    let pooled = with_pool(threads, |pool| {
+        pool.in_place_scope(|s| {
+            s.spawn(|_| {
+                out = Some(catch_unwind(AssertUnwindSafe(|| worker(Par::Rayon))));
+                // A flag, not the scope's end: the caller parks until it is set.
+                done.store(true, Ordering::SeqCst);
+                caller.unpark();
+            });
+            while !done.load(Ordering::SeqCst) {
+                std::thread::park_timeout(SIGNAL_POLL);
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
+                Python::attach(&mut poll);
             }
-            Python::attach(&mut poll);
-        }
-        handle.join().and_then(|r| r)
-    })
+        })
+    });
+    match pooled {
+        Ok(()) => out.expect("the scope ran the worker"),
+        Err(e) => Ok(Err(e)),
+    }
 }
