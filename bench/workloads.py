@@ -9,6 +9,8 @@ W3       sparse CSR 20,000 x 50,000, 100 nonzeros a row, 20 classes, (100,), ada
          max_iter=3
 W4-1     ``predict_proba`` of 1 row, 784-100-10 float64 model (Fashion-MNIST's shape)
 W4-100   ``predict_proba`` of 100 rows, same model
+W4-df    W4-1 from pandas: the model fitted on a DataFrame with named columns, one row
+         of it predicted (not in the issue: serving from a DataFrame)
 W5       ``cross_val_score(cv=5)`` on digits, (64,), adam, max_iter=50
 W6       float32 200,000 x 256, (256, 128), sgd momentum 0.9, batch 512, 3 epochs
 W6-bf16  W6 with mlp_rs's ``matmul_precision="bfloat16"`` (scikit-learn's side is W6)
@@ -88,16 +90,20 @@ def w3(lib):
     return _fit(lib["clf"], X, y, hidden_layer_sizes=(100,), max_iter=3)
 
 
-def _w4(lib, rows):
+def _w4(lib, rows, frame=False):
     rng = np.random.RandomState(0)
     X = rng.rand(2000, 784)
     y = rng.randint(0, 10, 2000)
+    if frame:
+        import pandas as pd
+
+        X = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(784)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est = lib["clf"](hidden_layer_sizes=(100,), max_iter=1, random_state=0).fit(
             X, y
         )
-    x = X[:rows]
+    x = X.iloc[:rows] if frame else X[:rows]
     calls = 2000 if rows == 1 else 300
 
     def run():
@@ -114,6 +120,10 @@ def w4_1(lib):
 
 def w4_100(lib):
     return _w4(lib, 100)
+
+
+def w4_frame(lib):
+    return _w4(lib, 1, frame=True)
 
 
 def w5(lib):
@@ -192,6 +202,7 @@ WORKLOADS = {
     "W3": w3,
     "W4-1": w4_1,
     "W4-100": w4_100,
+    "W4-df": w4_frame,
     "W5": w5,
     "W6": w6,
     "W6-bf16": w6_bf16,

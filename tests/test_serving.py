@@ -40,8 +40,42 @@ def _inputs(X):
         "object": X.astype(object),
         "list": X[:3].tolist(),
         "dataframe": pd.DataFrame(X),
+        **_frames(X),
         "csr": sp.csr_matrix(X),
         "matrix": np.asmatrix(X),
+    }
+
+
+NAMES = list("abcdef")
+
+
+def _frames(X):
+    """DataFrames with the "feature names" model's column names, plain (the serving
+    path for that model) or not (the full path: other names, order, dtypes, values)."""
+    named = pd.DataFrame(X, columns=NAMES)
+    nan = named.copy()
+    nan.iloc[1, 2] = np.nan
+    mixed = named.copy()
+    mixed["b"] = (X[:, 1] * 10).astype(np.int64)
+    renamed = named.rename(columns={"f": "g"})
+    return {
+        "named frame": named,
+        "named frame float32": named.astype(np.float32),
+        "named frame one row": named.iloc[:1],
+        "named frame strided": named.iloc[::2],
+        "named frame no rows": named.iloc[:0],
+        "named frame nan": nan,
+        "named frame reordered": named[NAMES[::-1]],
+        "named frame renamed": renamed,
+        "named frame too few columns": named[NAMES[:-1]],
+        "named frame int": (named * 10).astype(np.int64),
+        "named frame mixed dtypes": mixed,
+        "named frame nullable": named.astype("Float64"),
+        "named frame object": named.astype(object),
+        "named frame numpy str names": pd.DataFrame(
+            X, columns=pd.Index([np.str_(c) for c in NAMES], dtype=object)
+        ),
+        "named frame int names": pd.DataFrame(X, columns=range(X.shape[1])),
     }
 
 
@@ -62,7 +96,7 @@ def _models():
             ),
             "regressor": (MLPRegressor(**kw).fit(Xr, yr), Xr, yr),
             "feature names": (
-                MLPClassifier(**kw).fit(pd.DataFrame(X, columns=list("abcdef")), y),
+                MLPClassifier(**kw).fit(pd.DataFrame(X, columns=NAMES), y),
                 X,
                 y,
             ),
@@ -90,7 +124,7 @@ def test_serving_path_is_the_full_path(model, method, assume_finite, monkeypatch
         with sklearn.config_context(assume_finite=assume_finite):
             fast = call_outcome(call)
             with monkeypatch.context() as m:
-                m.setattr(type(est), "_is_plain_input", lambda self, X: False)
+                m.setattr(type(est), "_served_values", lambda self, X: None)
                 full = call_outcome(call)
         try:
             assert_same_outcome(fast, full, np.testing.assert_array_equal)
@@ -107,7 +141,7 @@ def test_first_layer_overflow_is_not_taken_for_bad_input(monkeypatch):
     est.coefs_[0] = np.full_like(est.coefs_[0], 1e308)
     fast = call_outcome(lambda: est.predict(X))
     with monkeypatch.context() as m:
-        m.setattr(type(est), "_is_plain_input", lambda self, X: False)
+        m.setattr(type(est), "_served_values", lambda self, X: None)
         full = call_outcome(lambda: est.predict(X))
     assert_same_outcome(fast, full, np.testing.assert_array_equal)
     assert not np.isfinite(est.predict(X)).all()
@@ -130,6 +164,13 @@ def test_serving_path_is_taken_for_plain_arrays(monkeypatch):
     assert calls == []
     est.predict_proba(X.tolist())  # a list: the full path
     assert calls == [1]
+    named, _, _ = MODELS["feature names"]
+    named.predict_proba(pd.DataFrame(X, columns=NAMES))  # a plain DataFrame: served
+    assert calls == [1]
+    with pytest.raises(ValueError, match="feature names should match"):
+        named.predict_proba(pd.DataFrame(X, columns=NAMES[::-1]))  # the full path
+    assert calls == [1, 1]
+    calls.pop()
     bad = X.copy()
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="Input X contains NaN"):

@@ -6,6 +6,7 @@ engine (``mlp_rs._core``) is stateless and works on arrays it is handed.
 
 import operator
 import pickle
+import sys
 import threading
 import time
 import warnings
@@ -1028,16 +1029,19 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     # -------------------------------------------------------------------- predict
 
     def _forward_pass_fast(self, X, check_input=True):
-        # The serving path: a plain float array skips scikit-learn's generic validation
-        # (feature names, dataframe detection, conversions), which costs several times
-        # the engine's work on a few rows; the engine finds NaN and infinity in X from
-        # the first layer's products (no pass of its own over X).
-        served = check_input and self._is_plain_input(X)
+        # The serving path: a plain float array (or a plain DataFrame's values) skips
+        # scikit-learn's generic validation (feature names, dataframe detection,
+        # conversions), which costs several times the engine's work on a few rows; the
+        # engine finds NaN and infinity in X from the first layer's products (no pass
+        # of its own over X).
+        values = self._served_values(X) if check_input else X
+        served = check_input and values is not None
         if check_input and not served:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        dtype = self._predict_dtype(X)
+            values = X
+        dtype = self._predict_dtype(values)
         params = _engine_params(self._params(), dtype)
-        x = _engine_input(X, dtype)
+        x = _engine_input(values, dtype)
         loss = _LOSS_OF_OUTPUT[self.out_activation_]
         n_jobs = _engine_int(self.n_jobs)
         out = _core.predict(x, params, self.activation, loss, n_jobs, served)
@@ -1048,6 +1052,42 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
             out = _core.predict(x, params, self.activation, loss, n_jobs)
         return out
+
+    def _served_values(self, X):
+        """X as the serving path reads it, or None when it takes the full path: a plain
+        array (``_is_plain_input``) itself, or a plain DataFrame's values
+        (``_plain_frame_values``)."""
+        if self._is_plain_input(X):
+            return X
+        return self._plain_frame_values(X)
+
+    def _plain_frame_values(self, X):
+        """The values of a pandas DataFrame that scikit-learn's validation would turn
+        into a plain array without a word, else None: the model was fitted with feature
+        names, X's columns are those names (``str``, in order: ``_check_feature_names``
+        then neither warns nor raises) and all of one float64 or float32 dtype (which
+        ``check_array`` converts with ``np.asarray`` alone). Anything else (other
+        names, mixed or extension dtypes, no rows) takes the full path, with its
+        errors and warnings. A predict_proba of 10 rows from a DataFrame took ~580 us,
+        as scikit-learn's, for ~15 us of engine work."""
+        pandas = sys.modules.get("pandas")
+        names = self.__dict__.get("feature_names_in_")
+        if pandas is None or names is None or type(X) is not pandas.DataFrame:
+            return None
+        columns = X.columns.tolist()
+        plain = (
+            X.shape[0] > 0
+            and len(columns) == len(names)
+            and all(type(c) is str for c in columns)
+            and columns == names.tolist()
+        )
+        if not plain:
+            return None
+        dtypes = set(X.dtypes)
+        if len(dtypes) != 1 or dtypes.pop() not in _PLAIN_DTYPES:
+            return None
+        values = X.to_numpy()
+        return values if _is_plain_array(values) else None
 
     def _is_plain_input(self, X):
         """Whether X is what scikit-learn's validation would pass through untouched
