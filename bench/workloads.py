@@ -23,6 +23,7 @@ W8       W7 with 60 levels a category: 728 inputs, 98 % zeros (past 512 inputs
 W9       a stream: ``partial_fit`` of ``MLPClassifier()`` over chunks of 500 rows of
          make_classification 20,000 x 40, 4 classes (40 calls; not in the issue: the
          fixed costs of a call, which out-of-core and online learning pay per chunk)
+W9-df    W9 from pandas: chunks of a DataFrame with named columns and a Series of labels
 =======  ===============================================================================
 
 Each workload runs scikit-learn and mlp_rs interleaved (the order alternating per
@@ -181,10 +182,15 @@ def w8(lib):
     return w7(lib, levels=60)
 
 
-def w9(lib):
+def w9(lib, frame=False):
     X, y = make_classification(
         20_000, 40, n_informative=20, n_classes=4, random_state=0
     )
+    if frame:
+        import pandas as pd
+
+        X = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+        y = pd.Series(y, name="target")
     chunks = [(X[i : i + 500], y[i : i + 500]) for i in range(0, len(y), 500)]
     classes = np.unique(y)
 
@@ -194,6 +200,10 @@ def w9(lib):
             est.partial_fit(X_chunk, y_chunk, classes=classes)
 
     return run
+
+
+def w9_frame(lib):
+    return w9(lib, frame=True)
 
 
 WORKLOADS = {
@@ -209,6 +219,7 @@ WORKLOADS = {
     "W7": w7,
     "W8": w8,
     "W9": w9,
+    "W9-df": w9_frame,
 }
 LIBS = {
     "scikit-learn": {"clf": SkClassifier, "reg": SkRegressor},

@@ -63,6 +63,31 @@ def _full_path(monkeypatch):
     )
 
 
+def _frames(X):
+    """DataFrames the plain path takes (string names, one float dtype) and others."""
+    names = [f"f{i}" for i in range(X.shape[1])]
+    named = pd.DataFrame(X, columns=names)
+    nan = named.copy()
+    nan.iloc[1, 2] = np.nan
+    mixed = named.copy()
+    mixed["f1"] = (X[:, 1] * 10).astype(np.int64)
+    return {
+        "frame float32": named.astype(np.float32),
+        "frame strided": named.iloc[::2],
+        "frame nan": nan,
+        "frame no rows": named.iloc[:0],
+        "frame int names": pd.DataFrame(X),
+        "frame mixed names": pd.DataFrame(X, columns=[0, *names[1:]]),
+        "frame numpy str names": pd.DataFrame(
+            X, columns=pd.Index([np.str_(c) for c in names], dtype=object)
+        ),
+        "frame mixed dtypes": mixed,
+        "frame nullable": named.astype("Float64"),
+        "frame object": named.astype(object),
+        "frame int": (named * 10).astype(np.int64),
+    }
+
+
 def _x_inputs(X):
     nan, inf = X.copy(), X.copy()
     nan[1, 2], inf[0, 0] = np.nan, np.inf
@@ -86,6 +111,7 @@ def _x_inputs(X):
         "object": X.astype(object),
         "list": X.tolist(),
         "dataframe": pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])]),
+        **_frames(X),
         "csr": sp.csr_matrix(X),
         "matrix": np.asmatrix(X),
     }
@@ -101,6 +127,10 @@ def _y_inputs(y, regression):
         "column": y.reshape(-1, 1),
         "nan": nan,
         "object": y.astype(object),
+        "series": pd.Series(y),
+        "series shuffled index": pd.Series(y, index=np.arange(len(y))[::-1]),
+        "series object": pd.Series(y.astype(object)),
+        "series short": pd.Series(y[:-1]),
     }
     if regression:
         return common | {
@@ -108,6 +138,8 @@ def _y_inputs(y, regression):
             "two outputs": np.column_stack([y, -y]),
             "inf": np.where(np.arange(len(y)) == 0, np.inf, y),
             "int": np.round(y * 3).astype(np.int64),
+            "series float32": pd.Series(y.astype(np.float32)),
+            "series nullable": pd.Series(y).astype("Float64"),
         }
     return common | {
         "int32": y.astype(np.int32),
@@ -117,6 +149,10 @@ def _y_inputs(y, regression):
         "float labels": y.astype(float),
         "strings": np.array([f"c{v}" for v in y]),
         "bool": y % 2 == 0,
+        "series int32": pd.Series(y.astype(np.int32)),
+        "series strings": pd.Series([f"c{v}" for v in y]),
+        "series nullable": pd.Series(y).astype("Int64"),
+        "series category": pd.Series(y).astype("category"),
     }
 
 
@@ -172,18 +208,26 @@ def test_later_calls_check_what_the_first_recorded(case, monkeypatch):
     cls, X, y = CASES[case]
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
     classes = np.unique(y) if cls is MLPClassifier else None
+    columns = list(frame.columns)
     follow_ups = {
         "same": X,
         "names now missing": X,
         "fewer features": X[:, :-1],
         "names then refit plain": X,
+        "names again": frame,
+        "names again float32": frame.astype(np.float32),
+        "names reordered": frame[columns[::-1]],
+        "names renamed": frame.rename(columns={columns[0]: "other"}),
+        "names fewer": frame[columns[:-1]],
+        "names on plain first": frame,
+        "names then refit names": frame,
     }
     for label, X_next in follow_ups.items():
-        X_first = frame if "names" in label else X
+        X_first = frame if "names" in label and "on plain" not in label else X
 
         def call(X_first=X_first, X_next=X_next, label=label):
             est = cls(**KW)
-            if label == "names then refit plain":
+            if "then refit" in label:
                 return est.fit(X_first, y).fit(X_next, y)
             extra = {} if classes is None else {"classes": classes}
             est.partial_fit(X_first, y, **extra)
@@ -245,3 +289,11 @@ def test_plain_fit_skips_scikit_learns_validation(monkeypatch):
     assert calls == ["X"]
     cls(**KW).fit(X, np.array([f"c{v}" for v in y]))  # strings: both full paths
     assert calls == ["X", "X", "labels"]
+    # a plain DataFrame and Series: their values, and the frame's names recorded
+    names = [f"f{i}" for i in range(X.shape[1])]
+    frame, series = pd.DataFrame(X, columns=names), pd.Series(y)
+    est = cls(**KW).partial_fit(frame, series, classes=np.unique(y))
+    est.partial_fit(frame, series)
+    assert calls.count("X") == 2  # (partial_fit binarizes the classes it is given)
+    assert est.feature_names_in_.tolist() == names
+    assert est.feature_names_in_.dtype == object

@@ -56,6 +56,32 @@ def _is_plain_array(X):
     )
 
 
+def _frame_names_and_values(X):
+    """The column names and values of a pandas DataFrame that scikit-learn's
+    validation turns into a plain array with ``np.asarray`` alone and whose names it
+    records as they are: rows, columns named by ``str`` only, all of one float64 or
+    float32 dtype; else None."""
+    pandas = sys.modules.get("pandas")
+    if pandas is None or type(X) is not pandas.DataFrame or X.shape[0] == 0:
+        return None
+    columns = X.columns.tolist()
+    if not all(type(c) is str for c in columns):
+        return None
+    dtypes = set(X.dtypes)
+    if len(dtypes) != 1 or dtypes.pop() not in _PLAIN_DTYPES:
+        return None
+    values = X.to_numpy()
+    return (columns, values) if _is_plain_array(values) else None
+
+
+def _series_values(y):
+    """A pandas Series' values when its dtype is NumPy's (scikit-learn's validation of
+    y then takes ``np.asarray`` of it), else y itself."""
+    pandas = sys.modules.get("pandas")
+    series = pandas is not None and type(y) is pandas.Series
+    return y.to_numpy() if series and isinstance(y.dtype, np.dtype) else y
+
+
 # The engine's loss for each output activation (canonical pairs only).
 _LOSS_OF_OUTPUT = {
     "identity": "squared_error",
@@ -559,20 +585,22 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
         return self
 
-    def _is_plain_training_input(self, X, y, reset, y_kinds, y_ndims):
+    def _is_plain_training_input(self, X, y, reset, y_kinds, y_ndims, named=False):
         """Whether ``validate_data(self, X, y, ...)`` would return X and y themselves,
         without a word: X a plain array (``_is_plain_array``) with columns, on a later
-        call (``reset=False``) one that predictions serve (``_is_plain_input``), every
-        value finite; y a NumPy array of a dtype kind in ``y_kinds`` and a dimension in
-        ``y_ndims`` with X's rows, finite when floating. Its generic checks cost ~0.2
-        ms a fit (a tenth of a small fit's time); anything else takes them, with their
-        errors and warnings."""
+        call (``reset=False``) one that predictions serve (``_is_plain_input``; with
+        ``named``, the values of a frame of the fitted names), every value finite; y a
+        NumPy array of a dtype kind in ``y_kinds`` and a dimension in ``y_ndims`` with
+        X's rows, finite when floating. Its generic checks cost ~0.2 ms a fit (a tenth
+        of a small fit's time); anything else takes them, with their errors and
+        warnings."""
+        if reset or named:
+            plain_x = _is_plain_array(X) and X.shape[1] > 0
+            plain_x = plain_x and (reset or X.shape[1] == self.n_features_in_)
+        else:
+            plain_x = self._is_plain_input(X)
         plain = (
-            (
-                _is_plain_array(X) and X.shape[1] > 0
-                if reset
-                else self._is_plain_input(X)
-            )
+            plain_x
             and type(y) is np.ndarray
             and y.dtype.kind in y_kinds
             and y.ndim in y_ndims
@@ -591,12 +619,25 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _checked_training_input(self, X, y, reset, plain_y, **check_params):
         """X and y as ``validate_data`` returns them (and what it records: the feature
         count and names on a first call), taking a plain input as it is (see
-        ``_is_plain_training_input``; ``plain_y`` is its y kinds and dimensions)."""
-        if self._is_plain_training_input(X, y, reset, *plain_y):
+        ``_is_plain_training_input``; ``plain_y`` is its y kinds and dimensions), or
+        the values of a plain DataFrame and Series (``_frame_names_and_values``, whose
+        names a first call records and a later one must find as they were fitted;
+        ``_series_values``): a ``partial_fit`` of 500 rows from pandas paid ~1 ms of
+        scikit-learn's generic checks."""
+        names, values = None, X
+        frame = _frame_names_and_values(X)
+        if frame is not None and (reset or self._fitted_names_are(frame[0])):
+            names, values = frame
+        targets = _series_values(y)
+        named = names is not None
+        if self._is_plain_training_input(values, targets, reset, *plain_y, named=named):
             if reset:
+                # what _check_feature_names and _check_n_features record
                 self.__dict__.pop("feature_names_in_", None)
-                self.n_features_in_ = X.shape[1]
-            return X, y
+                if named:
+                    self.feature_names_in_ = np.asarray(names, dtype=object)
+                self.n_features_in_ = values.shape[1]
+            return values, targets
         return validate_data(
             self,
             X,
@@ -1063,31 +1104,21 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _plain_frame_values(self, X):
         """The values of a pandas DataFrame that scikit-learn's validation would turn
-        into a plain array without a word, else None: the model was fitted with feature
-        names, X's columns are those names (``str``, in order: ``_check_feature_names``
-        then neither warns nor raises) and all of one float64 or float32 dtype (which
-        ``check_array`` converts with ``np.asarray`` alone). Anything else (other
-        names, mixed or extension dtypes, no rows) takes the full path, with its
-        errors and warnings. A predict_proba of 10 rows from a DataFrame took ~580 us,
-        as scikit-learn's, for ~15 us of engine work."""
-        pandas = sys.modules.get("pandas")
+        into a plain array without a word, else None: a plain frame
+        (``_frame_names_and_values``) whose columns are the fitted feature names, in
+        order (``_check_feature_names`` then neither warns nor raises). Anything else
+        (other names, mixed or extension dtypes, no rows) takes the full path, with
+        its errors and warnings. A predict_proba of 10 rows from a DataFrame took ~580
+        us, as scikit-learn's, for ~15 us of engine work."""
+        frame = _frame_names_and_values(X)
+        if frame is None or not self._fitted_names_are(frame[0]):
+            return None
+        return frame[1]
+
+    def _fitted_names_are(self, columns):
+        """Whether the model was fitted with feature names, ``columns`` (a list)."""
         names = self.__dict__.get("feature_names_in_")
-        if pandas is None or names is None or type(X) is not pandas.DataFrame:
-            return None
-        columns = X.columns.tolist()
-        plain = (
-            X.shape[0] > 0
-            and len(columns) == len(names)
-            and all(type(c) is str for c in columns)
-            and columns == names.tolist()
-        )
-        if not plain:
-            return None
-        dtypes = set(X.dtypes)
-        if len(dtypes) != 1 or dtypes.pop() not in _PLAIN_DTYPES:
-            return None
-        values = X.to_numpy()
-        return values if _is_plain_array(values) else None
+        return names is not None and columns == names.tolist()
 
     def _is_plain_input(self, X):
         """Whether X is what scikit-learn's validation would pass through untouched
