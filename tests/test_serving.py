@@ -212,6 +212,11 @@ def test_score_is_classifier_mixins_score(case):
         "indicator": np.stack([y % 2, y % 3 == 0, y == 1], axis=1).astype(int),
         "bool": y % 2 == 0,
         "object": y.astype(object),
+        "series": pd.Series(y),
+        "series shuffled index": pd.Series(y, index=np.arange(len(y))[::-1]),
+        "series short": pd.Series(y[:-1]),
+        "series strings": pd.Series([f"c{v}" for v in y]),
+        "series nullable": pd.Series(y).astype("Int64"),
     }
     weights = [None, np.linspace(0.5, 2.0, len(y))]
     for (name, y_in), w in ((item, w) for item in labels.items() for w in weights):

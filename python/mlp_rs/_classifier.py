@@ -19,7 +19,7 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
-from ._base import BaseMultilayerPerceptron, _validation
+from ._base import BaseMultilayerPerceptron, _series_values, _validation
 from ._docs import COMMON_ATTRIBUTES, COMMON_PARAMETERS
 
 
@@ -423,18 +423,19 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         """
         # ClassifierMixin.score: accuracy_score(y, self.predict(X), sample_weight)
         y_pred = self.predict(X)
+        labels = _series_values(y)  # (accuracy_score reads a Series as its values)
         plain = (
             sample_weight is None
-            and _is_integer_labels(y)
+            and _is_integer_labels(labels)
             and y_pred.ndim == 1
             and y_pred.dtype.kind in "iu"
-            and len(y) == len(y_pred)
+            and len(labels) == len(y_pred)
         )
         if plain:
             # accuracy_score's own result for 1-D integer labels on both sides (binary
             # or multiclass, nothing to reject), without its generic target checks
             # (~0.3 ms, more than predicting a few hundred rows)
-            return float(np.average(y == y_pred))
+            return float(np.average(labels == y_pred))
         return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     def _score(self, X, y, sample_weight=None):
