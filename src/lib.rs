@@ -6,8 +6,9 @@
 //! The modules form floors, each importing only from its own floor and those below
 //! (`scripts/check_layout.py` checks it):
 //!
-//! 1. `real`, `simd`, `exp`, `reduce`, `error`, `memory`, `mt19937`: numbers, vector
-//!    kernels, errors, fallible allocation, NumPy's generator;
+//! 1. `real`, `simd`, `exp`, `reduce`, `error`, `memory`, `mt19937`, `affinity`:
+//!    numbers, vector kernels, errors, fallible allocation, NumPy's generator, a
+//!    thread's CPUs;
 //! 2. `data`, `gemm`, `narrow`, `sparse`, `zeros`, `parallel`: datasets and their
 //!    gather, matrix products (dense, narrow, sparse first layer, a first layer's
 //!    gradient skipping zero inputs),
@@ -26,6 +27,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod activation;
+mod affinity;
 mod batch;
 mod bf16;
 mod data;

@@ -14,6 +14,7 @@
 //! nobody has started: when the helper is asleep, descheduled or not started yet, the
 //! caller runs the whole job alone. Which thread runs a piece never changes what it computes.
 
+use crate::affinity::{self, Away};
 use std::any::Any;
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
@@ -73,6 +74,14 @@ struct Shared {
     /// The helper's thread, once it runs (to wake it; the jobs before it has started
     /// are not its misses).
     helper: OnceLock<Thread>,
+    /// The CPU the caller ran on when it published the current job (`usize::MAX`:
+    /// unknown), which the helper leaves ([`Away`]).
+    caller_cpu: AtomicUsize,
+    /// The helper was found not keeping up: its CPU is busy with other work, so it
+    /// goes back to the caller's and no longer leaves it (tied to a busy CPU, it
+    /// stalled the fit's steps: C1 beside a busy process took 1.07-1.12 of one
+    /// thread's time, against 1.00-1.05 where the scheduler placed it).
+    stay: AtomicBool,
 }
 
 fn pack(job: u32, front: usize, back: usize) -> u64 {
@@ -155,6 +164,8 @@ impl Team {
                 stop: AtomicBool::new(false),
                 panic: Mutex::new(None),
                 helper: OnceLock::new(),
+                caller_cpu: AtomicUsize::new(usize::MAX),
+                stay: AtomicBool::new(false),
             },
             jobs: Cell::new(0),
             busy: Cell::new(false),
@@ -188,6 +199,7 @@ impl Team {
         // one of its pieces, and this call returns only when every piece is finished.
         let erased = &job as *const Job<'_> as *mut Job<'static>;
         shared.job.store(erased, Ordering::Relaxed);
+        shared.note_caller_cpu();
         // publishes the job and the reset count with it
         shared.claims.store(pack(number, 0, n), Ordering::SeqCst);
         if shared.sleeping.swap(false, Ordering::SeqCst) {
@@ -252,6 +264,7 @@ impl Team {
         let (window, lagging) = count(self.window.get(), missed, long);
         self.window.set(window);
         if lagging {
+            self.shared.stay.store(true, Ordering::Relaxed);
             let now = Instant::now();
             let length = next_spell(self.solo.get(), now);
             self.solo.set((Some(now + length), length));
@@ -295,6 +308,25 @@ fn next_spell((end, length): (Option<Instant>, Duration), now: Instant) -> Durat
 }
 
 impl Shared {
+    /// Records the CPU the caller runs on, for the helper ([`Shared::keep_away`]).
+    fn note_caller_cpu(&self) {
+        let cpu = affinity::current_cpu().unwrap_or(usize::MAX);
+        self.caller_cpu.store(cpu, Ordering::Relaxed);
+    }
+
+    /// Moves the helper off the caller's last recorded CPU if it runs there, or, once
+    /// it should stay, back to that CPU if it had left it (with its own mask back).
+    fn keep_away(&self, away: &mut Away) {
+        let cpu = self.caller_cpu.load(Ordering::Relaxed);
+        if self.stay.load(Ordering::Relaxed) {
+            if cpu != usize::MAX {
+                away.join(cpu);
+            }
+        } else if cpu != usize::MAX {
+            away.leave(cpu);
+        }
+    }
+
     fn wake(&self) {
         if let Some(helper) = self.helper.get() {
             helper.unpark();
@@ -333,7 +365,11 @@ impl Team {
     /// Starts the helper as a job of `scope` and runs `f` with this team entered.
     fn lead<'s, R>(&'s self, scope: &rayon::Scope<'s>, f: impl FnOnce() -> R) -> R {
         let shared = &self.shared;
+        shared.note_caller_cpu();
         scope.spawn(move |_| help(shared));
+        // A helper woken on this CPU would wait behind this thread for a time slice
+        // (milliseconds) before it could move away; the yield lets it start now.
+        thread::yield_now();
         let _stop = Stop(shared);
         let _entered = self.enter();
         f()
@@ -341,8 +377,13 @@ impl Team {
 }
 
 /// The helper's life: each new job's pieces from the back, spinning between jobs for
-/// [`SPIN`], then asleep until a job or the stop.
+/// [`SPIN`], then asleep until a job or the stop; off the caller's CPU when it finds
+/// itself there ([`Away`]).
 fn help(shared: &Shared) {
+    // (woken by the caller, this thread may have started on its CPU, behind it; the
+    // jobs the caller runs alone meanwhile are not its misses)
+    let mut away = Away::default();
+    shared.keep_away(&mut away);
     // (a team has one helper job: the cell is empty here)
     let _ = shared.helper.set(thread::current());
     let mut seen = 0u32;
@@ -352,6 +393,7 @@ fn help(shared: &Shared) {
         let (number, _, _) = unpack(shared.claims.load(Ordering::Acquire));
         if number != seen {
             seen = number;
+            shared.keep_away(&mut away);
             run_pieces(shared, number);
             idle_since = Instant::now();
             continue;
@@ -527,6 +569,30 @@ mod tests {
         assert_eq!(next_spell((Some(end), FIRST_SOLO), late), FIRST_SOLO);
         let longest = (Some(end), LONGEST_SOLO);
         assert_eq!(next_spell(longest, end), LONGEST_SOLO);
+    }
+
+    #[test]
+    fn the_helper_gets_its_cpus_back() {
+        let cpus = crate::affinity::own_cpus();
+        crate::parallel::with_pool(2, |pool| {
+            pool.install(|| {
+                with_team(|| {
+                    // jobs long enough for the helper to join (and perhaps move)
+                    for _ in 0..50 {
+                        try_for_each(2, |_| {
+                            let start = Instant::now();
+                            while start.elapsed() < Duration::from_micros(100) {}
+                            Ok::<_, ()>(())
+                        })
+                        .unwrap();
+                    }
+                })
+            });
+            // both workers have the mask they started with
+            let masks = pool.broadcast(|_| crate::affinity::own_cpus());
+            assert!(masks.iter().all(|m| *m == cpus));
+        })
+        .unwrap();
     }
 
     #[test]
