@@ -36,7 +36,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _convert, _core
+from . import _convert, _core, _params
 from ._core import __version__
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -348,6 +348,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.callbacks = callbacks
         self.dropout = dropout
         self.matmul_precision = matmul_precision
+
+    @classmethod
+    def _get_param_names(cls):
+        # (scikit-learn's, with the signature inspected once per class)
+        return list(_params.param_names(cls))
+
+    def _validate_params(self):
+        # (scikit-learn's, remembering the parameter sets it accepted: see _params)
+        _params.validate_params(self)
 
     # ----------------------------------------------------------------- engine glue
 
