@@ -13,22 +13,12 @@ import time
 import warnings
 
 import mlp_rs
-import numpy as np
 from mlp_rs import _core
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
-PARAMS = dict(
-    hidden_layer_sizes=(64,),
-    solver="sgd",
-    batch_size=32,
-    learning_rate_init=0.01,
-    momentum=0.9,
-    max_iter=20,
-    tol=0.0,
-    n_iter_no_change=21,
-    random_state=0,
-)
+# bench/bench.py, beside this script
+from bench import DEFAULT_EPOCHS, TRAIN_CONFIGS, load_digits_split
+
+C4 = next(cfg for cfg in TRAIN_CONFIGS if cfg.group == "C4")
 
 
 def main():
@@ -37,9 +27,8 @@ def main():
     parser.add_argument("--fits", type=int, default=20)
     parser.add_argument("--n-jobs", type=int, default=None)
     args = parser.parse_args()
-    X, y = load_digits(return_X_y=True)
-    X, _, y, _ = train_test_split(X / 16.0, y, test_size=0.25, random_state=0)
-    X = np.ascontiguousarray(X)
+    X, y, _, _ = load_digits_split().split(C4.dtype)
+    params = C4.params(DEFAULT_EPOCHS["digits"])
     engine = []
     fit_stochastic = _core.fit_stochastic
 
@@ -56,7 +45,7 @@ def main():
     for _ in range(args.fits):
         time.sleep(args.sleep)
         start = time.perf_counter()
-        mlp_rs.MLPClassifier(n_jobs=args.n_jobs, **PARAMS).fit(X, y)
+        mlp_rs.MLPClassifier(n_jobs=args.n_jobs, **params).fit(X, y)
         total.append(time.perf_counter() - start)
     fit, inner = statistics.median(total), statistics.median(engine)
     print(

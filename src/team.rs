@@ -318,11 +318,12 @@ impl Shared {
     /// it should stay, back to that CPU if it had left it (with its own mask back).
     fn keep_away(&self, away: &mut Away) {
         let cpu = self.caller_cpu.load(Ordering::Relaxed);
+        if cpu == usize::MAX {
+            return;
+        }
         if self.stay.load(Ordering::Relaxed) {
-            if cpu != usize::MAX {
-                away.join(cpu);
-            }
-        } else if cpu != usize::MAX {
+            away.join(cpu);
+        } else {
             away.leave(cpu);
         }
     }

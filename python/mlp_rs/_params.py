@@ -12,8 +12,8 @@ identity) are always checked.
 """
 
 import functools
-import inspect
 
+from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import validate_parameter_constraints
 
 # Parameter sets accepted, per estimator class; cleared when full (a grid search
@@ -24,23 +24,10 @@ _ACCEPTED = {}
 
 @functools.cache
 def param_names(cls):
-    """``BaseEstimator._get_param_names``: the sorted names of ``cls.__init__``'s
-    parameters, computed once per class (it inspects the signature on every call)."""
-    parameters = [
-        p
-        for p in inspect.signature(cls.__init__).parameters.values()
-        if p.name != "self" and p.kind != p.VAR_KEYWORD
-    ]
-    for p in parameters:
-        if p.kind == p.VAR_POSITIONAL:
-            raise RuntimeError(
-                "scikit-learn estimators should always "
-                "specify their parameters in the signature"
-                " of their __init__ (no varargs)."
-                " %s with constructor %s doesn't "
-                " follow this convention." % (cls, inspect.signature(cls.__init__))
-            )
-    return sorted(p.name for p in parameters)
+    """``BaseEstimator._get_param_names`` of ``cls`` (the sorted names of its
+    ``__init__``'s parameters), computed once per class: it inspects the signature on
+    every call."""
+    return tuple(BaseEstimator._get_param_names.__func__(cls))
 
 
 class _Unhashable(Exception):
