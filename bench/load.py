@@ -8,12 +8,14 @@ C1     Fashion-MNIST 30,000 rows, 784-100-10 relu, sgd momentum 0.9, batch 200,
 C2     Fashion-MNIST 30,000 rows, 784-512-256-10, batch 256, 1 epoch, float32
 W1     make_classification 50,000 x 20, 3 classes, ``MLPClassifier()`` defaults,
        10 epochs
+W4     300 calls of ``predict_proba`` of 100 rows, a 784-100-10 float64 model (as
+       ``bench/workloads.py``'s W4-100)
 C1-bf  C1 with ``matmul_precision="bfloat16"`` (not run by default)
 C2-bf  C2 with ``matmul_precision="bfloat16"`` (not run by default)
 =====  ==========================================================================
 
-For each condition (quiet, loaded) and workload, the default and ``n_jobs=1`` fits run
-interleaved, ``--repeats`` times; the table gives medians (min-max) and
+For each condition (quiet, loaded) and workload, the default and ``n_jobs=1`` fits (or
+W4's calls) run interleaved, ``--repeats`` times; the table gives medians (min-max) and
 default / n_jobs=1 (below 1: the threads help; the load issue asks for at most 1.1
 under load). Fashion-MNIST falls back to random data of its shape when it is not
 installed.
@@ -83,31 +85,58 @@ def workloads():
     for name in ("C1", "C2"):
         X_, y_, params = cases[name]
         cases[name + "-bf"] = (X_, y_, {**params, **bf16})
-    return cases
+    measures = {name: fit_measure(*case) for name, case in cases.items()}
+    measures["W4"] = predict_measure()
+    return measures
 
 
-def fit_seconds(X, y, params, n_jobs):
-    est = MLPClassifier(**params, n_jobs=n_jobs)
-    start = time.perf_counter()
+def fit_measure(X, y, params):
+    """A fit of ``params`` on X, y for a given n_jobs: its seconds and its model."""
+
+    def measure(n_jobs):
+        est = MLPClassifier(**params, n_jobs=n_jobs)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+        seconds = time.perf_counter() - start
+        return seconds, [a.tobytes() for a in est.coefs_ + est.intercepts_]
+
+    return measure
+
+
+def predict_measure(calls=300):
+    """W4's calls for a given n_jobs: their seconds and the last call's output."""
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(2000, 784), rng.randint(0, 10, 2000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPClassifier(hidden_layer_sizes=(100,), max_iter=1, random_state=0)
         est.fit(X, y)
-    return time.perf_counter() - start, est
+    x = X[:100]
+
+    def measure(n_jobs):
+        est.set_params(n_jobs=n_jobs)
+        start = time.perf_counter()
+        for _ in range(calls):
+            out = est.predict_proba(x)
+        return time.perf_counter() - start, [out.tobytes()]
+
+    return measure
 
 
 def run(condition, repeats, cases):
     rows = []
-    for name, (X, y, params) in cases.items():
+    for name, measure in cases.items():
         times = {"default": [], "n_jobs=1": []}
-        weights = {}
+        outputs = {}
         for r in range(repeats):
             order = [("default", None), ("n_jobs=1", 1)]
             for label, n_jobs in order if r % 2 == 0 else order[::-1]:
                 time.sleep(0.3)
-                seconds, est = fit_seconds(X, y, params, n_jobs)
+                seconds, outputs[label] = measure(n_jobs)
                 times[label].append(seconds)
-                weights[label] = [a.tobytes() for a in est.coefs_ + est.intercepts_]
-        same = weights["default"] == weights["n_jobs=1"]
+        same = outputs["default"] == outputs["n_jobs=1"]
         med = {k: statistics.median(v) for k, v in times.items()}
         cells = [
             f"{med[k]:.3f} s ({min(v):.3f}-{max(v):.3f})" for k, v in times.items()
@@ -125,7 +154,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--only", default="C1,C2,W1", help="comma-separated, of C1,C2,W1,C1-bf,C2-bf"
+        "--only", default="C1,C2,W1", help="comma-separated, of C1,C2,W1,W4,C1-bf,C2-bf"
     )
     parser.add_argument(
         "--pin",
@@ -138,7 +167,7 @@ def main():
     print(f"{cores} cores; load average {os.getloadavg()[0]:.2f} before the quiet runs")
     print(
         "\n| condition | workload | default n_jobs | n_jobs=1 | default / n_jobs=1 "
-        "| same weights |\n|---|---|---|---|---|---|"
+        "| same model / outputs |\n|---|---|---|---|---|---|"
     )
     run("quiet", args.repeats, cases)
     busy = [

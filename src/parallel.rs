@@ -174,7 +174,7 @@ where
         return with_shared_threads(threads, f);
     }
     let pool = shared_pool(threads)?;
-    Ok(crate::team::with_team_in(&pool, || f(Par::Team)))
+    Ok(crate::team::with_serving_team(&pool, || f(Par::Team)))
 }
 
 fn new_pool(threads: usize) -> Result<rayon::ThreadPool> {

@@ -19,7 +19,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,11 @@ use std::time::{Duration, Instant};
 /// between the phases and batches of a fit (microseconds), shorter than a scheduler
 /// time slice, so that an idle helper costs a busy machine little.
 const SPIN: Duration = Duration::from_micros(50);
+
+/// How long the serving team's helper spins after a call ([`with_serving_team`]):
+/// past the gaps of calls made in a loop or close together (predictions of 100 rows
+/// 0.1 ms apart: 182 -> 142 us a call with 250 us, against 200 us with 50).
+const SERVING_SPIN: Duration = Duration::from_micros(250);
 
 /// Spins of the caller waiting for the helper's pieces before it yields its core (a
 /// helper descheduled mid-piece may be waiting for this very core).
@@ -82,6 +87,8 @@ struct Shared {
     /// stalled the fit's steps: C1 beside a busy process took 1.07-1.12 of one
     /// thread's time, against 1.00-1.05 where the scheduler placed it).
     stay: AtomicBool,
+    /// The serving team's (see [`with_serving_team`]).
+    serving: bool,
 }
 
 fn pack(job: u32, front: usize, back: usize) -> u64 {
@@ -124,7 +131,7 @@ impl Shared {
 
 /// The team of a fit ([`with_team`]).
 pub(crate) struct Team {
-    shared: Shared,
+    shared: Arc<Shared>,
     /// The number of the last job (only the caller publishes jobs).
     jobs: Cell<u32>,
     /// A job is running: a nested one (a piece's own products) runs on its thread.
@@ -154,9 +161,9 @@ impl Drop for Entered<'_> {
 }
 
 impl Team {
-    fn new() -> Self {
+    fn new(serving: bool) -> Self {
         Self {
-            shared: Shared {
+            shared: Arc::new(Shared {
                 claims: AtomicU64::new(0),
                 job: AtomicPtr::new(std::ptr::null_mut()),
                 done: AtomicUsize::new(0),
@@ -166,7 +173,8 @@ impl Team {
                 helper: OnceLock::new(),
                 caller_cpu: AtomicUsize::new(usize::MAX),
                 stay: AtomicBool::new(false),
-            },
+                serving,
+            }),
             jobs: Cell::new(0),
             busy: Cell::new(false),
             solo: Cell::new((None, FIRST_SOLO)),
@@ -204,6 +212,10 @@ impl Team {
         shared.claims.store(pack(number, 0, n), Ordering::SeqCst);
         if shared.sleeping.swap(false, Ordering::SeqCst) {
             shared.wake();
+            if shared.serving {
+                // (as in `lead`: woken on this CPU, it would wait behind this thread)
+                thread::yield_now();
+            }
         }
         let mut mine = 0;
         let mut caught = None;
@@ -350,7 +362,7 @@ impl Drop for Stop<'_> {
 /// share their pieces between the two until `f` returns. The helper is a job of the
 /// pool, so no thread is started; until it runs, the caller runs every piece.
 pub(crate) fn with_team<R>(f: impl FnOnce() -> R) -> R {
-    let team = Team::new();
+    let team = Team::new(false);
     rayon::in_place_scope(|scope| team.lead(scope, f))
 }
 
@@ -358,8 +370,55 @@ pub(crate) fn with_team<R>(f: impl FnOnce() -> R) -> R {
 /// `pool`'s workers as the helper: the caller computes too, instead of waiting for the
 /// pool's workers to wake one after the other.
 pub(crate) fn with_team_in<R>(pool: &rayon::ThreadPool, f: impl FnOnce() -> R) -> R {
-    let team = Team::new();
+    let team = Team::new(false);
     pool.in_place_scope(|scope| team.lead(scope, f))
+}
+
+/// [`with_team_in`] for predictions, with the process's serving team when no other
+/// call holds it. Its helper is a thread of its own that outlives the call and spins
+/// for [`SERVING_SPIN`] after it, and the team keeps what it learnt (a helper not
+/// keeping up: calls alone for a spell) from call to call. A per-call helper, a pool
+/// worker, began its block ~23 us after the caller on the Intel host, and the call
+/// then waited at its end for that worker's job to return: beside a busy process, a
+/// time slice of the shared CPU per call (`bench/load.py`'s W4: 17.8x one thread's
+/// time, now 1.14-1.22x).
+pub(crate) fn with_serving_team<R>(pool: &rayon::ThreadPool, f: impl FnOnce() -> R) -> R {
+    let Some(team) = serving_team() else {
+        return with_team_in(pool, f);
+    };
+    let team = match team.try_lock() {
+        Ok(team) => team,
+        // (a panic of an earlier call's `f` left the team as it was: `run` restores it)
+        Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        // another thread's call, or this thread's own (a piece predicting)
+        Err(TryLockError::WouldBlock) => return with_team_in(pool, f),
+    };
+    let _entered = team.enter();
+    f()
+}
+
+/// This process's serving team, its helper started at first use; `None` when the
+/// thread could not be started (not tried again).
+fn serving_team() -> Option<Arc<Mutex<Team>>> {
+    type Teams = Vec<(u32, Option<Arc<Mutex<Team>>>)>;
+    static TEAMS: Mutex<Teams> = Mutex::new(Vec::new());
+    let pid = std::process::id();
+    let mut teams = TEAMS.lock().unwrap_or_else(|e| e.into_inner());
+    // (a forked child has no helper thread: its parent's team is forgotten)
+    for (_, team) in teams.extract_if(.., |(p, _)| *p != pid) {
+        std::mem::forget(team);
+    }
+    if let Some((_, team)) = teams.first() {
+        return team.clone();
+    }
+    let team = Team::new(true);
+    let shared = Arc::clone(&team.shared);
+    let started = thread::Builder::new()
+        .name("mlp_rs-serve".into())
+        .spawn(move || help(&shared));
+    let team = started.ok().map(|_| Arc::new(Mutex::new(team)));
+    teams.push((pid, team.clone()));
+    team
 }
 
 impl Team {
@@ -378,7 +437,7 @@ impl Team {
 }
 
 /// The helper's life: each new job's pieces from the back, spinning between jobs for
-/// [`SPIN`], then asleep until a job or the stop; off the caller's CPU when it finds
+/// [`SPIN`] ([`SERVING_SPIN`] for the serving team), then asleep until a job or the stop; off the caller's CPU when it finds
 /// itself there ([`Away`]).
 fn help(shared: &Shared) {
     // (woken by the caller, this thread may have started on its CPU, behind it; the
@@ -390,6 +449,7 @@ fn help(shared: &Shared) {
     let mut seen = 0u32;
     let mut idle_since = Instant::now();
     let mut spins = 0u32;
+    let spin = if shared.serving { SERVING_SPIN } else { SPIN };
     loop {
         let (number, _, _) = unpack(shared.claims.load(Ordering::Acquire));
         if number != seen {
@@ -403,7 +463,7 @@ fn help(shared: &Shared) {
             return;
         }
         spins = spins.wrapping_add(1);
-        if !spins.is_multiple_of(64) || idle_since.elapsed() < SPIN {
+        if !spins.is_multiple_of(64) || idle_since.elapsed() < spin {
             std::hint::spin_loop();
             continue;
         }
@@ -412,6 +472,11 @@ fn help(shared: &Shared) {
         shared.sleeping.store(true, Ordering::SeqCst);
         let (number, _, _) = unpack(shared.claims.load(Ordering::SeqCst));
         if number == seen && !shared.stop.load(Ordering::SeqCst) {
+            if shared.serving {
+                // between calls: the whole mask back, and a fresh start at the next one
+                away = Away::default();
+                shared.stay.store(false, Ordering::Relaxed);
+            }
             thread::park();
         }
         shared.sleeping.store(false, Ordering::SeqCst);
@@ -594,6 +659,61 @@ mod tests {
             assert!(masks.iter().all(|m| *m == cpus));
         })
         .unwrap();
+    }
+
+    /// The serving team: every piece once, call after call (also after its helper
+    /// slept), from two threads at once (one then on a team of its own) and from inside
+    /// a piece; a panic is passed on and the team works after it.
+    #[test]
+    fn serving_calls_run_every_piece_once() {
+        crate::parallel::with_pool(2, |pool| {
+            let call = |round: usize| {
+                if round.is_multiple_of(8) {
+                    thread::sleep(SERVING_SPIN * 3);
+                }
+                with_serving_team(pool, every_piece_once_of(round % 9));
+            };
+            thread::scope(|s| {
+                s.spawn(|| (0..40).for_each(call));
+                (0..40).for_each(call);
+            });
+            let inner = AtomicUsize::new(0);
+            with_serving_team(pool, || {
+                try_for_each(2, |_| {
+                    with_serving_team(pool, || {
+                        try_for_each(3, |_| {
+                            inner.fetch_add(1, Ordering::Relaxed);
+                            Ok::<(), ()>(())
+                        })
+                    })
+                })
+            })
+            .unwrap();
+            assert_eq!(inner.load(Ordering::Relaxed), 6);
+            let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+                with_serving_team(pool, || {
+                    let _ = try_for_each(2, |i| {
+                        assert!(i != 1, "piece one fails");
+                        Ok::<(), ()>(())
+                    });
+                })
+            }));
+            assert!(caught.is_err());
+            with_serving_team(pool, every_piece_once_of(5));
+        })
+        .unwrap();
+    }
+
+    fn every_piece_once_of(n: usize) -> impl FnOnce() {
+        move || {
+            let counts: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
+            try_for_each(n, |i| {
+                counts[i].fetch_add(1, Ordering::Relaxed);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+        }
     }
 
     #[test]

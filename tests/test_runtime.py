@@ -349,6 +349,32 @@ def test_results_under_a_busy_process_are_bit_identical(big_problem, params):
         assert est.loss_curve_ == quiet.loss_curve_
 
 
+def test_predictions_under_a_busy_process_are_bit_identical(big_problem):
+    """Predictions share their rows with the process's serving helper when it keeps up
+    (see team::with_serving_team): beside a busy process, call after call, every
+    n_jobs gives the quiet machine's bytes."""
+    import subprocess
+    import sys
+
+    X, y = big_problem
+    clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=2, random_state=0)
+    clf.fit(X[:3000], y[:3000])
+    sizes = (1, 100, 3000)
+    quiet = {rows: clf.predict_proba(X[:rows]) for rows in sizes}
+    busy = subprocess.Popen([sys.executable, "-c", "while True:\n    pass\n"])
+    try:
+        for n_jobs in (1, 2, None):
+            clf.set_params(n_jobs=n_jobs)
+            for _ in range(20):
+                for rows in sizes:
+                    np.testing.assert_array_equal(
+                        clf.predict_proba(X[:rows]), quiet[rows]
+                    )
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def _predict_in_child(args):
     clf, X = args
     return clf.predict_proba(X)
