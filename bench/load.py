@@ -10,6 +10,7 @@ W1     make_classification 50,000 x 20, 3 classes, ``MLPClassifier()`` defaults,
        10 epochs
 W4     300 calls of ``predict_proba`` of 100 rows, a 784-100-10 float64 model (as
        ``bench/workloads.py``'s W4-100)
+W9     40 calls of ``partial_fit`` of 500 rows (``bench/workloads.py``'s W9)
 C1-bf  C1 with ``matmul_precision="bfloat16"`` (not run by default)
 C2-bf  C2 with ``matmul_precision="bfloat16"`` (not run by default)
 =====  ==========================================================================
@@ -87,6 +88,7 @@ def workloads():
         cases[name + "-bf"] = (X_, y_, {**params, **bf16})
     measures = {name: fit_measure(*case) for name, case in cases.items()}
     measures["W4"] = predict_measure()
+    measures["W9"] = partial_fit_measure()
     return measures
 
 
@@ -99,6 +101,25 @@ def fit_measure(X, y, params):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             est.fit(X, y)
+        seconds = time.perf_counter() - start
+        return seconds, [a.tobytes() for a in est.coefs_ + est.intercepts_]
+
+    return measure
+
+
+def partial_fit_measure():
+    """W9's calls for a given n_jobs: their seconds and the model."""
+    X, y = make_classification(
+        20_000, 40, n_informative=20, n_classes=4, random_state=0
+    )
+    chunks = [(X[i : i + 500], y[i : i + 500]) for i in range(0, len(y), 500)]
+    classes = np.unique(y)
+
+    def measure(n_jobs):
+        est = MLPClassifier(random_state=0, n_jobs=n_jobs)
+        start = time.perf_counter()
+        for X_chunk, y_chunk in chunks:
+            est.partial_fit(X_chunk, y_chunk, classes=classes)
         seconds = time.perf_counter() - start
         return seconds, [a.tobytes() for a in est.coefs_ + est.intercepts_]
 
@@ -154,7 +175,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--only", default="C1,C2,W1", help="comma-separated, of C1,C2,W1,W4,C1-bf,C2-bf"
+        "--only",
+        default="C1,C2,W1",
+        help="comma-separated, of C1,C2,W1,W4,W9,C1-bf,C2-bf",
     )
     parser.add_argument(
         "--pin",

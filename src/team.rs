@@ -20,7 +20,7 @@ use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, TryLockError};
-use std::thread::{self, Thread};
+use std::thread::{self, Thread, ThreadId};
 use std::time::{Duration, Instant};
 
 /// How long the helper spins for the next job before it sleeps: longer than the gaps
@@ -89,6 +89,10 @@ struct Shared {
     stay: AtomicBool,
     /// The serving team's (see [`with_serving_team`]).
     serving: bool,
+    /// The thread that leads the team (none for the serving team): the helper's job,
+    /// queued on that thread's own pool, may be run by it while it waits in a nested
+    /// rayon call of a piece (or of a callback), and must then return at once.
+    lead: Option<ThreadId>,
 }
 
 fn pack(job: u32, front: usize, back: usize) -> u64 {
@@ -174,6 +178,7 @@ impl Team {
                 caller_cpu: AtomicUsize::new(usize::MAX),
                 stay: AtomicBool::new(false),
                 serving,
+                lead: (!serving).then(|| thread::current().id()),
             }),
             jobs: Cell::new(0),
             busy: Cell::new(false),
@@ -360,18 +365,19 @@ impl Drop for Stop<'_> {
 /// Runs `f` with a team on this thread and the other worker of its rayon pool (a pool
 /// of two threads: the fit's own): [`try_for_each`], and [`crate::parallel::Par::Team`],
 /// share their pieces between the two until `f` returns. The helper is a job of the
-/// pool, so no thread is started; until it runs, the caller runs every piece.
+/// pool, so no thread is started; until it runs, the caller runs every piece. The
+/// caller does not wait for that job's end: beside a busy process, whose CPU the
+/// helper shares, that was up to a time slice per call (`partial_fit` and predictions
+/// made one after another paid it every time).
 pub(crate) fn with_team<R>(f: impl FnOnce() -> R) -> R {
-    let team = Team::new(false);
-    rayon::in_place_scope(|scope| team.lead(scope, f))
+    Team::new(false).lead(None, f)
 }
 
 /// [`with_team`] from a thread outside `pool` (a prediction's caller), with one of
 /// `pool`'s workers as the helper: the caller computes too, instead of waiting for the
 /// pool's workers to wake one after the other.
 pub(crate) fn with_team_in<R>(pool: &rayon::ThreadPool, f: impl FnOnce() -> R) -> R {
-    let team = Team::new(false);
-    pool.in_place_scope(|scope| team.lead(scope, f))
+    Team::new(false).lead(Some(pool), f)
 }
 
 /// [`with_team_in`] for predictions, with the process's serving team when no other
@@ -422,11 +428,18 @@ fn serving_team() -> Option<Arc<Mutex<Team>>> {
 }
 
 impl Team {
-    /// Starts the helper as a job of `scope` and runs `f` with this team entered.
-    fn lead<'s, R>(&'s self, scope: &rayon::Scope<'s>, f: impl FnOnce() -> R) -> R {
+    /// Starts the helper as a job of `pool` (else of this thread's pool, as
+    /// `rayon::spawn` finds it) and runs `f` with this team entered.
+    fn lead<R>(&self, pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R) -> R {
         let shared = &self.shared;
         shared.note_caller_cpu();
-        scope.spawn(move |_| help(shared));
+        // (the job holds the shared state itself: it may start, or end, after `f`)
+        let mine = Arc::clone(shared);
+        let job = move || help(&mine);
+        match pool {
+            Some(pool) => pool.spawn(job),
+            None => rayon::spawn(job),
+        }
         // A helper woken on this CPU would wait behind this thread for a time slice
         // (milliseconds) before it could move away; the yield lets it start now.
         thread::yield_now();
@@ -440,6 +453,11 @@ impl Team {
 /// [`SPIN`] ([`SERVING_SPIN`] for the serving team), then asleep until a job or the stop; off the caller's CPU when it finds
 /// itself there ([`Away`]).
 fn help(shared: &Shared) {
+    if shared.lead == Some(thread::current().id()) {
+        // (its own caller, waiting in a nested call: it would wait for itself; the
+        // caller runs every piece, as when the helper is away)
+        return;
+    }
     // (woken by the caller, this thread may have started on its CPU, behind it; the
     // jobs the caller runs alone meanwhile are not its misses)
     let mut away = Away::default();
@@ -702,6 +720,43 @@ mod tests {
             with_serving_team(pool, every_piece_once_of(5));
         })
         .unwrap();
+    }
+
+    /// The helper's job, queued on the caller's own pool, run by the caller itself (in
+    /// a nested rayon wait while the pool's other worker is busy) returns at once, and
+    /// the caller runs every piece: it waited for itself before (a fit started from
+    /// another fit's callback hung that way beside a busy process).
+    #[test]
+    fn a_helper_job_run_by_its_caller_returns() {
+        let (done, finished) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            crate::parallel::with_pool(2, |pool| pool.install(caller_runs_its_helper_job)).unwrap();
+            let _ = done.send(());
+        });
+        let waited = finished.recv_timeout(Duration::from_secs(60));
+        assert!(waited.is_ok(), "the caller waited for itself");
+    }
+
+    fn caller_runs_its_helper_job() {
+        let started = Arc::new(AtomicBool::new(false));
+        let release = Arc::new(AtomicBool::new(false));
+        let (s, r) = (Arc::clone(&started), Arc::clone(&release));
+        // the pool's other worker, busy until released
+        rayon::spawn(move || {
+            s.store(true, Ordering::SeqCst);
+            while !r.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(1));
+            }
+        });
+        while !started.load(Ordering::SeqCst) {
+            std::hint::spin_loop();
+        }
+        with_team(|| {
+            // runs a job queued on this thread: the helper's
+            assert_eq!(rayon::yield_now(), Some(rayon::Yield::Executed));
+            every_piece_once_of(7)();
+        });
+        release.store(true, Ordering::SeqCst);
     }
 
     fn every_piece_once_of(n: usize) -> impl FnOnce() {
