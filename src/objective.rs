@@ -12,10 +12,21 @@ use crate::workspace::{Passes, Workspace};
 /// Rows per block: large enough for efficient GEMMs, small enough to bound memory.
 const BLOCK_ROWS: usize = 4096;
 
+/// A block of fewer multiply-adds than this runs on one thread: its products'
+/// fork-joins cost more than they save (Intel host, L-BFGS fits beside scipy's BLAS on
+/// one thread: digits, 2^23 a block, 1.26x one thread's time; 20,000 x 100 to 64
+/// units, 2^24.7, 1.17x; to 128 units, 2^25.6, 0.92x; Fashion-MNIST's 10,000 x 784 to
+/// 100 units, 2^28.3, 0.75x).
+const MIN_THREADED_BLOCK: usize = 1 << 25;
+
 /// The threads an evaluation over `n_samples` rows runs on (see [`threads_for`]): one
-/// block of rows is a step.
+/// block of rows is a step, threaded from [`MIN_THREADED_BLOCK`] multiply-adds.
 pub fn loss_threads(n_jobs: Option<i64>, net: &Net, n_samples: usize) -> Result<usize> {
     let step = n_samples.min(BLOCK_ROWS) * net.layout.n_params();
+    if step < MIN_THREADED_BLOCK {
+        // (n_jobs still checked)
+        return threads_for(n_jobs, 0, 1);
+    }
     threads_for(n_jobs, step, usize::MAX)
 }
 

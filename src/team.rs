@@ -133,7 +133,8 @@ impl Shared {
     }
 }
 
-/// The team of a fit ([`with_team`]).
+/// The team of a fit ([`with_team`]), of a prediction ([`with_team_in`]), or the
+/// process's serving team ([`with_serving_team`]).
 pub(crate) struct Team {
     shared: Arc<Shared>,
     /// The number of the last job (only the caller publishes jobs).
@@ -450,8 +451,8 @@ impl Team {
 }
 
 /// The helper's life: each new job's pieces from the back, spinning between jobs for
-/// [`SPIN`] ([`SERVING_SPIN`] for the serving team), then asleep until a job or the stop; off the caller's CPU when it finds
-/// itself there ([`Away`]).
+/// [`SPIN`] ([`SERVING_SPIN`] for the serving team), then asleep until a job or the
+/// stop; off the caller's CPU when it finds itself there ([`Away`]).
 fn help(shared: &Shared) {
     if shared.lead == Some(thread::current().id()) {
         // (its own caller, waiting in a nested call: it would wait for itself; the

@@ -36,7 +36,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _convert, _core, _params
+from . import _blas, _convert, _core, _params
 from ._core import __version__
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -783,20 +783,21 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         callbacks = self._callbacks()
         reporter = _IterationReporter(callbacks) if callbacks else None
         # (x0 in the model's dtype, as scikit-learn's: scipy then evaluates the loss
-        # at parameters of that dtype)
-        opt_res = scipy.optimize.minimize(
-            loss_grad,
-            packed,
-            method="L-BFGS-B",
-            jac=True,
-            options={
-                "maxfun": self.max_fun,
-                "maxiter": self.max_iter,
-                "gtol": self.tol,
-                **_lbfgs_options(iprint),
-            },
-            callback=reporter,
-        )
+        # at parameters of that dtype; its BLAS on one thread: see _blas)
+        with _blas.one_blas_thread():
+            opt_res = scipy.optimize.minimize(
+                loss_grad,
+                packed,
+                method="L-BFGS-B",
+                jac=True,
+                options={
+                    "maxfun": self.max_fun,
+                    "maxiter": self.max_iter,
+                    "gtol": self.tol,
+                    **_lbfgs_options(iprint),
+                },
+                callback=reporter,
+            )
         if reporter is not None and reporter.stopped:
             # a callback asked to stop: not a failure to converge
             self.n_iter_ = opt_res.nit
