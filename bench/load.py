@@ -36,6 +36,7 @@ import numpy as np
 from mlp_rs import MLPClassifier
 from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
+from workloads import w4_data, w9_data
 
 from bench import FASHION_DIR as FASHION
 from bench import read_idx  # bench/bench.py, beside this script
@@ -101,17 +102,18 @@ def fit_measure(X, y, params):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             est.fit(X, y)
-        seconds = time.perf_counter() - start
-        return seconds, [a.tobytes() for a in est.coefs_ + est.intercepts_]
+        return time.perf_counter() - start, model_bytes(est)
 
     return measure
 
 
+def model_bytes(est):
+    return [a.tobytes() for a in est.coefs_ + est.intercepts_]
+
+
 def partial_fit_measure():
     """W9's calls for a given n_jobs: their seconds and the model."""
-    X, y = make_classification(
-        20_000, 40, n_informative=20, n_classes=4, random_state=0
-    )
+    X, y = w9_data()
     chunks = [(X[i : i + 500], y[i : i + 500]) for i in range(0, len(y), 500)]
     classes = np.unique(y)
 
@@ -120,16 +122,14 @@ def partial_fit_measure():
         start = time.perf_counter()
         for X_chunk, y_chunk in chunks:
             est.partial_fit(X_chunk, y_chunk, classes=classes)
-        seconds = time.perf_counter() - start
-        return seconds, [a.tobytes() for a in est.coefs_ + est.intercepts_]
+        return time.perf_counter() - start, model_bytes(est)
 
     return measure
 
 
 def predict_measure(calls=300):
     """W4's calls for a given n_jobs: their seconds and the last call's output."""
-    rng = np.random.RandomState(0)
-    X, y = rng.rand(2000, 784), rng.randint(0, 10, 2000)
+    X, y = w4_data()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est = MLPClassifier(hidden_layer_sizes=(100,), max_iter=1, random_state=0)

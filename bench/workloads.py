@@ -91,10 +91,14 @@ def w3(lib):
     return _fit(lib["clf"], X, y, hidden_layer_sizes=(100,), max_iter=3)
 
 
-def _w4(lib, rows, frame=False):
+def w4_data():
+    """W4's training data (bench/load.py's W4 too)."""
     rng = np.random.RandomState(0)
-    X = rng.rand(2000, 784)
-    y = rng.randint(0, 10, 2000)
+    return rng.rand(2000, 784), rng.randint(0, 10, 2000)
+
+
+def _w4(lib, rows, frame=False):
+    X, y = w4_data()
     if frame:
         import pandas as pd
 
@@ -182,10 +186,15 @@ def w8(lib):
     return w7(lib, levels=60)
 
 
-def w9(lib, frame=False):
-    X, y = make_classification(
+def w9_data():
+    """W9's data (bench/load.py's W9 too)."""
+    return make_classification(
         20_000, 40, n_informative=20, n_classes=4, random_state=0
     )
+
+
+def w9(lib, frame=False):
+    X, y = w9_data()
     if frame:
         import pandas as pd
 

@@ -11,18 +11,10 @@ sums the same whatever the machine's core count.
 
 import threading
 
+from sklearn.utils.parallel import _get_threadpool_controller
+
 _lock = threading.Lock()
-_state = {"controller": None, "users": 0, "limiter": None}
-
-
-def _controller():
-    # (made once, after scipy.optimize is imported: its BLAS is loaded by then; the
-    # scan of the loaded libraries takes about a millisecond)
-    if _state["controller"] is None:
-        from threadpoolctl import ThreadpoolController
-
-        _state["controller"] = ThreadpoolController()
-    return _state["controller"]
+_state = {"users": 0, "limiter": None}
 
 
 class one_blas_thread:
@@ -33,7 +25,10 @@ class one_blas_thread:
     def __enter__(self):
         with _lock:
             if _state["users"] == 0:
-                _state["limiter"] = _controller().limit(limits=1, user_api="blas")
+                # (scikit-learn's controller, made once: the scan of the loaded
+                # libraries takes a few milliseconds)
+                controller = _get_threadpool_controller()
+                _state["limiter"] = controller.limit(limits=1, user_api="blas")
             _state["users"] += 1
         return self
 
