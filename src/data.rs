@@ -234,18 +234,10 @@ const PREFETCH_AHEAD: usize = 4;
 /// follows a longer row by itself once it is read in order).
 #[inline]
 fn prefetch_row<T>(row: *const T, width: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let bytes = (width * std::mem::size_of::<T>()).min(256);
-        for offset in (0..bytes).step_by(64) {
-            // SAFETY: a prefetch never faults and reads nothing the program sees; the
-            // address is within the row (`offset < bytes`).
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(row.cast::<i8>().wrapping_add(offset)) };
-        }
+    let bytes = (width * std::mem::size_of::<T>()).min(256);
+    for offset in (0..bytes).step_by(64) {
+        crate::simd::prefetch(row.cast::<u8>().wrapping_add(offset));
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (row, width);
 }
 
 /// Training targets: a dense `n x n_outputs` matrix (regression, binary and multilabel
