@@ -174,7 +174,16 @@ where
         return with_shared_threads(threads, f);
     }
     let pool = shared_pool(threads)?;
-    Ok(crate::team::with_serving_team(&pool, || f(Par::Team)))
+    Ok(crate::team::with_serving_team(&pool, || {
+        // In a spell alone, the call runs as with one thread: a prediction then takes
+        // its rows as one block where that gives the same bits (one copy of the
+        // weights into `gemm`'s panels instead of one per block).
+        f(if crate::team::runs_alone() {
+            Par::Sequential
+        } else {
+            Par::Team
+        })
+    }))
 }
 
 fn new_pool(threads: usize) -> Result<rayon::ThreadPool> {

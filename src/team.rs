@@ -522,6 +522,15 @@ fn run_pieces(shared: &Shared, number: u32) {
     }
 }
 
+/// Whether the team entered on this thread runs its jobs alone for now (a spell: its
+/// helper is not keeping up), so that a call can take the one-thread path from the
+/// start rather than run a two-thread plan's pieces one after the other.
+pub(crate) fn runs_alone() -> bool {
+    let team = CURRENT.with(Cell::get);
+    // SAFETY: as in `try_for_each`.
+    !team.is_null() && unsafe { &*team }.solo()
+}
+
 /// Runs `f(i)` for every `i < n` on the team entered on this thread (one thread when
 /// there is none), stopping at an error: the pieces not yet started are skipped, and
 /// the error of the lowest failed piece is returned.
@@ -719,6 +728,30 @@ mod tests {
             with_serving_team(pool, every_piece_once_of(5));
         })
         .unwrap();
+    }
+
+    /// A team whose helper is found not keeping up says it runs alone (and runs every
+    /// piece on its caller) until its spell ends; no team, or one keeping up, does not.
+    #[test]
+    fn a_team_in_a_spell_runs_alone() {
+        assert!(!runs_alone());
+        teamed(|| {
+            assert!(!runs_alone());
+            // SAFETY: inside `with_team`, which entered the team on this thread.
+            let team = unsafe { &*CURRENT.with(Cell::get) };
+            team.keep_up(false, true);
+            assert!(!runs_alone(), "one long wait is not a verdict");
+            team.keep_up(false, true);
+            assert!(runs_alone());
+            let caller = thread::current().id();
+            try_for_each(16, |_| {
+                assert_eq!(thread::current().id(), caller);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            team.solo.set((Some(Instant::now()), FIRST_SOLO));
+            assert!(!runs_alone(), "the spell is over");
+        });
     }
 
     /// The helper's job, queued on the caller's own pool, run by the caller itself (in
