@@ -54,6 +54,26 @@ const LONG_WAIT: Duration = Duration::from_micros(200);
 const FIRST_SOLO: Duration = Duration::from_millis(20);
 const LONGEST_SOLO: Duration = Duration::from_secs(2);
 
+/// Two threads can be slower than one without the helper ever lagging: on a host that
+/// runs the two vCPUs on the two hyperthreads of one core (cloud VMs of two vCPUs
+/// often do; the AMD host does it in some phases), each thread gets about half the
+/// core and both work slowly, the caller as much as the helper (W7, 5,000 jobs of
+/// ~90 us: 1.0-1.35 s a fit in such phases, the caller's own work 2.2x its usual,
+/// against 0.65 s on one thread). So the caller now and then runs [`PROBE_JOBS`] jobs
+/// alone and compares their time with that of the [`PROBE_JOBS`] jobs before them, run
+/// with the helper. When alone was clearly faster (under 4/5 of that time: two windows
+/// of jobs differ by that much on a quiet host), it probes again one window later, and
+/// when that probe finds the same it runs alone for a spell, then probes again one
+/// window after it (one probe could be fooled: a window of tiny jobs, C4's ~4 us, is
+/// doubled by one interrupt). (12 jobs: whole batches of two, three or four jobs.) A
+/// probe comes after [`FIRST_PROBE`] windows of a team's first jobs (past the first
+/// batches' page faults, which made a first probe after 4 windows find alone faster),
+/// then every [`PROBE_PERIOD`] windows: a probe costs about a window's work (W7: 0.5
+/// ms of a 0.5 s fit, three probes).
+const PROBE_JOBS: u32 = 12;
+const FIRST_PROBE: u32 = 16;
+const PROBE_PERIOD: u32 = 170;
+
 /// A job has at most this many pieces (the claims word holds 16-bit counters).
 const MAX_PIECES: usize = u16::MAX as usize;
 
@@ -145,6 +165,8 @@ pub(crate) struct Team {
     /// Jobs of the current window, those the helper took no piece of, and those the
     /// caller waited long for.
     window: Cell<(u32, u32, u32)>,
+    /// When to run jobs alone to compare (see [`PROBE_JOBS`]).
+    probe: Cell<Probe>,
 }
 
 thread_local! {
@@ -183,6 +205,7 @@ impl Team {
             busy: Cell::new(false),
             solo: Cell::new((None, FIRST_SOLO)),
             window: Cell::new((0, 0, 0)),
+            probe: Cell::new(Probe::default()),
         }
     }
 
@@ -201,6 +224,10 @@ impl Team {
         if n <= 1 || n > MAX_PIECES || self.busy.get() || self.solo() {
             return (0..n).for_each(piece);
         }
+        if self.probe.get().alone_left > 0 {
+            return self.run_probe(n, piece);
+        }
+        let begun = Instant::now();
         self.busy.set(true);
         let shared = &self.shared;
         let job = Job { piece };
@@ -236,6 +263,7 @@ impl Team {
         let waited = self.wait_for_helper(n - mine);
         if shared.helper.get().is_some() {
             self.keep_up(mine == n, waited_long(waited, worked));
+            self.probe.set(self.probe.get().teamed(begun.elapsed()));
         }
         self.busy.set(false);
         let theirs = shared
@@ -245,6 +273,25 @@ impl Team {
             .take();
         if let Some(payload) = caught.or(theirs) {
             panic::resume_unwind(payload);
+        }
+    }
+
+    /// Runs a job alone for a probe (see [`PROBE_JOBS`]), timed; starts a spell alone
+    /// when the probe ends with alone clearly faster. (A nested job runs alone too.)
+    fn run_probe(&self, n: usize, piece: &(dyn Fn(usize) + Sync)) {
+        let begun = Instant::now();
+        self.busy.set(true);
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| (0..n).for_each(piece)));
+        self.busy.set(false);
+        if let Err(payload) = caught {
+            panic::resume_unwind(payload);
+        }
+        let (probe, alone_faster) = self.probe.get().alone(begun.elapsed());
+        self.probe.set(probe);
+        if alone_faster {
+            let now = Instant::now();
+            let length = next_spell(self.solo.get(), now);
+            self.solo.set((Some(now + length), length));
         }
     }
 
@@ -322,6 +369,66 @@ fn next_spell((end, length): (Option<Instant>, Duration), now: Instant) -> Durat
     match end {
         Some(end) if now.saturating_duration_since(end) < length => (2 * length).min(LONGEST_SOLO),
         _ => FIRST_SOLO,
+    }
+}
+
+/// Where a team stands in its probes (see [`PROBE_JOBS`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Probe {
+    /// Whole windows of [`PROBE_JOBS`] jobs run with the helper since the last probe...
+    windows: u32,
+    /// ...the jobs of the current one and their time, and the time of the last whole one.
+    jobs: u32,
+    window: Duration,
+    last_window: Duration,
+    /// Jobs still to run alone in the probe under way (none: no probe), and the time
+    /// of those run.
+    alone_left: u32,
+    alone_time: Duration,
+    /// A probe ran, and the last one found alone faster (the next one is then due
+    /// after one window, and a spell follows if it finds the same).
+    probed: bool,
+    again: bool,
+}
+
+impl Probe {
+    /// After a job run with the helper in `time`: a probe starts at the end of a window
+    /// once it is due.
+    fn teamed(mut self, time: Duration) -> Self {
+        self.jobs += 1;
+        self.window += time;
+        if self.jobs == PROBE_JOBS {
+            self.last_window = std::mem::take(&mut self.window);
+            self.jobs = 0;
+            self.windows += 1;
+            let due = match (self.again, self.probed) {
+                (true, _) => 1,
+                (false, false) => FIRST_PROBE,
+                (false, true) => PROBE_PERIOD,
+            };
+            if self.windows >= due {
+                (self.alone_left, self.alone_time) = (PROBE_JOBS, Duration::ZERO);
+            }
+        }
+        self
+    }
+
+    /// After a job of the probe run alone in `time`; at the probe's end, whether alone
+    /// was clearly faster than the window before it, as in the probe before.
+    fn alone(mut self, time: Duration) -> (Self, bool) {
+        self.alone_time += time;
+        self.alone_left -= 1;
+        if self.alone_left > 0 {
+            return (self, false);
+        }
+        let faster = self.alone_time * 5 < self.last_window * 4;
+        self.windows = 0;
+        self.probed = true;
+        // (a verdict needs two probes in a row: one window of tiny jobs that a single
+        // interrupt slowed would otherwise send a fit alone)
+        let spell = faster && self.again;
+        self.again = faster;
+        (self, spell)
     }
 }
 
@@ -728,6 +835,116 @@ mod tests {
             with_serving_team(pool, every_piece_once_of(5));
         })
         .unwrap();
+    }
+
+    /// Runs jobs of `teamed` and `alone` time through `probe` until a probe ends:
+    /// the team jobs before it and whether it found alone faster.
+    fn until_a_probe_ends(probe: &mut Probe, teamed: Duration, alone: Duration) -> (u32, bool) {
+        let mut jobs = 0;
+        loop {
+            if probe.alone_left > 0 {
+                let (next, faster) = probe.alone(alone);
+                *probe = next;
+                if probe.alone_left == 0 {
+                    return (jobs, faster);
+                }
+            } else {
+                *probe = probe.teamed(teamed);
+                jobs += 1;
+            }
+        }
+    }
+
+    /// Probes come after the first windows, then every [`PROBE_PERIOD`] windows; one
+    /// finding alone clearly faster (a spell) brings the next after one window, and
+    /// alone as fast as the team, or a little faster, is no verdict.
+    #[test]
+    fn probes_run_alone_now_and_then() {
+        let us = Duration::from_micros;
+        let mut probe = Probe::default();
+        let w = PROBE_JOBS;
+        assert_eq!(
+            until_a_probe_ends(&mut probe, us(100), us(200)),
+            (FIRST_PROBE * w, false)
+        );
+        assert_eq!(
+            until_a_probe_ends(&mut probe, us(100), us(200)),
+            (PROBE_PERIOD * w, false)
+        );
+        // (alone 90 % of the team's time: not clearly faster)
+        assert_eq!(
+            until_a_probe_ends(&mut probe, us(100), us(90)),
+            (PROBE_PERIOD * w, false)
+        );
+        // alone faster: a second probe after one window, and a spell if it agrees
+        assert_eq!(
+            until_a_probe_ends(&mut probe, us(100), us(60)),
+            (PROBE_PERIOD * w, false)
+        );
+        assert_eq!(until_a_probe_ends(&mut probe, us(100), us(60)), (w, true));
+        assert_eq!(until_a_probe_ends(&mut probe, us(100), us(60)), (w, true));
+        assert_eq!(until_a_probe_ends(&mut probe, us(100), us(200)), (w, false));
+        assert_eq!(
+            until_a_probe_ends(&mut probe, us(100), us(200)),
+            (PROBE_PERIOD * w, false)
+        );
+        // one probe finding alone faster, then one not: no spell
+        assert_eq!(
+            until_a_probe_ends(&mut probe, us(100), us(60)),
+            (PROBE_PERIOD * w, false)
+        );
+        assert_eq!(until_a_probe_ends(&mut probe, us(100), us(95)), (w, false));
+        assert_eq!(
+            until_a_probe_ends(&mut probe, us(100), us(60)),
+            (PROBE_PERIOD * w, false)
+        );
+    }
+
+    /// A probe comes once the team has run its first windows, runs its jobs on the
+    /// caller, times both sides (each piece sleeps: at least 1 ms with the helper,
+    /// 0.1 ms alone, as on two hyperthreads of one core), and starts a spell exactly
+    /// when it and the probe before found alone faster. (Which it finds depends on the machine's load, so
+    /// it is not asserted: `probes_run_alone_now_and_then` checks the verdicts.)
+    #[test]
+    fn a_probe_runs_alone_and_its_verdict_decides_a_spell() {
+        teamed(|| {
+            // SAFETY: inside `with_team`, which entered the team on this thread.
+            let team = unsafe { &*CURRENT.with(Cell::get) };
+            while team.shared.helper.get().is_none() {
+                thread::sleep(Duration::from_millis(1));
+            }
+            let caller = thread::current().id();
+            let job = |alone: bool| {
+                let count = AtomicUsize::new(0);
+                try_for_each(2, |_| {
+                    assert!(!alone || thread::current().id() == caller);
+                    let us = if alone { 100 } else { 1000 };
+                    thread::sleep(Duration::from_micros(us));
+                    count.fetch_add(1, Ordering::Relaxed);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+                assert_eq!(count.load(Ordering::Relaxed), 2);
+            };
+            // (a second probe, one window after the first, when that found alone faster)
+            for _ in 0..2 {
+                while team.probe.get().alone_left == 0 {
+                    job(team.solo());
+                }
+                let (spell, again) = (team.solo.get(), team.probe.get().again);
+                while team.probe.get().alone_left > 0 {
+                    job(true);
+                }
+                let probe = team.probe.get();
+                assert!(probe.probed);
+                assert!(probe.last_window >= PROBE_JOBS * Duration::from_millis(1));
+                assert!(probe.alone_time >= 2 * PROBE_JOBS * Duration::from_micros(100));
+                assert_eq!(team.solo.get() != spell, again && probe.again);
+                if !probe.again {
+                    break;
+                }
+            }
+        });
     }
 
     /// A team whose helper is found not keeping up says it runs alone (and runs every
