@@ -860,44 +860,31 @@ mod tests {
     /// alone as fast as the team, or a little faster, is no verdict.
     #[test]
     fn probes_run_alone_now_and_then() {
-        let us = Duration::from_micros;
         let mut probe = Probe::default();
-        let w = PROBE_JOBS;
-        assert_eq!(
-            until_a_probe_ends(&mut probe, us(100), us(200)),
-            (FIRST_PROBE * w, false)
-        );
-        assert_eq!(
-            until_a_probe_ends(&mut probe, us(100), us(200)),
-            (PROBE_PERIOD * w, false)
-        );
-        // (alone 90 % of the team's time: not clearly faster)
-        assert_eq!(
-            until_a_probe_ends(&mut probe, us(100), us(90)),
-            (PROBE_PERIOD * w, false)
-        );
-        // alone faster: a second probe after one window, and a spell if it agrees
-        assert_eq!(
-            until_a_probe_ends(&mut probe, us(100), us(60)),
-            (PROBE_PERIOD * w, false)
-        );
-        assert_eq!(until_a_probe_ends(&mut probe, us(100), us(60)), (w, true));
-        assert_eq!(until_a_probe_ends(&mut probe, us(100), us(60)), (w, true));
-        assert_eq!(until_a_probe_ends(&mut probe, us(100), us(200)), (w, false));
-        assert_eq!(
-            until_a_probe_ends(&mut probe, us(100), us(200)),
-            (PROBE_PERIOD * w, false)
-        );
-        // one probe finding alone faster, then one not: no spell
-        assert_eq!(
-            until_a_probe_ends(&mut probe, us(100), us(60)),
-            (PROBE_PERIOD * w, false)
-        );
-        assert_eq!(until_a_probe_ends(&mut probe, us(100), us(95)), (w, false));
-        assert_eq!(
-            until_a_probe_ends(&mut probe, us(100), us(60)),
-            (PROBE_PERIOD * w, false)
-        );
+        let (w, period) = (PROBE_JOBS, PROBE_PERIOD * PROBE_JOBS);
+        // (a probe's jobs alone in us, against 100 us with the helper: the team jobs
+        // run before it, and whether a spell follows)
+        let steps = [
+            (200, FIRST_PROBE * w, false),
+            (200, period, false),
+            // alone 90 % of the team's time: not clearly faster
+            (90, period, false),
+            // alone faster: a second probe after one window, a spell if it agrees
+            (60, period, false),
+            (60, w, true),
+            (60, w, true),
+            (200, w, false),
+            (200, period, false),
+            // one probe finding alone faster, then one not: no spell
+            (60, period, false),
+            (95, w, false),
+            (60, period, false),
+        ];
+        for (i, (alone, jobs, spell)) in steps.into_iter().enumerate() {
+            let us = Duration::from_micros;
+            let found = until_a_probe_ends(&mut probe, us(100), us(alone));
+            assert_eq!(found, (jobs, spell), "step {i}");
+        }
     }
 
     /// A probe comes once the team has run its first windows, runs its jobs on the
