@@ -290,10 +290,15 @@ impl Team {
         let (probe, alone_faster) = self.probe.get().alone(begun.elapsed());
         self.probe.set(probe);
         if alone_faster {
-            let now = Instant::now();
-            let length = next_spell(self.solo.get(), now);
-            self.solo.set((Some(now + length), length));
+            self.start_spell();
         }
+    }
+
+    /// Runs the jobs alone from now on for a spell ([`next_spell`]'s length).
+    fn start_spell(&self) {
+        let now = Instant::now();
+        let length = next_spell(self.solo.get(), now);
+        self.solo.set((Some(now + length), length));
     }
 
     /// Waits until the helper has finished its `pieces` of the current job; returns how
@@ -331,9 +336,7 @@ impl Team {
         self.window.set(window);
         if lagging {
             self.shared.stay.store(true, Ordering::Relaxed);
-            let now = Instant::now();
-            let length = next_spell(self.solo.get(), now);
-            self.solo.set((Some(now + length), length));
+            self.start_spell();
         }
     }
 }
