@@ -7,7 +7,7 @@
 //! words are those [`super::matmul`] packs from the gathered f32 rows and the tiles sum
 //! them in the same order: the same bits.
 
-use super::{product, Bf16Kernel, OperandA, PackedB, MR, PACKED};
+use super::{product, skip, Bf16Kernel, OperandA, PackedB, WordRows, Words, MR, PACKED};
 use crate::error::{ensure_shape, Result};
 use crate::memory;
 use crate::parallel::{Par, SendPtr};
@@ -101,13 +101,25 @@ pub(crate) fn matmul_rows(
     if which.is_empty() || w.n == 0 {
         return Ok(());
     }
+    let kernel = Bf16Kernel::best();
+    if skips(kernel, &dst, w) {
+        let rows = WordRows {
+            words: &x.words,
+            stride: x.pairs,
+            which: Some(which),
+        };
+        // SAFETY: the rows lie in `x` (checked), `w` is packed for X's pairs
+        // (checked), and `dst`'s rows are ours.
+        unsafe { skip_product(kernel, dst, rows, (x.pairs, w), false, par) };
+        return Ok(());
+    }
     let rows = OperandA::Rows {
         words: &x.words,
         stride: x.pairs,
         which,
     };
     let operands = (rows, &w.words[..]);
-    product(Bf16Kernel::best(), dst, operands, x.pairs, false, par);
+    product(kernel, dst, operands, x.pairs, false, par);
     Ok(())
 }
 
@@ -138,12 +150,30 @@ pub(crate) fn matmul_t_rows(
     if lanes == 0 || n == 0 {
         return Ok(());
     }
+    let kernel = Bf16Kernel::best();
     let pairs = which.len().div_ceil(2);
     let (mut packed_x, spare) = PACKED.take();
-    let kernel = Bf16Kernel::best();
-    // AMX loads rows of pairs (a panel one lane wide), the others panels of MR lanes
-    let width = if kernel == Bf16Kernel::Amx { 1 } else { MR };
+    // AMX loads rows of pairs (a panel one lane wide), and so does the zero-skipping
+    // kernel; the others panels of MR lanes
+    let skips = skips(kernel, &dst, d);
+    let width = if kernel == Bf16Kernel::Amx || skips {
+        1
+    } else {
+        MR
+    };
     pack_columns(x, (which, first), (lanes, width), pairs, &mut packed_x);
+    if skips {
+        let rows = WordRows {
+            words: &packed_x,
+            stride: pairs,
+            which: None,
+        };
+        // SAFETY: `packed_x` holds the lanes' rows of pairs, `d` the error signals of
+        // the same pairs (checked above), and `dst`'s rows are ours.
+        unsafe { skip_product(kernel, dst, rows, (pairs, d), accumulate, par) };
+        PACKED.set((packed_x, spare));
+        return Ok(());
+    }
     let operand = match width {
         1 => OperandA::Dense {
             words: &packed_x,
@@ -156,6 +186,39 @@ pub(crate) fn matmul_t_rows(
     Ok(())
 }
 
+/// Whether a first-layer product on `kernel` into `dst` with `b` skips `A`'s zero words
+/// (see [`skip`]): not on AMX (whose tiles take 16 rows at a time), `dst` row-major,
+/// `b` finite.
+fn skips(kernel: Bf16Kernel, dst: &ArrayViewMut2<'_, f32>, b: &PackedB) -> bool {
+    kernel != Bf16Kernel::Amx && dst.strides()[1] == 1 && b.all_finite()
+}
+
+/// `dst (+)= A B` on [`skip`]'s kernels, `A`'s rows of `pairs` words in `rows`.
+///
+/// # Safety
+/// As [`skip::product`]'s: `rows` holds `dst.nrows()` rows of `pairs` words and `b` is
+/// packed for `pairs` pairs of `dst.ncols()` columns.
+unsafe fn skip_product(
+    kernel: Bf16Kernel,
+    mut dst: ArrayViewMut2<'_, f32>,
+    rows: WordRows<'_>,
+    (pairs, b): (usize, &PackedB),
+    accumulate: bool,
+    par: Par,
+) {
+    let p = skip::Product {
+        a: rows,
+        m: dst.nrows(),
+        pairs,
+        b,
+        dst: SendPtr(dst.as_mut_ptr()),
+        ld: dst.strides()[0] as usize,
+        accumulate,
+    };
+    // SAFETY: the caller's.
+    unsafe { skip::product(&p, kernel == Bf16Kernel::Avx512, par) }
+}
+
 /// Features `first..first + lanes` of the rows `which` (checked) packed as
 /// [`super::pack_a`] packs `X[which]^T` in panels `width` lanes wide ([`MR`], or 1: rows
 /// of pairs): lanes are features, pairs are rows `2q, 2q + 1` (the high half zero for
@@ -165,28 +228,36 @@ fn pack_columns(
     (which, first): (&[usize], usize),
     (lanes, width): (usize, usize),
     pairs: usize,
-    packed: &mut Vec<u32>,
+    packed: &mut Words,
 ) {
-    packed.resize(lanes.div_ceil(width) * pairs * width, 0);
+    packed.resize(lanes.div_ceil(width) * pairs * width);
     super::zero_padding(lanes, width, pairs, packed);
-    // rows of pairs: whole blocks of 16 lanes x 16 pairs transposed in registers
-    let (lanes_done, pairs_done) = match width {
-        1 => transpose_simd(x, (which, first), lanes, pairs, packed),
-        _ => (0, 0),
-    };
-    for q in 0..pairs {
+    let pair = |q: usize| {
         let lo = &x.halves(which[2 * q])[first..first + lanes];
         let hi = which
             .get(2 * q + 1)
             .map(|&i| &x.halves(i)[first..first + lanes]);
-        let done = match width {
-            MR => interleave_simd(lo, hi, (q, pairs), packed),
-            _ if q < pairs_done => lanes_done,
-            _ => 0,
-        };
+        (lo, hi)
+    };
+    let word = |lo: u16, hi: Option<u16>| u32::from(lo) | (u32::from(hi.unwrap_or(0)) << 16);
+    if width == 1 {
+        // rows of pairs: whole blocks of 16 lanes x 16 pairs transposed in registers,
+        // then the pairs and the lanes after them
+        let (lanes_done, pairs_done) = transpose_simd(x, (which, first), lanes, pairs, packed);
+        for q in 0..pairs {
+            let (lo, hi) = pair(q);
+            let from = if q < pairs_done { lanes_done } else { 0 };
+            for j in from..lanes {
+                packed[j * pairs + q] = word(lo[j], hi.map(|h| h[j]));
+            }
+        }
+        return;
+    }
+    for q in 0..pairs {
+        let (lo, hi) = pair(q);
+        let done = interleave_simd(lo, hi, (q, pairs), packed);
         for j in done..lanes {
-            let high = hi.map_or(0, |h| u32::from(h[j]));
-            packed[((j / width) * pairs + q) * width + j % width] = u32::from(lo[j]) | (high << 16);
+            packed[((j / width) * pairs + q) * width + j % width] = word(lo[j], hi.map(|h| h[j]));
         }
     }
 }
@@ -314,8 +385,10 @@ mod tests {
             f32::from_bits(1),
             1.0 + 1.0 / 256.0,
         ];
+        // (runs of zeros: the products skip pairs of them)
         Array2::from_shape_fn((n, k), |(i, j)| match (i * 7 + j * 3) % 41 {
             s @ 0..=4 => special[s],
+            5..=16 => 0.0,
             _ => ((i * 31 + j * 17) as f32 * 0.37).sin(),
         })
     }
@@ -338,6 +411,17 @@ mod tests {
         assert!(widen(rows.halves(0)[0]).is_nan());
     }
 
+    /// `v`'s bits, any NaN as one: X holds NaNs and infinities here, and which NaN a
+    /// sum of two keeps is the compiler's choice in the portable kernels (LLVM may swap
+    /// an addition's operands), not a result.
+    fn bits(v: f32) -> u32 {
+        if v.is_nan() {
+            f32::NAN.to_bits()
+        } else {
+            v.to_bits()
+        }
+    }
+
     /// Both products equal [`matmul_with`] on the gathered f32 rows, bit for bit, on
     /// every kernel: odd features and rows, offsets and widths off the blocks of 8 and 16.
     #[test]
@@ -347,9 +431,14 @@ mod tests {
             let rows = Bf16Rows::new(x.view(), Par::Sequential).unwrap();
             let which: Vec<usize> = (0..batch).map(|i| (i * 7 + 3) % n_rows).collect();
             let gathered = Array2::from_shape_fn((batch, k), |(i, j)| x[[which[i], j]]);
-            let w = data(k, units).mapv(|v| if v.is_finite() { v } else { 0.5 });
+            let mut w = data(k, units).mapv(|v| if v.is_finite() { v } else { 0.5 });
+            if n_rows == 50 {
+                // weights not all finite: no skipping (`0 · inf` is NaN)
+                w[[k / 2, units / 2]] = f32::INFINITY;
+            }
             let mut packed = PackedB::default();
             packed.repack(w.view());
+            assert_eq!(packed.all_finite(), n_rows != 50);
             let mut want = Array2::zeros((batch, units));
             let kernel = Bf16Kernel::best();
             let seq = Par::Sequential;
@@ -364,11 +453,7 @@ mod tests {
             .unwrap();
             let mut got = Array2::from_elem((batch, units), f32::NAN);
             matmul_rows(got.view_mut(), &rows, &which, &packed, seq).unwrap();
-            assert_eq!(
-                got.mapv(f32::to_bits),
-                want.mapv(f32::to_bits),
-                "forward {k}"
-            );
+            assert_eq!(got.mapv(bits), want.mapv(bits), "forward {k}");
 
             let d = data(batch, units).mapv(|v| if v.is_finite() { v } else { -0.25 });
             let mut packed_d = PackedB::default();
@@ -382,7 +467,7 @@ mod tests {
                 matmul_t_rows(got.view_mut(), &rows, (&which, first), &packed_d, true, seq)
                     .unwrap();
                 matmul_with(kernel, want.view_mut(), cols.t(), d.view(), true, seq).unwrap();
-                let bits = |a: &Array2<f32>| a.mapv(f32::to_bits);
+                let bits = |a: &Array2<f32>| a.mapv(bits);
                 assert_eq!(bits(&got), bits(&want), "gradient {k} {first} {lanes}");
             }
         }
