@@ -12,7 +12,8 @@
 //! of 15 alternations on Zen 4: the forward product 88.5 -> 79.5 us, the gradient
 //! (transposing X's columns included) 81 -> 72 us against the tiles. (One row at a
 //! time skipped more but loaded a register of `B` for every `vdpbf16ps`, and ran
-//! slower than the tiles.)
+//! slower than the tiles.) On dense rows the lists cost more than they save: X decides
+//! once per fit whether its products skip (`rows::MIN_ZERO_PAIRS`).
 //!
 //! A skipped pair would add `0 · b`, a zero, to sums that started from zero: every
 //! element is the same chain of `vdpbf16ps` steps as the tiles', in the same order, so
