@@ -41,10 +41,15 @@ def test_bfloat16_trains_a_float32_model_close_to_the_exact_one(solver):
     assert abs(rounded.score(X, y) - exact.score(X, y)) <= 0.03
 
 
-# batches of one part under the team's bound, of two parts, and of four
+# batches of one part under the team's bound, of two parts, and of four; dense rows,
+# and image-like rows whose first-layer products skip zero pairs
 @pytest.mark.parametrize("batch_size", [64, 256, 500])
-def test_bfloat16_results_do_not_depend_on_n_jobs(batch_size):
+@pytest.mark.parametrize("images", [False, True])
+def test_bfloat16_results_do_not_depend_on_n_jobs(batch_size, images):
     X, y = make_data("multiclass", n_samples=2000, n_features=80)
+    if images:
+        X = np.where(np.abs(X) < 0.7, 0.0, X)
+        X[:, :30] = 0.0
     params = dict(
         hidden_layer_sizes=(256, 128), max_iter=2, batch_size=batch_size, **BF16
     )
