@@ -18,8 +18,9 @@
 //! A skipped pair would add `0 · b`, a zero, to sums that started from zero: every
 //! element is the same chain of `vdpbf16ps` steps as the tiles', in the same order, so
 //! the results are the tiles' bits (the tests compare) but for the sign of a zero sum
-//! after an underflow flushed to -0, and `0 · inf`: a `B` that is not all finite goes
-//! to the tiles. The portable kernel skips the same pairs (its own chain step for
+//! after an underflow flushed to -0 (and, in the portable kernels, which of two NaNs
+//! a sum keeps: the compiler's choice, as it is between builds), and `0 · inf`: a `B`
+//! that is not all finite goes to the tiles. The portable kernel skips the same pairs (its own chain step for
 //! step), so that the two agree bit for bit everywhere. The twos are the product's own
 //! rows, whatever the threads: the results do not depend on their number.
 
