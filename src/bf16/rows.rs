@@ -285,6 +285,7 @@ fn pack_columns(
         }
         return;
     }
+    debug_assert_eq!(width, MR, "panels of MR lanes, or rows of pairs");
     for q in 0..pairs {
         let (lo, hi) = pair(q);
         let done = interleave_simd(lo, hi, (q, pairs), packed);
