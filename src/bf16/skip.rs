@@ -201,6 +201,7 @@ unsafe fn portable_body(p: &Product<'_>, (row, two): (usize, bool), group: (usiz
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use super::super::avx512::{load16, store16, store8};
     use super::{blocks, groups, Product, Range, MAX_REGS, NR, TWOS};
     use std::arch::x86_64::*;
     use std::cell::RefCell;
@@ -419,26 +420,16 @@ mod avx512 {
         let cols = p.b.n - 16 * first;
         let out = p.out(i, first);
         for (r, v) in sums.iter_mut().enumerate() {
-            let lanes = cols.saturating_sub(16 * r).min(16);
-            let mask = (((1_u32 << lanes) - 1) & 0xFFFF) as __mmask16;
-            // SAFETY: the caller's; masked lanes are not read. (Whole registers
-            // unmasked: with masked loads and stores here the sums took ~1.2x as long
-            // on Zen 4.)
-            *v = unsafe {
-                match lanes {
-                    16 => _mm512_loadu_ps(out.add(16 * r)),
-                    _ => _mm512_maskz_loadu_ps(mask, out.add(16 * r)),
-                }
-            };
+            // SAFETY (both): the caller's: the row's columns lie in `dst`.
+            *v = unsafe { load16(out.add(16 * r), cols.saturating_sub(16 * r).min(16)) };
         }
         let r = sums.len();
         let mask = ((1_u32 << cols.saturating_sub(16 * r).min(8)) - 1) as __mmask8;
-        // SAFETY: as above.
         *half = unsafe { _mm256_maskz_loadu_ps(mask, out.add(16 * r)) };
     }
 
-    /// A row's sums into `dst` (added to what is there with `accumulate`: `dst + v`, in
-    /// the order of [`super::store`]), the 256-bit `half` last.
+    /// A row's sums into `dst` (added to what is there with `accumulate`), the 256-bit
+    /// `half` last.
     #[inline(always)]
     unsafe fn write(
         p: &Product<'_>,
@@ -450,40 +441,13 @@ mod avx512 {
         let out = p.out(i, first);
         for (r, &v) in sums.iter().enumerate() {
             let lanes = cols.saturating_sub(16 * r).min(16);
-            let mask = (((1_u32 << lanes) - 1) & 0xFFFF) as __mmask16;
-            // SAFETY: the caller's; masked lanes are neither read nor written.
-            unsafe {
-                let at = out.add(16 * r);
-                if lanes == 16 {
-                    let v = if p.accumulate {
-                        _mm512_add_ps(_mm512_loadu_ps(at), v)
-                    } else {
-                        v
-                    };
-                    _mm512_storeu_ps(at, v);
-                    continue;
-                }
-                let v = if p.accumulate {
-                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), v)
-                } else {
-                    v
-                };
-                _mm512_mask_storeu_ps(at, mask, v);
-            }
+            // SAFETY (both): the caller's: the row's columns lie in `dst`.
+            unsafe { store16(out.add(16 * r), v, lanes, p.accumulate) };
         }
         if let Some(v) = half {
             let r = sums.len();
-            let mask = ((1_u32 << cols.saturating_sub(16 * r).min(8)) - 1) as __mmask8;
-            // SAFETY: as above.
-            unsafe {
-                let at = out.add(16 * r);
-                let v = if p.accumulate {
-                    _mm256_add_ps(_mm256_maskz_loadu_ps(mask, at), v)
-                } else {
-                    v
-                };
-                _mm256_mask_storeu_ps(at, mask, v);
-            }
+            let lanes = cols.saturating_sub(16 * r).min(8);
+            unsafe { store8(out.add(16 * r), v, lanes, p.accumulate) };
         }
     }
 }
