@@ -82,20 +82,24 @@ pub fn level_name() -> &'static str {
 /// Whether the CPU has AMX-BF16 and AMX-TILE (CPUID leaf 7, EDX bits 22 and 24), as
 /// the CPU says; whether the OS grants the tiles is `bf16::amx`'s question. Also a sign of
 /// an Intel Xeon core with two 512-bit FMA ports, where `gemm` is strong enough to
-/// change which kernel pays (`zeros`).
+/// change which kernel pays (`zeros`). Asked once per process: CPUID traps to the
+/// hypervisor in a virtual machine (1 % of a one-thread C1 epoch when asked per product).
 pub(crate) fn cpu_has_amx_bf16() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: every x86-64 CPU has CPUID (a safe fn in the Rust this was built with,
-        // an `unsafe fn` up to at least 1.93; the crate supports 1.89)
-        #[allow(unused_unsafe)]
-        let leaf7 = unsafe { std::arch::x86_64::__cpuid_count(7, 0) };
-        (leaf7.edx >> 22) & 1 == 1 && (leaf7.edx >> 24) & 1 == 1
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: every x86-64 CPU has CPUID (a safe fn in the Rust this was built
+            // with, an `unsafe fn` up to at least 1.93; the crate supports 1.89)
+            #[allow(unused_unsafe)]
+            let leaf7 = unsafe { std::arch::x86_64::__cpuid_count(7, 0) };
+            (leaf7.edx >> 22) & 1 == 1 && (leaf7.edx >> 24) & 1 == 1
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
 }
 
 /// This CPU's [`Level`], detected once (lowered by [`LEVEL_VARIABLE`]).

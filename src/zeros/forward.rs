@@ -1,6 +1,7 @@
-//! The first layer's forward product `X W` over rows that are mostly zeros (one-hot
-//! encoded categories, bags of words held dense), for CPUs with AVX-512 or AVX2 and FMA
-//! ([`portable`]).
+//! The first layer's forward product `X W` over rows with many zeros: one row at a
+//! time for rows that are mostly zeros (one-hot encoded categories, bags of words held
+//! dense), on CPUs with AVX-512 or AVX2 and FMA ([`portable`]); rows in twos for rows
+//! with some zeros (images: half of Fashion-MNIST's pixels), on AVX-512 ([`twos`]).
 //!
 //! Each row lists its non-zero inputs (one AVX-512 compare and compress per register of
 //! inputs) and sums the weight rows of those alone, up to eight registers of outputs
@@ -14,8 +15,8 @@
 //!
 //! Each multiply-add loads its own weights (one register a multiply-add, where `gemm`
 //! reuses each loaded register over several rows), so the lists pay only for rows that
-//! are mostly zeros: [`MIN_ZERO_INPUTS`]. (Images, half zeros, would need several rows
-//! to share each loaded register: tried, `bench/profile.md`.)
+//! are mostly zeros: [`MIN_ZERO_INPUTS`]. Rows with fewer zeros go in twos, each loaded
+//! register serving both ([`twos`], from [`MIN_TWOS_ZEROS`]), the same sums.
 
 use super::blocks::{self, Path};
 use super::{MIN_WORK, SAMPLE_ROWS};
@@ -35,6 +36,11 @@ use std::cell::RefCell;
 /// took 4.5 % of a C1 float32 epoch on the Intel host and the epoch ran 0.135 s against
 /// 0.124 at 0.75; one-hot rows, 96-98 % zeros, pass either way.)
 const MIN_ZERO_INPUTS: f64 = 0.75;
+
+/// Rows in twos ([`twos`]) pay from this share of zeros: on Zen 4, alone (one thread,
+/// 100 rows of Fashion-MNIST x 784 x 100 f32, some of the zeros filled at random),
+/// 0.74x `gemm`'s time at 51 % zeros, 0.93x at 36 %, 1.0x at 25 %, 1.06x at 15 %.
+const MIN_TWOS_ZEROS: f64 = 0.3;
 
 /// One first-layer forward product: `z = x[..n] w`, with `x` row-major (`n x inputs`),
 /// `w` row-major (`inputs x width`) and `z` row-major (`n x width`).
@@ -68,10 +74,11 @@ pub(crate) fn forward<T: Real>(f: &Forward<'_, T>, z: &mut [T], finite: bool) ->
     let takes = f.n * f.inputs * f.width >= MIN_WORK
         && f.n >= 2
         && f.width >= 2
-        && simd::level() != Level::Baseline
-        && mostly_zeros(f)
-        && (finite || all_finite(&f.w[..f.inputs * f.width]));
-    if !takes {
+        && simd::level() != Level::Baseline;
+    let Some(kind) = takes.then(|| Kind::of(f)).flatten() else {
+        return Ok(false);
+    };
+    if !(finite || all_finite(&f.w[..f.inputs * f.width])) {
         return Ok(false);
     }
     let path = Path::of::<T>(f.n, f.inputs, f.width);
@@ -80,15 +87,43 @@ pub(crate) fn forward<T: Real>(f: &Forward<'_, T>, z: &mut [T], finite: bool) ->
         return Ok(false);
     }
     // SAFETY: the shapes were checked above.
-    Ok(unsafe { run(f, &mut z[..f.n * f.width], block) })
+    Ok(unsafe { run(f, &mut z[..f.n * f.width], block, kind) })
 }
 
-/// Whether at least [`MIN_ZERO_INPUTS`] of the first [`SAMPLE_ROWS`] rows' inputs are
-/// zero. (Any answer gives the same bits; this one only picks the faster way.)
-fn mostly_zeros<T: Real>(f: &Forward<'_, T>) -> bool {
-    let sample = &f.x[..f.n.min(SAMPLE_ROWS) * f.inputs];
-    let zeros = sample.iter().filter(|&&v| v == T::zero()).count();
-    zeros as f64 >= MIN_ZERO_INPUTS * sample.len() as f64
+/// Which kernel sums a product's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// One row at a time (rows mostly zeros).
+    Rows,
+    /// Rows in twos sharing each loaded register of packed weights ([`twos`]; AVX-512).
+    Twos,
+}
+
+impl Kind {
+    /// The kernel for `f`'s rows by the share of zeros among the first [`SAMPLE_ROWS`]
+    /// rows' inputs: at least [`MIN_ZERO_INPUTS`] one row at a time, at least
+    /// [`MIN_TWOS_ZEROS`] in twos on AVX-512, none (`gemm`) below. (Any answer gives
+    /// the same bits; this one only picks the faster way.)
+    fn of<T: Real>(f: &Forward<'_, T>) -> Option<Kind> {
+        let sample = &f.x[..f.n.min(SAMPLE_ROWS) * f.inputs];
+        let zeros = sample.iter().filter(|&&v| v == T::zero()).count() as f64;
+        let share = zeros / sample.len() as f64;
+        if share >= MIN_ZERO_INPUTS {
+            Some(Kind::Rows)
+        } else if share >= MIN_TWOS_ZEROS && twos_here() {
+            Some(Kind::Twos)
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether this CPU takes rows in twos: AVX-512, but not (yet) a CPU with AMX, an Intel
+/// Xeon core, whose two 512-bit FMA ports make `gemm` ~1.8x Zen 4's f32 rate a core and
+/// where the kernel has not been measured (the first layer's zero-skipping gradient did
+/// not pay there: `super::MIN_ZERO_GROUPS_AMX`).
+fn twos_here() -> bool {
+    simd::level() == Level::Avx512 && !simd::cpu_has_amx_bf16()
 }
 
 /// Whether the kernel, summing blocks of `block` inputs, gives the bits of the product
@@ -138,10 +173,14 @@ fn agrees<T: Real>(f: &Forward<'_, T>, path: Path, block: usize) -> bool {
         width,
         n,
     };
-    // SAFETY: the caller checked the CPU; the buffers fit the shapes.
-    let ran = unsafe { run(&probe, &mut got, block) };
     let bits = |v: &T| Real::to_f64(*v).to_bits();
-    ran && want.iter().map(bits).eq(got.iter().map(bits))
+    [Kind::Rows, Kind::Twos].into_iter().all(|kind| {
+        got.fill(T::nan());
+        // SAFETY: the caller checked the CPU; the buffers fit the shapes.
+        let ran = unsafe { run(&probe, &mut got, block, kind) };
+        (kind == Kind::Twos && simd::level() != Level::Avx512)
+            || ran && want.iter().map(bits).eq(got.iter().map(bits))
+    })
 }
 
 /// The kernel of `T` on `f` for this CPU (AVX-512's own, or the portable one on AVX2
@@ -150,11 +189,11 @@ fn agrees<T: Real>(f: &Forward<'_, T>, path: Path, block: usize) -> bool {
 ///
 /// # Safety
 /// The shapes fit (as [`forward`] checks), `z` holds `n` rows.
-unsafe fn run<T: Real>(f: &Forward<'_, T>, z: &mut [T], block: usize) -> bool {
+unsafe fn run<T: Real>(f: &Forward<'_, T>, z: &mut [T], block: usize, kind: Kind) -> bool {
     #[cfg(target_arch = "x86_64")]
     match simd::level() {
         // SAFETY (both): the CPU has the instructions; the caller's contract.
-        Level::Avx512 => unsafe { run_avx512(f, z, block) },
+        Level::Avx512 => unsafe { run_avx512(f, z, block, kind) },
         Level::Avx2 => {
             unsafe { portable::forward_avx2(f, z, block) };
             true
@@ -169,7 +208,7 @@ unsafe fn run<T: Real>(f: &Forward<'_, T>, z: &mut [T], block: usize) -> bool {
 ///
 /// # Safety
 /// The CPU has AVX-512 F; the shapes fit, `z` holds `n` rows.
-unsafe fn run_avx512<T: Real>(f: &Forward<'_, T>, z: &mut [T], block: usize) -> bool {
+unsafe fn run_avx512<T: Real>(f: &Forward<'_, T>, z: &mut [T], block: usize, kind: Kind) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         let z_ptr = z.as_mut_ptr();
@@ -177,17 +216,27 @@ unsafe fn run_avx512<T: Real>(f: &Forward<'_, T>, z: &mut [T], block: usize) -> 
             // SAFETY: `T` is f32; the caller's contract.
             unsafe {
                 let z = std::slice::from_raw_parts_mut(z_ptr.cast(), z.len());
-                x86::forward_f32(&cast(f), z, block);
+                return match kind {
+                    Kind::Rows => {
+                        x86::forward_f32(&cast(f), z, block);
+                        true
+                    }
+                    Kind::Twos => twos::forward_f32(&cast(f), z, block),
+                };
             }
-            return true;
         }
         if TypeId::of::<T>() == TypeId::of::<f64>() {
             // SAFETY: as above, for f64.
             unsafe {
                 let z = std::slice::from_raw_parts_mut(z_ptr.cast(), z.len());
-                x86::forward_f64(&cast(f), z, block);
+                return match kind {
+                    Kind::Rows => {
+                        x86::forward_f64(&cast(f), z, block);
+                        true
+                    }
+                    Kind::Twos => twos::forward_f64(&cast(f), z, block),
+                };
             }
-            return true;
         }
     }
     false
@@ -225,6 +274,7 @@ unsafe fn cast<'a, T, U>(f: &Forward<'a, T>) -> Forward<'a, U> {
 
 #[cfg(target_arch = "x86_64")]
 mod portable;
+mod twos;
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -452,10 +502,11 @@ mod tests {
 
     /// The kernels this CPU runs: AVX-512's and the portable one (on AVX2 and FMA).
     #[cfg(target_arch = "x86_64")]
-    fn kernels() -> Vec<(Level, &'static str)> {
-        let mut all = vec![(Level::Avx2, "portable")];
+    fn kernels() -> Vec<(Level, Kind, &'static str)> {
+        let mut all = vec![(Level::Avx2, Kind::Rows, "portable")];
         if simd::level() == Level::Avx512 {
-            all.push((Level::Avx512, "avx512"));
+            all.push((Level::Avx512, Kind::Rows, "avx512"));
+            all.push((Level::Avx512, Kind::Twos, "avx512 twos"));
         }
         all
     }
@@ -463,14 +514,14 @@ mod tests {
     /// The kernel of `level` directly (any shape, any zeros), with the blocks of the
     /// shape's path.
     #[cfg(target_arch = "x86_64")]
-    fn kernel<T: Real>(x: &Array2<T>, w: &Array2<T>, level: Level) -> Vec<T> {
+    fn kernel<T: Real>(x: &Array2<T>, w: &Array2<T>, (level, kind): (Level, Kind)) -> Vec<T> {
         let f = forward_of(x, w);
         let block = Path::of::<T>(f.n, f.inputs, f.width).block(f.inputs);
         let mut z = vec![T::nan(); f.n * f.width];
         // SAFETY: the CPU has the level's instructions (`kernels`); the shapes fit.
         unsafe {
             match level {
-                Level::Avx512 => assert!(run_avx512(&f, &mut z, block)),
+                Level::Avx512 => assert!(run_avx512(&f, &mut z, block, kind)),
                 _ => portable::forward_avx2(&f, &mut z, block),
             }
         }
@@ -506,9 +557,9 @@ mod tests {
                 ("images", images(n, inputs)),
             ] {
                 let want = reference(&x, &w);
-                for (level, kind) in kernels() {
-                    let what = format!("{kind}: {name} {n}x{inputs}x{width}");
-                    assert_same_bits(&want, &kernel(&x, &w, level), &what);
+                for (level, kind, kernel_name) in kernels() {
+                    let what = format!("{kernel_name}: {name} {n}x{inputs}x{width}");
+                    assert_same_bits(&want, &kernel(&x, &w, (level, kind)), &what);
                 }
             }
         }
@@ -536,6 +587,30 @@ mod tests {
                 let mut z = vec![f64::NAN; n * width];
                 assert!(forward(&forward_of(&x, &w), &mut z, finite).unwrap());
                 assert_same_bits(&reference(&x, &w), &z, &format!("{n}x{inputs}x{width}"));
+            }
+        }
+    }
+
+    /// Through [`forward`]: image-like rows in twos where this CPU takes them, one-hot
+    /// rows one at a time, dense rows on `gemm`; the same bits either way.
+    #[test]
+    fn picks_a_kernel_by_the_zeros() {
+        if !has_kernel() {
+            return;
+        }
+        let w = weights::<f32>(784, 100);
+        let (images, one_hot) = (images::<f32>(101, 784), one_hot::<f32>(101, 784));
+        let twos = twos_here().then_some(Kind::Twos);
+        assert_eq!(Kind::of(&forward_of(&images, &w)), twos);
+        assert_eq!(Kind::of(&forward_of(&one_hot, &w)), Some(Kind::Rows));
+        let dense = images.mapv(|v| v + 1.0);
+        assert_eq!(Kind::of(&forward_of(&dense, &w)), None);
+        for x in [images, one_hot] {
+            let mut z = vec![f32::NAN; 101 * 100];
+            let taken = forward(&forward_of(&x, &w), &mut z, false).unwrap();
+            assert!(taken || twos.is_none());
+            if taken {
+                assert_same_bits(&reference(&x, &w), &z, "through forward");
             }
         }
     }
