@@ -5,7 +5,7 @@
 //! reuses each loaded register over several rows: that pays only for rows that are
 //! mostly zeros. Here rows go in twos (a last odd row alone): an input is listed when
 //! either row's value is non-zero, and each loaded register of weights serves both
-//! rows. The weights are first packed (per call) into 64-byte aligned panels of up to
+//! rows. The weights are packed, a sub-block at a time, into 64-byte aligned panels of up to
 //! [`MAX_REGS`] registers of outputs (a row of 100 f32 weights is 400 bytes: three of
 //! every four 512-bit loads of it in place would straddle two cache lines, which Zen 4
 //! loads at about half the rate), and summed a sub-block of at most [`SUB_INPUTS`]
@@ -28,6 +28,10 @@ const MAX_REGS: usize = 8;
 /// Most inputs summed in one sub-block: 48 inputs of eight registers of f32 weights are
 /// 24 KB, in L1 with the rows' values and sums.
 const SUB_INPUTS: usize = 48;
+
+/// How far apart the lists of the twos are: a sub-block's inputs and a register's
+/// worth more (the listing stores whole registers).
+const LIST_STRIDE: usize = SUB_INPUTS + 16;
 
 /// Rows whose sums are kept at once (the sums of 128 rows of eight registers: 64 KB a
 /// group, in L2).
@@ -67,7 +71,7 @@ fn groups(regs: usize) -> impl Iterator<Item = (usize, usize)> {
     })
 }
 
-/// The sub-blocks of the block of inputs `range`: as even as they come, at most
+/// The sub-blocks of the block of inputs `start..end`: as even as they come, at most
 /// [`SUB_INPUTS`] each.
 fn sub_blocks(start: usize, end: usize) -> impl Iterator<Item = (usize, usize)> {
     let count = (end - start).div_ceil(SUB_INPUTS);
@@ -86,13 +90,13 @@ pub(super) use x86::{f32s::forward as forward_f32, f64s::forward as forward_f64}
 mod x86 {
     use super::super::super::x86::{lanes_pd, lanes_ps, nonzero_pd, nonzero_ps};
     use super::SUB_INPUTS;
-    use super::{groups, sub_blocks, Forward, Scratch, CHUNK_ROWS, SCRATCH};
+    use super::{groups, sub_blocks, Forward, Scratch, CHUNK_ROWS, LIST_STRIDE, SCRATCH};
     use std::arch::x86_64::*;
 
-    /// The kernel for one float type: `$lanes` per register, `$m` the lane mask type,
-    /// `$v` the register type and its operations.
+    /// The kernel for one float type: `$lanes` per register, `$v` the register type
+    /// and its operations.
     macro_rules! kernel {
-        ($module:ident, $t:ty, $lanes:expr, $m:ty, $v:ty, $zero:ident, $set1:ident,
+        ($module:ident, $t:ty, $lanes:expr, $v:ty, $zero:ident, $set1:ident,
          $fmadd:ident, $add:ident, $load:ident, $loadu:ident, $mload:ident, $store:ident,
          $storeu:ident, $mstore:ident, $cmp:ident, $mask:ident) => {
             pub(crate) mod $module {
@@ -112,13 +116,12 @@ mod x86 {
                     SCRATCH.with_borrow_mut(|s| {
                         let regs = f.width.div_ceil($lanes);
                         let rows = f.n.min(CHUNK_ROWS);
-                        let stride = SUB_INPUTS + 16;
                         if !s.packed.room::<$t>(SUB_INPUTS * regs * $lanes)
                             || !s.sums.room::<$t>(rows * regs * $lanes)
                         {
                             return false;
                         }
-                        s.lists.resize(rows.div_ceil(2) * stride, 0);
+                        s.lists.resize(rows.div_ceil(2) * LIST_STRIDE, 0);
                         s.counts.resize(rows.div_ceil(2), 0);
                         for first in (0..f.n).step_by(CHUNK_ROWS) {
                             let n = (f.n - first).min(CHUNK_ROWS);
@@ -161,7 +164,9 @@ mod x86 {
                     }
                 }
 
-                /// Rows `first..first + n` of the product.
+                /// Rows `first..first + n` of the product: block of `gemm`'s by block,
+                /// sub-block by sub-block, each listed for every two and then summed
+                /// group of registers by group.
                 ///
                 /// # Safety
                 /// As [`forward`]'s; the scratch buffers sized for `n` rows.
@@ -174,78 +179,108 @@ mod x86 {
                     s: &mut Scratch,
                 ) {
                     let regs = f.width.div_ceil($lanes);
-                    let stride = SUB_INPUTS + 16;
                     let packed = s.packed.ptr::<$t>();
-                    let sums = s.sums.ptr::<$t>();
-                    let out = z.as_mut_ptr();
-                    let row = |r: usize| f.x.as_ptr().wrapping_add((first + r) * f.inputs);
+                    let rows = Rows {
+                        x: f.x.as_ptr().wrapping_add(first * f.inputs),
+                        inputs: f.inputs,
+                        n,
+                        sums: s.sums.ptr::<$t>(),
+                        padded: regs * $lanes,
+                        out: z.as_mut_ptr().wrapping_add(first * f.width),
+                        width: f.width,
+                    };
                     for b0 in (0..f.inputs).step_by(block) {
                         let b1 = (b0 + block).min(f.inputs);
                         let last_sub = (b1 - b0).div_ceil(SUB_INPUTS) - 1;
                         for (sub, (k0, k1)) in sub_blocks(b0, b1).enumerate() {
-                            // SAFETY: a sub-block has at most SUB_INPUTS inputs.
-                            unsafe { pack(f, regs, (k0, k1), packed) };
-                            for t in 0..n.div_ceil(2) {
-                                let pair = [row(2 * t), row((2 * t + 1).min(n - 1))];
-                                // SAFETY: rows 2t and (2t + 1 or 2t) exist; inputs k0..k1
-                                // are in them; the list has room for a sub-block and a
-                                // register.
-                                s.counts[t] = unsafe {
-                                    list(
-                                        pair,
-                                        2 * t + 1 < n,
-                                        (k0, k1),
-                                        s.lists.as_mut_ptr().add(t * stride),
-                                    )
-                                };
+                            // SAFETY: a sub-block has at most SUB_INPUTS inputs; the
+                            // rows hold the inputs; `lists` has room for every two.
+                            unsafe {
+                                pack(f, regs, (k0, k1), packed);
+                                list_twos(&rows, (k0, k1), s);
                             }
                             let step = Step {
                                 first: sub == 0,
                                 last: (sub == last_sub).then_some(b0 > 0),
                             };
                             for (r0, count) in groups(regs) {
-                                let c0 = r0 * $lanes;
-                                let cols = (f.width - c0).min(count * $lanes);
-                                // SAFETY: the group's panel is in `packed`; its first
-                                // row is input k0's.
-                                let w =
-                                    (unsafe { packed.add((k1 - k0) * c0) }.cast_const(), k0, cols);
-                                for t in 0..n.div_ceil(2) {
-                                    let two = 2 * t + 1 < n;
-                                    let list = &s.lists[t * stride..t * stride + s.counts[t]];
-                                    let at = |r: usize| {
-                                        let r = (2 * t + r).min(n - 1);
-                                        (
-                                            row(r),
-                                            sums.wrapping_add(r * regs * $lanes + c0),
-                                            out.wrapping_add((first + r) * f.width + c0),
-                                        )
-                                    };
-                                    let rows = [at(0), at(1)];
-                                    // SAFETY: the rows, their sums and outputs exist; the
-                                    // panel holds the listed inputs.
-                                    unsafe {
-                                        match (two, count) {
-                                            (true, 8) => sums_of::<2, 8>(rows, list, w, step),
-                                            (true, 7) => sums_of::<2, 7>(rows, list, w, step),
-                                            (true, 6) => sums_of::<2, 6>(rows, list, w, step),
-                                            (true, 5) => sums_of::<2, 5>(rows, list, w, step),
-                                            (true, 4) => sums_of::<2, 4>(rows, list, w, step),
-                                            (true, 3) => sums_of::<2, 3>(rows, list, w, step),
-                                            (true, 2) => sums_of::<2, 2>(rows, list, w, step),
-                                            (true, _) => sums_of::<2, 1>(rows, list, w, step),
-                                            (false, 8) => sums_of::<1, 8>(rows, list, w, step),
-                                            (false, 7) => sums_of::<1, 7>(rows, list, w, step),
-                                            (false, 6) => sums_of::<1, 6>(rows, list, w, step),
-                                            (false, 5) => sums_of::<1, 5>(rows, list, w, step),
-                                            (false, 4) => sums_of::<1, 4>(rows, list, w, step),
-                                            (false, 3) => sums_of::<1, 3>(rows, list, w, step),
-                                            (false, 2) => sums_of::<1, 2>(rows, list, w, step),
-                                            (false, _) => sums_of::<1, 1>(rows, list, w, step),
-                                        }
-                                    }
+                                // SAFETY: the group's panel is in `packed`, its first
+                                // row input k0's; the rows' sums and outputs exist.
+                                unsafe {
+                                    let w = packed.add((k1 - k0) * r0 * $lanes).cast_const();
+                                    group(&rows, (w, k0), (r0, count), s, step);
                                 }
                             }
+                        }
+                    }
+                }
+
+                /// Lists the inputs `k0..k1` of every two of `rows` (see [`list`]).
+                ///
+                /// # Safety
+                /// The rows hold the inputs; `s.lists` has room for every two.
+                #[inline(always)]
+                unsafe fn list_twos(rows: &Rows<$t>, (k0, k1): (usize, usize), s: &mut Scratch) {
+                    for t in 0..rows.n.div_ceil(2) {
+                        let pair = [rows.x(2 * t), rows.x((2 * t + 1).min(rows.n - 1))];
+                        // SAFETY: the caller's; each list has room for a sub-block
+                        // and a register.
+                        s.counts[t] = unsafe {
+                            let at = s.lists.as_mut_ptr().add(t * LIST_STRIDE);
+                            list(pair, 2 * t + 1 < rows.n, (k0, k1), at)
+                        };
+                    }
+                }
+
+                /// Sums one group of `count` registers from register `r0` of every
+                /// two of `rows` over its list, with the group's panel `w` (from input
+                /// `k0`).
+                ///
+                /// # Safety
+                /// The panel holds the listed inputs; the rows' sums and outputs exist.
+                #[inline(always)]
+                unsafe fn group(
+                    rows: &Rows<$t>,
+                    (w, k0): (*const $t, usize),
+                    (r0, count): (usize, usize),
+                    s: &Scratch,
+                    step: Step,
+                ) {
+                    let c0 = r0 * $lanes;
+                    let w = (w, k0, (rows.width - c0).min(count * $lanes));
+                    for t in 0..rows.n.div_ceil(2) {
+                        let list = &s.lists[t * LIST_STRIDE..][..s.counts[t]];
+                        let at = |r: usize| {
+                            let r = (2 * t + r).min(rows.n - 1);
+                            (
+                                rows.x(r),
+                                rows.sums.wrapping_add(r * rows.padded + c0),
+                                rows.out.wrapping_add(r * rows.width + c0),
+                            )
+                        };
+                        let two = 2 * t + 1 < rows.n;
+                        let rows = [at(0), at(1)];
+                        macro_rules! by_count {
+                            ($r:literal) => {
+                                // SAFETY (each): the caller's.
+                                unsafe {
+                                    match count {
+                                        8 => sums_of::<$r, 8>(rows, list, w, step),
+                                        7 => sums_of::<$r, 7>(rows, list, w, step),
+                                        6 => sums_of::<$r, 6>(rows, list, w, step),
+                                        5 => sums_of::<$r, 5>(rows, list, w, step),
+                                        4 => sums_of::<$r, 4>(rows, list, w, step),
+                                        3 => sums_of::<$r, 3>(rows, list, w, step),
+                                        2 => sums_of::<$r, 2>(rows, list, w, step),
+                                        _ => sums_of::<$r, 1>(rows, list, w, step),
+                                    }
+                                }
+                            };
+                        }
+                        if two {
+                            by_count!(2);
+                        } else {
+                            by_count!(1);
                         }
                     }
                 }
@@ -356,6 +391,25 @@ mod x86 {
         };
     }
 
+    /// A chunk's rows: their inputs (`n` rows of `inputs`), their running sums (rows
+    /// of `padded` values, aligned) and their outputs (rows of `width`).
+    struct Rows<T> {
+        x: *const T,
+        inputs: usize,
+        n: usize,
+        sums: *mut T,
+        padded: usize,
+        out: *mut T,
+        width: usize,
+    }
+
+    impl<T> Rows<T> {
+        /// Row `r`'s inputs.
+        fn x(&self, r: usize) -> *const T {
+            self.x.wrapping_add(r * self.inputs)
+        }
+    }
+
     /// Where a sub-block stands in its block: `first` starts the sums from zero;
     /// `last` writes them out (adding them to the outputs when `Some(true)`: a later
     /// block of `gemm`'s) instead of keeping them for the next sub-block.
@@ -369,7 +423,6 @@ mod x86 {
         f32s,
         f32,
         16,
-        u16,
         __m512,
         _mm512_setzero_ps,
         _mm512_set1_ps,
@@ -388,7 +441,6 @@ mod x86 {
         f64s,
         f64,
         8,
-        u8,
         __m512d,
         _mm512_setzero_pd,
         _mm512_set1_pd,
