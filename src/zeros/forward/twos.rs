@@ -10,7 +10,9 @@
 //! every four 512-bit loads of it in place would straddle two cache lines, which Zen 4
 //! loads at about half the rate), and summed a sub-block of at most [`SUB_INPUTS`]
 //! inputs at a time, so that the sub-block's panel stays in L1 for all the rows; the
-//! sums wait in an aligned buffer between sub-blocks (an exact store and load).
+//! sums wait in an aligned buffer between sub-blocks (an exact store and load). A
+//! group's last register of at most half the lanes runs on 256 bits (Zen 4 runs a
+//! 512-bit multiply-add as two 256-bit halves; C1's 100 f32 columns end in 4 lanes).
 //!
 //! Every output is the one-row kernel's chain (and so the product kernel's): within
 //! each of the blocks of inputs `gemm` sums alone, fused multiply-adds from zero over
@@ -94,11 +96,13 @@ mod x86 {
     use std::arch::x86_64::*;
 
     /// The kernel for one float type: `$lanes` per register, `$v` the register type
-    /// and its operations.
+    /// and its operations, `$hv` the 256-bit one and its.
     macro_rules! kernel {
         ($module:ident, $t:ty, $lanes:expr, $v:ty, $zero:ident, $set1:ident,
          $fmadd:ident, $add:ident, $load:ident, $loadu:ident, $mload:ident, $store:ident,
-         $storeu:ident, $mstore:ident, $cmp:ident, $mask:ident) => {
+         $storeu:ident, $mstore:ident, $cmp:ident, $mask:ident,
+         $hv:ty, $hzero:ident, $hcast:ident, $hfmadd:ident, $hadd:ident, $hload:ident,
+         $hmload:ident, $hstore:ident, $hmstore:ident) => {
             pub(crate) mod $module {
                 use super::*;
 
@@ -106,8 +110,9 @@ mod x86 {
                 /// false (nothing written) when memory for the buffers runs out.
                 ///
                 /// # Safety
-                /// The CPU has AVX-512 F; the shapes fit; `z` holds `n` rows.
-                #[target_feature(enable = "avx512f")]
+                /// The CPU has AVX-512 F and VL and FMA (the engine's AVX-512 level); the
+                /// shapes fit; `z` holds `n` rows.
+                #[target_feature(enable = "avx512f,avx512vl,fma")]
                 pub(crate) unsafe fn forward(
                     f: &Forward<'_, $t>,
                     z: &mut [$t],
@@ -260,27 +265,32 @@ mod x86 {
                         };
                         let two = 2 * t + 1 < rows.n;
                         let rows = [at(0), at(1)];
+                        // a last register of at most half the lanes runs on 256 bits:
+                        // on Zen 4 a 512-bit multiply-add is two 256-bit halves (C1's
+                        // 100 columns end in a register of 4)
+                        let half = w.2 <= (count - 1) * $lanes + $lanes / 2;
                         macro_rules! by_count {
-                            ($r:literal) => {
+                            ($r:literal, $h:literal) => {
                                 // SAFETY (each): the caller's.
                                 unsafe {
                                     match count {
-                                        8 => sums_of::<$r, 8>(rows, list, w, step),
-                                        7 => sums_of::<$r, 7>(rows, list, w, step),
-                                        6 => sums_of::<$r, 6>(rows, list, w, step),
-                                        5 => sums_of::<$r, 5>(rows, list, w, step),
-                                        4 => sums_of::<$r, 4>(rows, list, w, step),
-                                        3 => sums_of::<$r, 3>(rows, list, w, step),
-                                        2 => sums_of::<$r, 2>(rows, list, w, step),
-                                        _ => sums_of::<$r, 1>(rows, list, w, step),
+                                        8 => sums_of::<$r, 8, $h>(rows, list, w, step),
+                                        7 => sums_of::<$r, 7, $h>(rows, list, w, step),
+                                        6 => sums_of::<$r, 6, $h>(rows, list, w, step),
+                                        5 => sums_of::<$r, 5, $h>(rows, list, w, step),
+                                        4 => sums_of::<$r, 4, $h>(rows, list, w, step),
+                                        3 => sums_of::<$r, 3, $h>(rows, list, w, step),
+                                        2 => sums_of::<$r, 2, $h>(rows, list, w, step),
+                                        _ => sums_of::<$r, 1, $h>(rows, list, w, step),
                                     }
                                 }
                             };
                         }
-                        if two {
-                            by_count!(2);
-                        } else {
-                            by_count!(1);
+                        match (two, half) {
+                            (true, false) => by_count!(2, false),
+                            (true, true) => by_count!(2, true),
+                            (false, false) => by_count!(1, false),
+                            (false, true) => by_count!(1, true),
                         }
                     }
                 }
@@ -327,19 +337,27 @@ mod x86 {
                 /// # Safety
                 /// The pointers hold the group's registers; the panel holds the inputs.
                 #[inline(always)]
-                unsafe fn sums_of<const R: usize, const V: usize>(
+                unsafe fn sums_of<const R: usize, const V: usize, const HALF: bool>(
                     rows: [(*const $t, *mut $t, *mut $t); 2],
                     list: &[u32],
                     (w, k0, cols): (*const $t, usize, usize),
                     step: Step,
                 ) {
+                    // with HALF the last register is a 256-bit one (`half`)
+                    let wide = if HALF { V - 1 } else { V };
                     let mut acc = [[$zero(); V]; R];
+                    let mut half = [$hzero(); R];
                     if !step.first {
                         for r in 0..R {
-                            for v in 0..V {
-                                // SAFETY: the caller's contract (aligned: whole registers
-                                // of a row of whole registers).
-                                acc[r][v] = unsafe { $load(rows[r].1.add(v * $lanes)) };
+                            // SAFETY: the caller's contract (aligned: whole registers
+                            // of a row of whole registers).
+                            unsafe {
+                                for v in 0..wide {
+                                    acc[r][v] = $load(rows[r].1.add(v * $lanes));
+                                }
+                                if HALF {
+                                    half[r] = $hload(rows[r].1.add(wide * $lanes));
+                                }
                             }
                         }
                     }
@@ -349,40 +367,78 @@ mod x86 {
                             let panel = w.add((k as usize - k0) * V * $lanes);
                             let x: [$v; R] =
                                 std::array::from_fn(|r| $set1(*rows[r].0.add(k as usize)));
-                            for v in 0..V {
+                            for v in 0..wide {
                                 let weights = $load(panel.add(v * $lanes));
                                 for r in 0..R {
                                     acc[r][v] = $fmadd(x[r], weights, acc[r][v]);
                                 }
                             }
-                        }
-                    }
-                    let Some(add) = step.last else {
-                        for r in 0..R {
-                            for v in 0..V {
-                                // SAFETY: as above.
-                                unsafe { $store(rows[r].1.add(v * $lanes), acc[r][v]) };
+                            if HALF {
+                                let weights = $hload(panel.add(wide * $lanes));
+                                for r in 0..R {
+                                    half[r] = $hfmadd($hcast(x[r]), weights, half[r]);
+                                }
                             }
                         }
-                        return;
-                    };
-                    for r in 0..R {
-                        for v in 0..V {
-                            let lanes = cols.saturating_sub(v * $lanes).min($lanes);
-                            // SAFETY: the row's outputs hold `cols` values from here.
-                            unsafe {
-                                let at = rows[r].2.add(v * $lanes);
-                                let whole = lanes == $lanes;
-                                let sum = match (add, whole) {
-                                    (false, _) => acc[r][v],
-                                    (true, true) => $add($loadu(at), acc[r][v]),
-                                    (true, false) => $add($mload($mask(lanes), at), acc[r][v]),
-                                };
-                                if whole {
-                                    $storeu(at, sum);
-                                } else {
-                                    $mstore(at, $mask(lanes), sum);
+                    }
+                    match step.last {
+                        None => {
+                            for r in 0..R {
+                                // SAFETY: as above.
+                                unsafe {
+                                    for v in 0..wide {
+                                        $store(rows[r].1.add(v * $lanes), acc[r][v]);
+                                    }
+                                    if HALF {
+                                        $hstore(rows[r].1.add(wide * $lanes), half[r]);
+                                    }
                                 }
+                            }
+                        }
+                        Some(add) => {
+                            for r in 0..R {
+                                // SAFETY: the row's outputs hold `cols` values.
+                                unsafe { write::<V>(rows[r].2, &acc[r][..wide], cols, add) };
+                                if HALF {
+                                    let lanes = cols - wide * $lanes;
+                                    let mask = ((1_u32 << lanes) - 1) as u8;
+                                    // SAFETY: as above, masked to the row's outputs.
+                                    unsafe {
+                                        let at = rows[r].2.add(wide * $lanes);
+                                        let sum = match add {
+                                            false => half[r],
+                                            true => $hadd($hmload(mask, at), half[r]),
+                                        };
+                                        $hmstore(at, mask, sum);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+
+                /// Writes (or, with `add`, adds) a row's whole registers `sums` to its
+                /// `cols` outputs at `out` (a partial last one masked).
+                ///
+                /// # Safety
+                /// `out` holds the row's `cols` outputs.
+                #[inline(always)]
+                unsafe fn write<const V: usize>(out: *mut $t, sums: &[$v], cols: usize, add: bool) {
+                    for (v, &acc) in sums.iter().enumerate() {
+                        let lanes = cols.saturating_sub(v * $lanes).min($lanes);
+                        // SAFETY: the caller's contract.
+                        unsafe {
+                            let at = out.add(v * $lanes);
+                            let whole = lanes == $lanes;
+                            let sum = match (add, whole) {
+                                (false, _) => acc,
+                                (true, true) => $add($loadu(at), acc),
+                                (true, false) => $add($mload($mask(lanes), at), acc),
+                            };
+                            if whole {
+                                $storeu(at, sum);
+                            } else {
+                                $mstore(at, $mask(lanes), sum);
                             }
                         }
                     }
@@ -435,7 +491,16 @@ mod x86 {
         _mm512_storeu_ps,
         _mm512_mask_storeu_ps,
         nonzero_ps,
-        lanes_ps
+        lanes_ps,
+        __m256,
+        _mm256_setzero_ps,
+        _mm512_castps512_ps256,
+        _mm256_fmadd_ps,
+        _mm256_add_ps,
+        _mm256_load_ps,
+        _mm256_maskz_loadu_ps,
+        _mm256_store_ps,
+        _mm256_mask_storeu_ps
     );
     kernel!(
         f64s,
@@ -453,6 +518,15 @@ mod x86 {
         _mm512_storeu_pd,
         _mm512_mask_storeu_pd,
         nonzero_pd,
-        lanes_pd
+        lanes_pd,
+        __m256d,
+        _mm256_setzero_pd,
+        _mm512_castpd512_pd256,
+        _mm256_fmadd_pd,
+        _mm256_add_pd,
+        _mm256_load_pd,
+        _mm256_maskz_loadu_pd,
+        _mm256_store_pd,
+        _mm256_mask_storeu_pd
     );
 }
