@@ -21,6 +21,7 @@
 //! results do not depend on the number of threads.
 
 use crate::error::{ensure_product, ensure_shape, Result};
+use crate::memory::Line;
 use crate::parallel::{Par, SendPtr};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
@@ -179,11 +180,6 @@ pub(crate) struct Words {
     len: usize,
 }
 
-/// A cache line of words.
-#[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
-struct Line([u32; 16]);
-
 impl Words {
     const fn new() -> Self {
         Words {
@@ -195,7 +191,7 @@ impl Words {
     /// `len` words: the first ones kept, new ones zero (as `Vec::resize(len, 0)`).
     pub(crate) fn resize(&mut self, len: usize) {
         let old = self.len;
-        self.lines.resize(len.div_ceil(16), Line([0; 16]));
+        self.lines.resize(len.div_ceil(16), Line::ZERO);
         self.len = len;
         if len > old {
             self[old..].fill(0);
@@ -207,7 +203,8 @@ impl std::ops::Deref for Words {
     type Target = [u32];
 
     fn deref(&self) -> &[u32] {
-        // SAFETY: the lines hold at least `len` words, as plain u32s (`repr(C)`).
+        // SAFETY: the lines hold at least `len` words (16 a line, aligned for u32s), as
+        // plain bytes (`repr(C)`).
         unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast(), self.len) }
     }
 }

@@ -37,10 +37,15 @@ pub(crate) fn grow<T: Clone>(
     Ok(())
 }
 
-/// A cache line of bytes.
-#[derive(Clone, Copy)]
+/// A cache line of bytes: the unit of 64-byte aligned buffers ([`Lines`], and
+/// `bf16::Words`, whose packed panels are read in whole lines).
+#[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
-struct Line([u8; 64]);
+pub(crate) struct Line([u8; 64]);
+
+impl Line {
+    pub(crate) const ZERO: Line = Line([0; 64]);
+}
 
 /// A reusable scratch buffer aligned to 64 bytes, a cache line, for kernels that load
 /// and store whole 512-bit registers of it: on Zen 4 a load that straddles two lines
@@ -61,7 +66,7 @@ impl Lines {
             if self.0.try_reserve_exact(lines - self.0.len()).is_err() {
                 return false;
             }
-            self.0.resize(lines, Line([0; 64]));
+            self.0.resize(lines, Line::ZERO);
         }
         true
     }
