@@ -362,6 +362,7 @@ mod avx512 {
         let starts: [*const u32; R] =
             std::array::from_fn(|r| unsafe { b.add(p.register_start(first + r)) });
         let wide = if HALF { R - 1 } else { R };
+        let tail = p.columns((first, R)) - 16 * (R - 1);
         let qs = lists.list(t);
         // (the words broadcast from the rows, read by the listing: in L1)
         let words = [p.words(row).as_ptr(), p.words(row + P - 1).as_ptr()];
@@ -370,7 +371,7 @@ mod avx512 {
         if resume {
             for (r, (sums, half)) in acc.iter_mut().zip(last.iter_mut()).enumerate() {
                 // SAFETY: the caller's: the rows' columns lie in `dst`.
-                unsafe { read(p, (row + r, first), &mut sums[..wide], half) };
+                unsafe { read::<R, HALF>(p.out(row + r, first), tail, sums, half) };
             }
         }
         for i in 0..lists.counts[t] {
@@ -398,7 +399,7 @@ mod avx512 {
         }
         for (r, (sums, &half)) in acc.iter().zip(&last).enumerate() {
             // SAFETY: the caller's: the rows' columns lie in `dst`.
-            unsafe { write(p, (row + r, first), &sums[..wide], HALF.then_some(half)) };
+            unsafe { write::<R, HALF>(p.out(row + r, first), tail, sums, half, p.accumulate) };
         }
     }
 
@@ -408,46 +409,47 @@ mod avx512 {
         unsafe { std::mem::transmute::<__m512i, __m512bh>(v) }
     }
 
-    /// A row's sums of the blocks before from `dst` (zeros past its columns), the
-    /// 256-bit `half` last.
+    /// A row's sums of the blocks before from `out`: whole registers but for the last,
+    /// which has `tail` lanes (zeros past them) and is `half` with `HALF`. (Registers
+    /// counted at compile time, so that the sums stay in registers: with the lanes of
+    /// each worked out at run time, C2's went through the stack.)
     #[inline(always)]
-    unsafe fn read(
-        p: &Product<'_>,
-        (i, first): (usize, usize),
-        sums: &mut [__m512],
+    unsafe fn read<const R: usize, const HALF: bool>(
+        out: *const f32,
+        tail: usize,
+        sums: &mut [__m512; R],
         half: &mut __m256,
     ) {
-        let cols = p.b.n - 16 * first;
-        let out = p.out(i, first);
         for (r, v) in sums.iter_mut().enumerate() {
-            // SAFETY (both): the caller's: the row's columns lie in `dst`.
-            *v = unsafe { load16(out.add(16 * r), cols.saturating_sub(16 * r).min(16)) };
+            // SAFETY (each): the caller's: the row's columns lie in `dst`.
+            match (r + 1 == R, HALF) {
+                (false, _) => *v = unsafe { _mm512_loadu_ps(out.add(16 * r)) },
+                (true, false) => *v = unsafe { load16(out.add(16 * r), tail) },
+                (true, true) => {
+                    let mask = ((1_u32 << tail) - 1) as __mmask8;
+                    *half = unsafe { _mm256_maskz_loadu_ps(mask, out.add(16 * r)) };
+                }
+            }
         }
-        let r = sums.len();
-        let mask = ((1_u32 << cols.saturating_sub(16 * r).min(8)) - 1) as __mmask8;
-        *half = unsafe { _mm256_maskz_loadu_ps(mask, out.add(16 * r)) };
     }
 
-    /// A row's sums into `dst` (added to what is there with `accumulate`), the 256-bit
-    /// `half` last.
+    /// A row's sums into `out` (added to what is there with `accumulate`), registers
+    /// as [`read`] reads them.
     #[inline(always)]
-    unsafe fn write(
-        p: &Product<'_>,
-        (i, first): (usize, usize),
-        sums: &[__m512],
-        half: Option<__m256>,
+    unsafe fn write<const R: usize, const HALF: bool>(
+        out: *mut f32,
+        tail: usize,
+        sums: &[__m512; R],
+        half: __m256,
+        accumulate: bool,
     ) {
-        let cols = p.b.n - 16 * first;
-        let out = p.out(i, first);
         for (r, &v) in sums.iter().enumerate() {
-            let lanes = cols.saturating_sub(16 * r).min(16);
-            // SAFETY (both): the caller's: the row's columns lie in `dst`.
-            unsafe { store16(out.add(16 * r), v, lanes, p.accumulate) };
-        }
-        if let Some(v) = half {
-            let r = sums.len();
-            let lanes = cols.saturating_sub(16 * r).min(8);
-            unsafe { store8(out.add(16 * r), v, lanes, p.accumulate) };
+            // SAFETY (each): the caller's: the row's columns lie in `dst`.
+            match (r + 1 == R, HALF) {
+                (false, _) => unsafe { store16(out.add(16 * r), v, 16, accumulate) },
+                (true, false) => unsafe { store16(out.add(16 * r), v, tail, accumulate) },
+                (true, true) => unsafe { store8(out.add(16 * r), half, tail, accumulate) },
+            }
         }
     }
 }
@@ -507,7 +509,8 @@ mod tests {
 
     /// The tiles' bits, on every shape the kernel treats apart: one block of pairs and
     /// several (the forward product's), one group of registers and two, a last register
-    /// of at most 8 columns, an odd last row, more rows than a task, both kernels.
+    /// of at most 8 columns and one of 9 to 15, an odd last row, more rows than a task,
+    /// both kernels.
     #[test]
     fn skipping_gives_the_tiles_bits() {
         let shapes = [
@@ -517,6 +520,8 @@ mod tests {
             (67, 50, 16),
             (3, 5, 1),
             (130, 97, 24),
+            (11, 120, 90),
+            (6, 33, 47),
         ];
         for (m, k, n) in shapes {
             let a = sparse(m, k, 0.23);
