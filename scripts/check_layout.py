@@ -22,7 +22,17 @@ MAX_LINES = 90
 # The engine's floors, lowest first (ARCHITECTURE.md); a file may import from its own
 # floor and the ones below it. lib.rs (the crate root) re-exports and sits above all.
 FLOORS = [
-    {"real", "simd", "exp", "error", "memory", "mt19937", "reduce", "affinity"},
+    {
+        "real",
+        "simd",
+        "register",
+        "exp",
+        "error",
+        "memory",
+        "mt19937",
+        "reduce",
+        "affinity",
+    },
     {"data", "gemm", "narrow", "sparse", "zeros", "bf16", "parallel", "team"},
     {"network", "activation", "loss", "dropout"},
     {"workspace", "propagate"},

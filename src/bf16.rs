@@ -1297,6 +1297,7 @@ fn portable_body<P: Panel>(a: &P, b: &[u32], pairs: usize, acc: &mut [f32; MR * 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{Panel, TileOut, MR, NR};
+    use crate::register::store;
     use std::arch::x86_64::*;
 
     /// One tile on `vdpbf16ps`: MR x 16 `REGS` accumulators (MR x `REGS` registers)
@@ -1402,7 +1403,7 @@ mod avx512 {
                     // SAFETY: the caller's: the row's first `cols` values are the tile's.
                     unsafe {
                         let p = d.ptr.offset(r as isize * d.strides.0);
-                        store8(p, v, d.cols.min(8), d.accumulate);
+                        store(p, v, d.cols.min(8), d.accumulate);
                     }
                 }
                 Some(_) => {}
@@ -1429,71 +1430,8 @@ mod avx512 {
                 // SAFETY: the caller's: the row's columns from 16 h are the tile's.
                 unsafe {
                     let p = d.ptr.offset(r as isize * d.strides.0).add(16 * h);
-                    store16(p, v, lanes, d.accumulate);
+                    store(p, v, lanes, d.accumulate);
                 }
-            }
-        }
-    }
-
-    /// `v`'s first `lanes` (at most 16) values into `at`, added to what is there with
-    /// `accumulate` (`dst + v`, the operands in the order of [`super::store`], so NaNs
-    /// keep the same payload). A whole register is stored plainly, a partial one masked
-    /// (masked for every register, a C1 bfloat16 weight gradient's tiles took ~3 %
-    /// longer on Zen 4, the zero-skipping kernel's sums ~1.2x).
-    ///
-    /// # Safety
-    /// The CPU has AVX-512 F; `lanes` values from `at` are the caller's to write.
-    #[inline(always)]
-    pub(super) unsafe fn store16(at: *mut f32, v: __m512, lanes: usize, accumulate: bool) {
-        let mask = (((1_u32 << lanes) - 1) & 0xFFFF) as __mmask16;
-        // SAFETY: the caller's; masked lanes are neither read nor written.
-        unsafe {
-            let v = match (lanes, accumulate) {
-                (16, true) => _mm512_add_ps(_mm512_loadu_ps(at), v),
-                (_, true) => _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), v),
-                (_, false) => v,
-            };
-            match lanes {
-                16 => _mm512_storeu_ps(at, v),
-                _ => _mm512_mask_storeu_ps(at, mask, v),
-            }
-        }
-    }
-
-    /// [`store16`] for a 256-bit register and at most 8 lanes.
-    ///
-    /// # Safety
-    /// As [`store16`]'s, and the CPU has AVX-512 VL.
-    #[inline(always)]
-    pub(super) unsafe fn store8(at: *mut f32, v: __m256, lanes: usize, accumulate: bool) {
-        let mask = ((1_u32 << lanes) - 1) as __mmask8;
-        // SAFETY: the caller's; masked lanes are neither read nor written.
-        unsafe {
-            let v = match (lanes, accumulate) {
-                (8, true) => _mm256_add_ps(_mm256_loadu_ps(at), v),
-                (_, true) => _mm256_add_ps(_mm256_maskz_loadu_ps(mask, at), v),
-                (_, false) => v,
-            };
-            match lanes {
-                8 => _mm256_storeu_ps(at, v),
-                _ => _mm256_mask_storeu_ps(at, mask, v),
-            }
-        }
-    }
-
-    /// The first `lanes` (at most 16) values at `at`, zeros past them (a whole register
-    /// loaded plainly, as [`store16`] stores it).
-    ///
-    /// # Safety
-    /// The CPU has AVX-512 F; `lanes` values from `at` are readable.
-    #[inline(always)]
-    pub(super) unsafe fn load16(at: *const f32, lanes: usize) -> __m512 {
-        let mask = (((1_u32 << lanes) - 1) & 0xFFFF) as __mmask16;
-        // SAFETY: the caller's; masked lanes are not read.
-        unsafe {
-            match lanes {
-                16 => _mm512_loadu_ps(at),
-                _ => _mm512_maskz_loadu_ps(mask, at),
             }
         }
     }

@@ -6,9 +6,9 @@
 //! The modules form floors, each importing only from its own floor and those below
 //! (`scripts/check_layout.py` checks it):
 //!
-//! 1. `real`, `simd`, `exp`, `reduce`, `error`, `memory`, `mt19937`, `affinity`:
-//!    numbers, vector kernels, errors, fallible allocation, NumPy's generator, a
-//!    thread's CPUs;
+//! 1. `real`, `simd`, `register`, `exp`, `reduce`, `error`, `memory`, `mt19937`,
+//!    `affinity`: numbers, vector kernels, a row's sums in registers to memory, errors,
+//!    fallible allocation, NumPy's generator, a thread's CPUs;
 //! 2. `data`, `gemm`, `narrow`, `sparse`, `zeros`, `parallel`: datasets and their
 //!    gather, matrix products (dense, narrow, sparse first layer, a first layer's
 //!    gradient skipping zero inputs),
@@ -47,6 +47,8 @@ mod predict;
 mod propagate;
 mod real;
 mod reduce;
+#[cfg(target_arch = "x86_64")]
+mod register;
 mod score;
 mod simd;
 mod sparse;

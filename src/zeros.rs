@@ -201,6 +201,7 @@ unsafe fn cast_mut<T, U>(dst: &mut [T]) -> &mut [U] {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Gradient, GROUP, LISTS};
+    use crate::register::store;
     use std::arch::x86_64::*;
 
     /// Most registers of error signals per pass over the lists: four groups of four
@@ -212,7 +213,7 @@ mod x86 {
     /// `$v` the register type and its operations.
     macro_rules! kernel {
         ($name:ident, $t:ty, $lanes:expr, $m:ty, $v:ty, $zero:ident, $set1:ident,
-         $fmadd:ident, $add:ident, $load:ident, $store:ident, $storeu:ident, $nonzero:ident,
+         $fmadd:ident, $load:ident, $nonzero:ident,
          $mask:ident) => {
             /// [`super::weight_gradient`] in this type.
             ///
@@ -352,19 +353,8 @@ mod x86 {
                         unsafe {
                             let out = dst.as_mut_ptr().add(row);
                             for v in 0..V {
-                                let o = out.add(v * $lanes);
-                                let sum = if p.accumulate {
-                                    $add($load(masks[v], o), acc[v])
-                                } else {
-                                    acc[v]
-                                };
-                                // (a whole register stored plainly: Zen 4's masked
-                                // stores cost more; C1's gradient 3 % faster)
-                                if masks[v] == <$m>::MAX {
-                                    $storeu(o, sum);
-                                } else {
-                                    $store(o, masks[v], sum);
-                                }
+                                let lanes = p.cols.saturating_sub(v * $lanes).min($lanes);
+                                store(out.add(v * $lanes), acc[v], lanes, p.accumulate);
                             }
                         }
                     }
@@ -418,10 +408,7 @@ mod x86 {
         _mm512_setzero_ps,
         _mm512_set1_ps,
         _mm512_fmadd_ps,
-        _mm512_add_ps,
         _mm512_maskz_loadu_ps,
-        _mm512_mask_storeu_ps,
-        _mm512_storeu_ps,
         nonzero_ps,
         lanes_ps
     );
@@ -434,10 +421,7 @@ mod x86 {
         _mm512_setzero_pd,
         _mm512_set1_pd,
         _mm512_fmadd_pd,
-        _mm512_add_pd,
         _mm512_maskz_loadu_pd,
-        _mm512_mask_storeu_pd,
-        _mm512_storeu_pd,
         nonzero_pd,
         lanes_pd
     );

@@ -201,8 +201,8 @@ unsafe fn portable_body(p: &Product<'_>, (row, two): (usize, bool), group: (usiz
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::super::avx512::{load16, store16, store8};
     use super::{blocks, groups, Product, Range, MAX_REGS, NR, TWOS};
+    use crate::register::{load, store};
     use std::arch::x86_64::*;
     use std::cell::RefCell;
 
@@ -424,7 +424,7 @@ mod avx512 {
             // SAFETY (each): the caller's: the row's columns lie in `dst`.
             match (r + 1 == R, HALF) {
                 (false, _) => *v = unsafe { _mm512_loadu_ps(out.add(16 * r)) },
-                (true, false) => *v = unsafe { load16(out.add(16 * r), tail) },
+                (true, false) => *v = unsafe { load(out.add(16 * r), tail) },
                 (true, true) => {
                     let mask = ((1_u32 << tail) - 1) as __mmask8;
                     *half = unsafe { _mm256_maskz_loadu_ps(mask, out.add(16 * r)) };
@@ -446,9 +446,9 @@ mod avx512 {
         for (r, &v) in sums.iter().enumerate() {
             // SAFETY (each): the caller's: the row's columns lie in `dst`.
             match (r + 1 == R, HALF) {
-                (false, _) => unsafe { store16(out.add(16 * r), v, 16, accumulate) },
-                (true, false) => unsafe { store16(out.add(16 * r), v, tail, accumulate) },
-                (true, true) => unsafe { store8(out.add(16 * r), half, tail, accumulate) },
+                (false, _) => unsafe { store(out.add(16 * r), v, 16, accumulate) },
+                (true, false) => unsafe { store(out.add(16 * r), v, tail, accumulate) },
+                (true, true) => unsafe { store(out.add(16 * r), half, tail, accumulate) },
             }
         }
     }

@@ -93,16 +93,16 @@ mod x86 {
     use super::super::super::x86::{lanes_pd, lanes_ps, nonzero_pd, nonzero_ps};
     use super::SUB_INPUTS;
     use super::{groups, sub_blocks, Forward, Scratch, CHUNK_ROWS, LIST_STRIDE, SCRATCH};
+    use crate::register::store;
     use std::arch::x86_64::*;
 
     /// The kernel for one float type: `$lanes` per register, `$v` the register type
     /// and its operations, `$hv` the 256-bit one and its.
     macro_rules! kernel {
         ($module:ident, $t:ty, $lanes:expr, $v:ty, $zero:ident, $set1:ident,
-         $fmadd:ident, $add:ident, $load:ident, $loadu:ident, $mload:ident, $store:ident,
-         $storeu:ident, $mstore:ident, $cmp:ident, $mask:ident,
-         $hv:ty, $hzero:ident, $hcast:ident, $hfmadd:ident, $hadd:ident, $hload:ident,
-         $hmload:ident, $hstore:ident, $hmstore:ident) => {
+         $fmadd:ident, $load:ident, $mload:ident, $store:ident, $cmp:ident, $mask:ident,
+         $hv:ty, $hzero:ident, $hcast:ident, $hfmadd:ident, $hload:ident,
+         $hstore:ident) => {
             pub(crate) mod $module {
                 use super::*;
 
@@ -397,48 +397,19 @@ mod x86 {
                         }
                         Some(add) => {
                             for r in 0..R {
-                                // SAFETY: the row's outputs hold `cols` values.
-                                unsafe { write::<V>(rows[r].2, &acc[r][..wide], cols, add) };
-                                if HALF {
-                                    let lanes = cols - wide * $lanes;
-                                    let mask = ((1_u32 << lanes) - 1) as u8;
-                                    // SAFETY: as above, masked to the row's outputs.
-                                    unsafe {
-                                        let at = rows[r].2.add(wide * $lanes);
-                                        let sum = match add {
-                                            false => half[r],
-                                            true => $hadd($hmload(mask, at), half[r]),
-                                        };
-                                        $hmstore(at, mask, sum);
+                                let out = rows[r].2;
+                                // SAFETY: the row's outputs hold `cols` values (the last
+                                // register's lanes past them are masked off).
+                                unsafe {
+                                    for v in 0..wide {
+                                        let lanes = cols.saturating_sub(v * $lanes).min($lanes);
+                                        store(out.add(v * $lanes), acc[r][v], lanes, add);
+                                    }
+                                    if HALF {
+                                        let lanes = cols - wide * $lanes;
+                                        store(out.add(wide * $lanes), half[r], lanes, add);
                                     }
                                 }
-                            }
-                        }
-                    }
-                }
-
-                /// Writes (or, with `add`, adds) a row's whole registers `sums` to its
-                /// `cols` outputs at `out` (a partial last one masked).
-                ///
-                /// # Safety
-                /// `out` holds the row's `cols` outputs.
-                #[inline(always)]
-                unsafe fn write<const V: usize>(out: *mut $t, sums: &[$v], cols: usize, add: bool) {
-                    for (v, &acc) in sums.iter().enumerate() {
-                        let lanes = cols.saturating_sub(v * $lanes).min($lanes);
-                        // SAFETY: the caller's contract.
-                        unsafe {
-                            let at = out.add(v * $lanes);
-                            let whole = lanes == $lanes;
-                            let sum = match (add, whole) {
-                                (false, _) => acc,
-                                (true, true) => $add($loadu(at), acc),
-                                (true, false) => $add($mload($mask(lanes), at), acc),
-                            };
-                            if whole {
-                                $storeu(at, sum);
-                            } else {
-                                $mstore(at, $mask(lanes), sum);
                             }
                         }
                     }
@@ -483,24 +454,17 @@ mod x86 {
         _mm512_setzero_ps,
         _mm512_set1_ps,
         _mm512_fmadd_ps,
-        _mm512_add_ps,
         _mm512_load_ps,
-        _mm512_loadu_ps,
         _mm512_maskz_loadu_ps,
         _mm512_store_ps,
-        _mm512_storeu_ps,
-        _mm512_mask_storeu_ps,
         nonzero_ps,
         lanes_ps,
         __m256,
         _mm256_setzero_ps,
         _mm512_castps512_ps256,
         _mm256_fmadd_ps,
-        _mm256_add_ps,
         _mm256_load_ps,
-        _mm256_maskz_loadu_ps,
-        _mm256_store_ps,
-        _mm256_mask_storeu_ps
+        _mm256_store_ps
     );
     kernel!(
         f64s,
@@ -510,23 +474,16 @@ mod x86 {
         _mm512_setzero_pd,
         _mm512_set1_pd,
         _mm512_fmadd_pd,
-        _mm512_add_pd,
         _mm512_load_pd,
-        _mm512_loadu_pd,
         _mm512_maskz_loadu_pd,
         _mm512_store_pd,
-        _mm512_storeu_pd,
-        _mm512_mask_storeu_pd,
         nonzero_pd,
         lanes_pd,
         __m256d,
         _mm256_setzero_pd,
         _mm512_castpd512_pd256,
         _mm256_fmadd_pd,
-        _mm256_add_pd,
         _mm256_load_pd,
-        _mm256_maskz_loadu_pd,
-        _mm256_store_pd,
-        _mm256_mask_storeu_pd
+        _mm256_store_pd
     );
 }
