@@ -287,6 +287,7 @@ unsafe fn cast<'a, T, U>(f: &Forward<'a, T>) -> Forward<'a, U> {
 
 #[cfg(target_arch = "x86_64")]
 mod portable;
+#[cfg(target_arch = "x86_64")]
 mod twos;
 
 #[cfg(target_arch = "x86_64")]
