@@ -423,12 +423,9 @@ mod avx512 {
         for (r, v) in sums.iter_mut().enumerate() {
             // SAFETY (each): the caller's: the row's columns lie in `dst`.
             match (r + 1 == R, HALF) {
-                (false, _) => *v = unsafe { _mm512_loadu_ps(out.add(16 * r)) },
+                (false, _) => *v = unsafe { load(out.add(16 * r), 16) },
                 (true, false) => *v = unsafe { load(out.add(16 * r), tail) },
-                (true, true) => {
-                    let mask = ((1_u32 << tail) - 1) as __mmask8;
-                    *half = unsafe { _mm256_maskz_loadu_ps(mask, out.add(16 * r)) };
-                }
+                (true, true) => *half = unsafe { load(out.add(16 * r), tail) },
             }
         }
     }

@@ -184,11 +184,9 @@ fn agrees<T: Real>(f: &Forward<'_, T>, path: Path, block: usize) -> bool {
     };
     let bits = |v: &T| Real::to_f64(*v).to_bits();
     // (twos run on AVX-512 alone)
-    let kinds = [Kind::Rows, Kind::Twos];
-    let here = kinds
-        .into_iter()
-        .filter(|&k| k == Kind::Rows || simd::level() == Level::Avx512);
-    here.into_iter().all(|kind| {
+    let twos = simd::level() == Level::Avx512;
+    let kinds = [Kind::Rows, Kind::Twos].into_iter();
+    kinds.filter(|&k| k == Kind::Rows || twos).all(|kind| {
         got.fill(T::nan());
         // SAFETY: the caller checked the CPU; the buffers fit the shapes.
         let ran = unsafe { run(&probe, &mut got, block, kind) };

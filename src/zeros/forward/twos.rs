@@ -97,12 +97,11 @@ mod x86 {
     use std::arch::x86_64::*;
 
     /// The kernel for one float type: `$lanes` per register, `$v` the register type
-    /// and its operations, `$hv` the 256-bit one and its.
+    /// and its operations, `$h...` the 256-bit register's.
     macro_rules! kernel {
         ($module:ident, $t:ty, $lanes:expr, $v:ty, $zero:ident, $set1:ident,
          $fmadd:ident, $load:ident, $mload:ident, $store:ident, $cmp:ident, $mask:ident,
-         $hv:ty, $hzero:ident, $hcast:ident, $hfmadd:ident, $hload:ident,
-         $hstore:ident) => {
+         $hzero:ident, $hcast:ident, $hfmadd:ident, $hload:ident, $hstore:ident) => {
             pub(crate) mod $module {
                 use super::*;
 
@@ -253,6 +252,10 @@ mod x86 {
                 ) {
                     let c0 = r0 * $lanes;
                     let w = (w, k0, (rows.width - c0).min(count * $lanes));
+                    // a last register of at most half the lanes runs on 256 bits: on
+                    // Zen 4 a 512-bit multiply-add is two 256-bit halves (C1's 100
+                    // columns end in a register of 4)
+                    let half = w.2 <= (count - 1) * $lanes + $lanes / 2;
                     for t in 0..rows.n.div_ceil(2) {
                         let list = &s.lists[t * LIST_STRIDE..][..s.counts[t]];
                         let at = |r: usize| {
@@ -265,10 +268,6 @@ mod x86 {
                         };
                         let two = 2 * t + 1 < rows.n;
                         let rows = [at(0), at(1)];
-                        // a last register of at most half the lanes runs on 256 bits:
-                        // on Zen 4 a 512-bit multiply-add is two 256-bit halves (C1's
-                        // 100 columns end in a register of 4)
-                        let half = w.2 <= (count - 1) * $lanes + $lanes / 2;
                         macro_rules! by_count {
                             ($r:literal, $h:literal) => {
                                 // SAFETY (each): the caller's.
@@ -459,7 +458,6 @@ mod x86 {
         _mm512_store_ps,
         nonzero_ps,
         lanes_ps,
-        __m256,
         _mm256_setzero_ps,
         _mm512_castps512_ps256,
         _mm256_fmadd_ps,
@@ -479,7 +477,6 @@ mod x86 {
         _mm512_store_pd,
         nonzero_pd,
         lanes_pd,
-        __m256d,
         _mm256_setzero_pd,
         _mm512_castpd512_pd256,
         _mm256_fmadd_pd,
