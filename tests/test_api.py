@@ -617,6 +617,30 @@ def test_warm_start_with_different_classes_raises():
     )
 
 
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("hidden", [(6, 5), (7,), (7, 5, 3)])
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit", "lbfgs"])
+def test_continuing_with_other_hidden_layers_raises(name, hidden, how):
+    # scikit-learn trains on its old layers, or fails in its arrays: a clear error here
+    X, y = make_data(_kind(name))
+    solver = "lbfgs" if how == "lbfgs" else "adam"
+    est = quiet_fit(OURS[name](**SMALL, solver=solver, warm_start=True), X, y)
+    before = [c.copy() for c in est.coefs_]
+    est.set_params(hidden_layer_sizes=hidden)
+    method = "partial_fit" if how == "partial_fit" else "fit"
+    with pytest.raises(ValueError) as err:
+        quiet_fit(est, X, y, method=method)
+    message = str(err.value)
+    assert f"The model's layers {[X.shape[1], 7, 5, est.n_outputs_]}" in message
+    assert f"need {[X.shape[1], *hidden, est.n_outputs_]}" in message
+    advice = "fit a new model" if how == "partial_fit" else "warm_start=False"
+    assert advice in message
+    assert all(np.array_equal(a, b) for a, b in zip(est.coefs_, before, strict=True))
+    # a fit without warm start builds the new layers
+    est.set_params(warm_start=False)
+    assert [c.shape[1] for c in quiet_fit(est, X, y).coefs_[:-1]] == list(hidden)
+
+
 def test_refit_with_different_n_features_without_warm_start():
     X, y = make_data("multiclass")
     est = quiet_fit(MLPClassifier(**SMALL), X, y)

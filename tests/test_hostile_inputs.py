@@ -835,6 +835,22 @@ def test_negative_poisson_targets_refused(method, solver):
     getattr(est, method)(X, np.where(y > 0, y, 0.0))
 
 
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_sparse_regression_targets_refused(method, outputs):
+    """A sparse y of one column gets scikit-learn's TypeError (its column_or_1d), one
+    of two columns a LinAlgError from its arithmetic there: the same TypeError here,
+    the model unchanged."""
+    X, y = make_data("regression", n_samples=N)
+    est = _estimator(mlp_rs, "MLPRegressor").fit(X, y)
+    before = [p.copy() for p in est.coefs_ + est.intercepts_]
+    sparse_y = sp.csr_matrix(np.tile(y[:, None], (1, outputs)))
+    with pytest.raises(TypeError, match="Sparse data was passed for y, but dense data"):
+        getattr(est, method)(X, sparse_y)
+    for a, b in zip(before, est.coefs_ + est.intercepts_, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def _refuses_all_zero_weights():
     try:
         _check_sample_weight(np.zeros(2), np.zeros((2, 1)))

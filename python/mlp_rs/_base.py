@@ -563,10 +563,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if first_pass:
             self._initialize(layer_units, X.dtype)
         elif self._layer_units() != layer_units:
+            # scikit-learn goes on training the old layers, or fails in its arrays
+            # (README, "Known differences")
+            start_over = "fit with warm_start=False"
+            if incremental:
+                start_over = "fit a new model"
             raise ValueError(
                 f"The model's layers {self._layer_units()} do not match the data and "
-                f"hidden_layer_sizes, which need {layer_units}; refit with "
-                "warm_start=False."
+                f"hidden_layer_sizes, which need {layer_units}; {start_over}."
             )
         self._check_targets_for_loss(y)
 

@@ -3,6 +3,7 @@
 from numbers import Real
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
@@ -151,6 +152,13 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         X, y = self._checked_training_input(
             X, y, reset, plain_y=("f", (1, 2)), y_numeric=True
         )
+        if issparse(y):
+            # scikit-learn's MLPRegressor fails in its arithmetic (a LinAlgError); the
+            # message of check_array for sparse data where dense is required
+            raise TypeError(
+                "Sparse data was passed for y, but dense data is required. Use "
+                "'.toarray()' to convert to a dense numpy array."
+            )
         if y.dtype.kind in "SU":
             y = _numeric_strings(y)
         if y.ndim == 2 and y.shape[1] == 1:
