@@ -18,6 +18,7 @@ use crate::parallel::{Par, SendPtr};
 use crate::propagate::{Net, PackedWeights, Pass};
 use crate::real::Real;
 use crate::workspace::{Passes, Workspace};
+use crate::zeros;
 
 /// Largest part of a batch, in rows. Large enough for efficient matrix products, small
 /// enough that scikit-learn's default batch of 200 splits in two.
@@ -68,6 +69,9 @@ pub(crate) struct BatchRunner<T> {
     /// Whether each part computes its whole gradient in the rows pass (see
     /// [`part_gradients`]).
     part_grads: bool,
+    /// Where the first layer's weight rows are cut for the update, when not in the
+    /// middle (see [`first_layer_cut`]).
+    first_cut: Option<usize>,
     /// The optimizer's buffers for the update.
     scratch: StepScratch<T>,
 }
@@ -162,6 +166,7 @@ impl<T: Real> BatchRunner<T> {
             rows16: rounded_once(x, precision, par)?,
             batch_rows: Vec::with_capacity(batch),
             part_grads,
+            first_cut: first_layer_cut(layout, x, part_grads),
             scratch: StepScratch::default(),
         })
     }
@@ -224,6 +229,7 @@ impl<T: Real> BatchRunner<T> {
             par: self.par,
             rows16: self.rows16.as_ref().map(|x| (x, &self.batch_rows[..])),
             part_grads: self.part_grads,
+            first_cut: self.first_cut,
             whole_panels: self.packs_weights(),
             repack: None,
         }
@@ -318,6 +324,22 @@ impl<T: Real> BatchRunner<T> {
     }
 }
 
+/// Where the update cuts the first layer's weight rows into its two chunks when the
+/// inputs' work differs (a dense X with zeros: [`zeros::balanced_cut`]), so that the
+/// threads taking them finish together; `None` for the middle. The cut depends on X
+/// alone, not on the threads.
+fn first_layer_cut<T: Real>(layout: &Layout, x: &Rows<'_, T>, part_grads: bool) -> Option<usize> {
+    let inputs = layout.units[0];
+    let two_chunks = inputs.div_ceil(MIN_CHUNK_ROWS) >= MAX_CHUNKS;
+    match x {
+        Rows::Dense(x) if two_chunks && !part_grads && layout.n_layers() > 0 => {
+            zeros::balanced_cut(*x)
+                .filter(|&cut| cut >= MIN_CHUNK_ROWS && cut + MIN_CHUNK_ROWS <= inputs)
+        }
+        _ => None,
+    }
+}
+
 /// X rounded to bfloat16 once for a bfloat16 fit of a dense f32 X (packed weights, so
 /// f32 models only); `None` for every other fit.
 fn rounded_once<T: Real>(
@@ -347,6 +369,8 @@ pub(crate) struct BatchGrads<'a, T> {
     rows16: Option<(&'a Bf16Rows, &'a [usize])>,
     /// Whether the parts hold their whole gradients (see [`part_gradients`]).
     part_grads: bool,
+    /// See [`BatchRunner`]'s.
+    first_cut: Option<usize>,
     /// Whether the weights are packed for the products (bfloat16): chunks of whole
     /// pairs and panels of their rows, so that each update task can repack its own...
     whole_panels: bool,
@@ -380,10 +404,11 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
             let chunks = rows.div_ceil(MIN_CHUNK_ROWS).clamp(1, MAX_CHUNKS);
             let chunk = rows.div_ceil(chunks);
             // whole pairs of rows for W, whole panels for W^T (none for the first layer)
-            match (self.whole_panels, tensor) {
-                (false, _) => chunk,
-                (true, 0) => chunk.next_multiple_of(2),
-                (true, _) => chunk.next_multiple_of(PANEL_ROWS),
+            match (self.whole_panels, tensor, self.first_cut) {
+                (_, 0, Some(cut)) => rows - cut,
+                (false, _, _) => chunk,
+                (true, 0, _) => chunk.next_multiple_of(2),
+                (true, _, _) => chunk.next_multiple_of(PANEL_ROWS),
             }
         } else {
             1
@@ -426,6 +451,14 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
             }
         }
         Ok(())
+    }
+
+    fn first_chunk_rows(&self, tensor: usize) -> usize {
+        match (tensor, self.first_cut) {
+            // (a multiple of four: whole pairs of W's rows for bfloat16 too)
+            (0, Some(cut)) => cut,
+            _ => self.chunk_rows(tensor),
+        }
     }
 
     fn work_per_element(&self) -> usize {
@@ -489,9 +522,14 @@ mod tests {
         (0..grads.tensors())
             .map(|t| {
                 let mut out = vec![f64::NAN; grads.tensor_len(t)];
+                let first = grads.first_chunk_rows(t) * grads.row_len(t);
                 let size = grads.chunk_rows(t) * grads.row_len(t);
-                for (c, room) in out.chunks_mut(size).enumerate() {
-                    let got = grads.chunk(t, c * size, room).unwrap().to_vec();
+                let first = first.min(out.len());
+                let (head, rest) = out.split_at_mut(first);
+                let got = grads.chunk(t, 0, head).unwrap().to_vec();
+                head.copy_from_slice(&got);
+                for (c, room) in rest.chunks_mut(size).enumerate() {
+                    let got = grads.chunk(t, first + c * size, room).unwrap().to_vec();
                     room.copy_from_slice(&got);
                 }
                 out
@@ -581,6 +619,63 @@ mod tests {
         (net, x, labels)
     }
 
+    /// SGD with Nesterov's momentum 0.9 at a constant rate.
+    fn nesterov() -> crate::optimizer::Solver {
+        crate::optimizer::Solver::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            schedule: crate::optimizer::Schedule::Constant,
+            power_t: 0.5,
+        }
+    }
+
+    /// A step of `solver` with scikit-learn's default `alpha`.
+    fn step_of(solver: &crate::optimizer::Solver) -> StepOf<'_> {
+        StepOf {
+            solver,
+            alpha: 1e-4,
+            penalty: 0.0,
+            finite_weights: false,
+        }
+    }
+
+    /// Dense rows `x` of classes `labels`.
+    fn labelled<'a>(x: &'a Array2<f32>, labels: &'a [i64]) -> Dataset<'a, f32> {
+        Dataset {
+            x: Rows::Dense(x.view()),
+            y: Targets::Classes(labels),
+            sample_weight: None,
+        }
+    }
+
+    /// One step of `runner` over the batch `rows` of `data` on `threads` threads.
+    fn one_step(
+        runner: &mut BatchRunner<f32>,
+        (net, data, rows): (&Net, &Dataset<'_, f32>, &[usize]),
+        (params, state): (&mut [Vec<f32>], &mut [Vec<f32>]),
+        (step, scalars): (StepOf<'_>, &mut Scalars),
+        threads: usize,
+    ) {
+        let mut p: Vec<&mut [f32]> = params.iter_mut().map(|v| &mut v[..]).collect();
+        let mut s: Vec<&mut [f32]> = state.iter_mut().map(|v| &mut v[..]).collect();
+        with_threads(threads, |par| {
+            let tensors = (&mut p[..], &mut s[..]);
+            runner.step(net, data, (rows, 0), tensors, step, scalars, par)
+        })
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    }
+
+    /// A fit's first scalars at learning rate `rate`.
+    fn rate(rate: f64) -> Scalars {
+        Scalars {
+            learning_rate_init: rate,
+            learning_rate: rate,
+            step: 0,
+        }
+    }
+
     /// bfloat16 batches: the weights packed once for the parts give the bits of products
     /// that pack them each time (one pass, no parts), for any thread count.
     #[test]
@@ -638,52 +733,32 @@ mod tests {
     /// batches that run on them reach the weights of batches that pack them whole.
     #[test]
     fn repacked_weights_match_a_whole_packing() {
-        use crate::optimizer::{Scalars, Schedule, Solver};
         let n = 256; // 2 parts; 24,000 parameters x 256 rows: the update in chunks
         let (net, x, labels) = relu_classifier(&[301, 70, 40, 3], n, 8);
         let layout = net.layout.clone();
-        let data = Dataset {
-            x: Rows::Dense(x.view()),
-            y: Targets::Classes(&labels),
-            sample_weight: None,
-        };
+        let data = labelled(&x, &labels);
         let rows: Vec<usize> = (0..n).rev().collect();
-        let solver = Solver::Sgd {
-            momentum: 0.9,
-            nesterov: true,
-            schedule: Schedule::Constant,
-            power_t: 0.5,
-        };
-        let step = StepOf {
-            solver: &solver,
-            alpha: 1e-4,
-            penalty: 0.0,
-            finite_weights: false,
-        };
+        let (solver, scalars) = (nesterov(), rate(0.1));
+        let step = step_of(&solver);
         // three steps; `repack`: the update's packing used (else each step packs whole)
         let fit = |threads: usize, repack: bool| {
             let mut params = layout.glorot::<f32>(Activation::Relu, 4);
             let mut state: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
             let setup = (&Dropout::default(), Precision::Bf16);
             let mut runner = BatchRunner::new(&layout, n, setup, &data.x, Par::Sequential).unwrap();
-            let mut scalars = Scalars {
-                learning_rate_init: 0.1,
-                learning_rate: 0.1,
-                step: 0,
-            };
+            let mut scalars = scalars;
             for batch in 0..3 {
                 if !repack {
                     runner.weights_replaced();
                 }
-                let mut p: Vec<&mut [f32]> = params.iter_mut().map(|v| &mut v[..]).collect();
-                let mut s: Vec<&mut [f32]> = state.iter_mut().map(|v| &mut v[..]).collect();
-                with_threads(threads, |par| {
-                    let tensors = (&mut p[..], &mut s[..]);
-                    runner.step(&net, &data, (&rows, 0), tensors, step, &mut scalars, par)
-                })
-                .unwrap()
-                .unwrap()
-                .unwrap();
+                let tensors = (&mut params[..], &mut state[..]);
+                one_step(
+                    &mut runner,
+                    (&net, &data, &rows),
+                    tensors,
+                    (step, &mut scalars),
+                    threads,
+                );
                 assert!(runner.packed_fresh, "batch {batch}: repacked by the update");
                 let mut whole = PackedWeights::default();
                 let packing = (Precision::Bf16, false);
@@ -698,6 +773,64 @@ mod tests {
         for threads in [1, 2] {
             // the batches that ran on the repacked weights: the same new weights
             assert_eq!(fit(threads, true), reference, "threads {threads}");
+        }
+    }
+
+    /// Inputs of images, busier in their lower half: the update cuts the first layer
+    /// past its middle (from X, before any batch), and the weights are those of the
+    /// even cut, bit for bit, float32 and bfloat16, for one thread and two.
+    #[test]
+    fn the_first_layer_is_cut_where_its_work_halves() {
+        let n = 256; // 2 parts; 69,000 parameters: the update in chunks, of the rows
+        let (net, x, labels) = relu_classifier(&[400, 160, 30, 3], n, 12);
+        // inputs 0..200 non-zero in a fifth of the rows, 200..400 in three fifths
+        let x = Array2::from_shape_fn(x.dim(), |(i, j)| {
+            let busy = if j < 200 { i % 5 == 0 } else { i % 5 < 3 };
+            if busy {
+                x[[i, j]] + 1.0
+            } else {
+                0.0
+            }
+        });
+        let layout = net.layout.clone();
+        let data = labelled(&x, &labels);
+        let rows: Vec<usize> = (0..n).rev().collect();
+        let (solver, scalars) = (nesterov(), rate(0.1));
+        let step = step_of(&solver);
+        let fit = |threads: usize, precision: Precision, cut: bool| {
+            let mut params = layout.glorot::<f32>(Activation::Relu, 4);
+            let mut state: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+            let setup = (&Dropout::default(), precision);
+            let mut runner = BatchRunner::new(&layout, n, setup, &data.x, Par::Sequential).unwrap();
+            if crate::simd::cpu_level() == crate::simd::Level::Avx512 {
+                let at = runner.first_cut.expect("a cut");
+                assert!(at > 200 && at % 4 == 0, "cut at {at}");
+            }
+            if !cut {
+                runner.first_cut = None;
+            }
+            let mut scalars = scalars;
+            for _ in 0..3 {
+                let tensors = (&mut params[..], &mut state[..]);
+                one_step(
+                    &mut runner,
+                    (&net, &data, &rows),
+                    tensors,
+                    (step, &mut scalars),
+                    threads,
+                );
+            }
+            params
+        };
+        for precision in [Precision::Exact, Precision::Bf16] {
+            let even = fit(1, precision, false);
+            for threads in [1, 2] {
+                assert_eq!(
+                    fit(threads, precision, true),
+                    even,
+                    "{precision:?} {threads}"
+                );
+            }
         }
     }
 

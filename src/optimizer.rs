@@ -110,6 +110,12 @@ pub trait GradientSource<T>: Sync {
     /// Rows per chunk of tensor `tensor` (from shapes alone: results must not depend on
     /// the number of threads).
     fn chunk_rows(&self, tensor: usize) -> usize;
+    /// Rows of tensor `tensor`'s first chunk, the rest in chunks of
+    /// [`GradientSource::chunk_rows`] (from the data at most, never the number of
+    /// threads): a first layer whose inputs differ in work is cut where it halves.
+    fn first_chunk_rows(&self, tensor: usize) -> usize {
+        self.chunk_rows(tensor)
+    }
     /// Multiply-adds behind each gradient element (1 when it is stored).
     fn work_per_element(&self) -> usize;
     /// The raw gradient of elements `start..start + scratch.len()` of tensor `tensor`:
@@ -194,16 +200,21 @@ impl<T: Real> StepScratch<T> {
         for j in 0.. {
             let before = chunks.len();
             for (i, p) in params.iter().enumerate() {
-                let size = if parallel {
-                    grads.chunk_rows(i) * grads.row_len(i)
+                let (first, size) = if parallel {
+                    let row = grads.row_len(i);
+                    (grads.first_chunk_rows(i) * row, grads.chunk_rows(i) * row)
                 } else {
-                    p.len()
+                    (p.len(), p.len())
                 };
-                if j * size < p.len() {
+                let (start, len) = match j {
+                    0 => (0, first),
+                    _ => (first + (j - 1) * size, size),
+                };
+                if start < p.len() {
                     chunks.push(Chunk {
                         tensor: i,
-                        start: j * size,
-                        len: size.min(p.len() - j * size),
+                        start,
+                        len: len.min(p.len() - start),
                     });
                 }
             }
@@ -513,6 +524,7 @@ impl Solver {
                     && row > 0
                     && p.len() % row == 0
                     && grads.chunk_rows(i) > 0
+                    && grads.first_chunk_rows(i) > 0
             });
         if fits {
             Ok(())
@@ -704,6 +716,8 @@ mod tests {
     struct Computed {
         lens: Vec<usize>,
         row_len: usize,
+        /// Rows of the first tensor's first chunk, if not `chunk_rows`.
+        first_rows: Option<usize>,
     }
 
     impl Computed {
@@ -712,8 +726,12 @@ mod tests {
         }
 
         fn stored(&self) -> Vec<Vec<f64>> {
-            let tensor = |t: usize| (0..self.lens[t]).map(|i| Self::value(t, i)).collect();
-            (0..self.lens.len()).map(tensor).collect()
+            Self::stored_of(&self.lens)
+        }
+
+        fn stored_of(lens: &[usize]) -> Vec<Vec<f64>> {
+            let tensor = |t: usize| (0..lens[t]).map(|i| Self::value(t, i)).collect();
+            (0..lens.len()).map(tensor).collect()
         }
     }
 
@@ -729,6 +747,12 @@ mod tests {
         }
         fn chunk_rows(&self, _tensor: usize) -> usize {
             100
+        }
+        fn first_chunk_rows(&self, tensor: usize) -> usize {
+            match (tensor, self.first_rows) {
+                (0, Some(rows)) => rows,
+                _ => self.chunk_rows(tensor),
+            }
         }
         fn work_per_element(&self) -> usize {
             64
@@ -779,6 +803,7 @@ mod tests {
         let computed = Computed {
             lens: vec![40_000, 300, 50, 50],
             row_len: 50,
+            first_rows: None,
         };
         let mut rng = crate::network::SplitMix64(11);
         let params: Vec<Vec<f64>> = computed
@@ -802,6 +827,38 @@ mod tests {
         assert_eq!((&whole.0, &whole.1), (&reference.0, &reference.1));
         let norm: f64 = whole.0[..2].iter().flatten().map(|w| w * w).sum();
         assert!((reference.2 - norm).abs() <= 1e-12 * norm);
+    }
+
+    /// A first chunk of its own size (the batch runner's cut of a first layer) updates
+    /// every element once, as the whole stored gradient does, whatever the threads.
+    #[test]
+    fn a_first_chunk_of_its_own_size_updates_every_element_once() {
+        let params: Vec<Vec<f64>> = [40_000, 300]
+            .iter()
+            .map(|&n| (0..n).map(|i| (i as f64 * 0.11).cos()).collect())
+            .collect();
+        let whole = run_step(&Computed::stored_of(&[40_000, 300]), &params, 1);
+        for first_rows in [1, 37, 100, 433, 799, 800] {
+            let computed = Computed {
+                lens: vec![40_000, 300],
+                row_len: 50,
+                first_rows: Some(first_rows),
+            };
+            let one = run_step(&computed, &params, 1);
+            assert_eq!(
+                (&one.0, &one.1),
+                (&whole.0, &whole.1),
+                "first chunk {first_rows}"
+            );
+            let two = run_step(&computed, &params, 2);
+            assert_eq!(
+                (&two.0, &two.1),
+                (&one.0, &one.1),
+                "first chunk {first_rows}"
+            );
+            assert_eq!(two.2.to_bits(), one.2.to_bits(), "first chunk {first_rows}");
+            assert!((one.2 - whole.2).abs() <= 1e-12 * whole.2);
+        }
     }
 
     #[test]

@@ -104,29 +104,31 @@ pub(crate) fn cpu_has_amx_bf16() -> bool {
 
 /// This CPU's [`Level`], detected once (lowered by [`LEVEL_VARIABLE`]).
 pub(crate) fn level() -> Level {
+    static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cpu = cpu_level();
+        match std::env::var(LEVEL_VARIABLE).as_deref() {
+            Ok("baseline") => Level::Baseline,
+            Ok("avx2") if cpu != Level::Baseline => Level::Avx2,
+            _ => cpu,
+        }
+    })
+}
+
+/// The [`Level`] the CPU has, whatever [`LEVEL_VARIABLE`] says: for choices that
+/// change no value a model holds but must be the same at every level (see
+/// `zeros::balanced_cut`).
+pub(crate) fn cpu_level() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
-        *LEVEL.get_or_init(|| {
-            let cpu = if has!("avx512f")
-                && has!("avx512dq")
-                && has!("avx512vl")
-                && has!("avx2")
-                && has!("fma")
-            {
-                Level::Avx512
-            } else if has!("avx2") && has!("fma") {
-                Level::Avx2
-            } else {
-                Level::Baseline
-            };
-            match std::env::var(LEVEL_VARIABLE).as_deref() {
-                Ok("baseline") => Level::Baseline,
-                Ok("avx2") if cpu != Level::Baseline => Level::Avx2,
-                _ => cpu,
-            }
-        })
+        if has!("avx512f") && has!("avx512dq") && has!("avx512vl") && has!("avx2") && has!("fma") {
+            Level::Avx512
+        } else if has!("avx2") && has!("fma") {
+            Level::Avx2
+        } else {
+            Level::Baseline
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
