@@ -175,10 +175,10 @@ const GROUP_OVERHEAD: f64 = 0.1;
 /// 0..392 are non-zero in 46 % of the images, 392..784 in 54 %), and the update's two
 /// halves waited for each other (C1's gradient of 100 rows, features 0..392 / 392..784:
 /// 52.9 / 59.1 us; cut at 408: balanced), from rows of `x`. A multiple of [`GROUP`], or
-/// `None` when the kernel would not take the gradient (as
-/// [`weight_gradient`] decides from its rows, on this CPU) or the cut would move by
-/// less than two groups from the middle. Results differ from an even cut's only in
-/// how the update sums the weights' squares (the loss's L2 term, in its last bits).
+/// `None` when the kernel would not take the gradient (as [`weight_gradient`] decides
+/// from its rows, on this CPU) or the cut would move by less than two groups from the
+/// middle. Results differ from an even cut's only in how the update sums the weights'
+/// squares (the loss's L2 term, in its last bits).
 pub(crate) fn balanced_cut<T: Real>(x: ArrayView2<'_, T>) -> Option<usize> {
     let (rows, groups) = (x.nrows(), x.ncols().div_ceil(GROUP));
     // (the CPU's own level, not `MLP_RS_CPU`'s: the cut changes how the update adds
