@@ -4,8 +4,9 @@
 //! the parameters: the optimizer updates them in chunks of weight rows, and each chunk's
 //! gradient, summed over the parts in part order, is computed just before it is applied
 //! ([`BatchGrads`]), so no per-part gradient is ever stored and each chunk is updated
-//! while it is in cache. Every cut depends on the shapes alone, never on the number of
-//! threads, so results are bit-identical whatever `n_jobs` is.
+//! while it is in cache. Every cut depends on the shapes (and the first layer's on X,
+//! [`first_layer_cut`]), never on the number of threads, so results are bit-identical
+//! whatever `n_jobs` is.
 
 use crate::bf16::{Bf16Rows, PackTarget};
 use crate::data::{Dataset, Rows};
@@ -327,15 +328,17 @@ impl<T: Real> BatchRunner<T> {
 /// Where the update cuts the first layer's weight rows into its two chunks when the
 /// inputs' work differs (a dense X with zeros: [`zeros::balanced_cut`]), so that the
 /// threads taking them finish together; `None` for the middle. The cut depends on X
-/// alone, not on the threads.
+/// alone, not on the threads; it is even (bfloat16 repacks whole pairs of rows) and
+/// leaves both chunks [`MIN_CHUNK_ROWS`].
 fn first_layer_cut<T: Real>(layout: &Layout, x: &Rows<'_, T>, part_grads: bool) -> Option<usize> {
+    // (`BatchGrads::chunk_rows` gives the rows past the cut to one chunk)
+    const _: () = assert!(MAX_CHUNKS == 2);
     let inputs = layout.units[0];
     let two_chunks = inputs.div_ceil(MIN_CHUNK_ROWS) >= MAX_CHUNKS;
+    let fits =
+        |&cut: &usize| cut % 2 == 0 && cut >= MIN_CHUNK_ROWS && cut + MIN_CHUNK_ROWS <= inputs;
     match x {
-        Rows::Dense(x) if two_chunks && !part_grads && layout.n_layers() > 0 => {
-            zeros::balanced_cut(*x)
-                .filter(|&cut| cut >= MIN_CHUNK_ROWS && cut + MIN_CHUNK_ROWS <= inputs)
-        }
+        Rows::Dense(x) if two_chunks && !part_grads => zeros::balanced_cut(*x).filter(fits),
         _ => None,
     }
 }
@@ -405,7 +408,8 @@ impl<T: Real> GradientSource<T> for BatchGrads<'_, T> {
             let chunk = rows.div_ceil(chunks);
             // whole pairs of rows for W, whole panels for W^T (none for the first layer)
             match (self.whole_panels, tensor, self.first_cut) {
-                (_, 0, Some(cut)) => rows - cut,
+                // the rows past the first chunk's, in one chunk
+                (_, 0, Some(cut)) => rows.saturating_sub(cut),
                 (false, _, _) => chunk,
                 (true, 0, _) => chunk.next_multiple_of(2),
                 (true, _, _) => chunk.next_multiple_of(PANEL_ROWS),
@@ -802,13 +806,12 @@ mod tests {
             let mut state: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
             let setup = (&Dropout::default(), precision);
             let mut runner = BatchRunner::new(&layout, n, setup, &data.x, Par::Sequential).unwrap();
-            if crate::simd::cpu_level() == crate::simd::Level::Avx512 {
+            if crate::simd::detected_level() == crate::simd::Level::Avx512 {
                 let at = runner.first_cut.expect("a cut");
                 assert!(at > 200 && at % 4 == 0, "cut at {at}");
             }
-            if !cut {
-                runner.first_cut = None;
-            }
+            // (a CPU without AVX-512 does not cut: its steps with one all the same)
+            runner.first_cut = cut.then(|| runner.first_cut.unwrap_or(256));
             let mut scalars = scalars;
             for _ in 0..3 {
                 let tensors = (&mut params[..], &mut state[..]);

@@ -107,8 +107,8 @@ pub trait GradientSource<T>: Sync {
     fn tensor_len(&self, tensor: usize) -> usize;
     /// Elements per row of tensor `tensor`.
     fn row_len(&self, tensor: usize) -> usize;
-    /// Rows per chunk of tensor `tensor` (from shapes alone: results must not depend on
-    /// the number of threads).
+    /// Rows per chunk of tensor `tensor` (from shapes and data alone: results must not
+    /// depend on the number of threads).
     fn chunk_rows(&self, tensor: usize) -> usize;
     /// Rows of tensor `tensor`'s first chunk, the rest in chunks of
     /// [`GradientSource::chunk_rows`] (from the data at most, never the number of

@@ -106,7 +106,7 @@ pub(crate) fn cpu_has_amx_bf16() -> bool {
 pub(crate) fn level() -> Level {
     static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
     *LEVEL.get_or_init(|| {
-        let cpu = cpu_level();
+        let cpu = detected_level();
         match std::env::var(LEVEL_VARIABLE).as_deref() {
             Ok("baseline") => Level::Baseline,
             Ok("avx2") if cpu != Level::Baseline => Level::Avx2,
@@ -118,7 +118,7 @@ pub(crate) fn level() -> Level {
 /// The [`Level`] the CPU has, whatever [`LEVEL_VARIABLE`] says: for choices that
 /// change no value a model holds but must be the same at every level (see
 /// `zeros::balanced_cut`).
-pub(crate) fn cpu_level() -> Level {
+pub(crate) fn detected_level() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;

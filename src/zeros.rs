@@ -169,21 +169,26 @@ const CUT_SAMPLE_ROWS: usize = 256;
 /// where they were measured to (below).
 const GROUP_OVERHEAD: f64 = 0.1;
 
-/// Where to cut a first layer's weight gradient (a row per input of `x`) in two chunks
-/// of equal work for this kernel, which sums over the rows where a group's inputs are
-/// not all zero: images have more such rows in their lower half (Fashion-MNIST's pixels
-/// 0..392 are non-zero in 46 % of the images, 392..784 in 54 %), and the update's two
-/// halves waited for each other (C1's gradient of 100 rows, features 0..392 / 392..784:
-/// 52.9 / 59.1 us; cut at 408: balanced), from rows of `x`. A multiple of [`GROUP`], or
-/// `None` when the kernel would not take the gradient (as [`weight_gradient`] decides
-/// from its rows, on this CPU) or the cut would move by less than two groups from the
-/// middle. Results differ from an even cut's only in how the update sums the weights'
-/// squares (the loss's L2 term, in its last bits).
+/// Where to cut a first layer's weight gradient (a row per input of `x`) into two
+/// chunks of equal work for this kernel, sampled from rows of `x`: a multiple of
+/// [`GROUP`], or `None` for the middle.
+///
+/// The kernel sums over the rows where a group's inputs are not all zero, and images
+/// have more such rows in their lower half (Fashion-MNIST's pixels 0..392 are non-zero
+/// in 46 % of the images, 392..784 in 54 %): the update's two halves waited for each
+/// other (C1's gradient of 100 rows, features 0..392 / 392..784: 52.9 / 59.1 us; cut
+/// at 408: balanced). `None` on a CPU without AVX-512, where the kernel never runs;
+/// when fewer than [`MIN_ZERO_GROUPS`] of the sampled groups are zero (the kernel's
+/// own test); or when the cut would move less than two groups from the middle.
+///
+/// Results differ from an even cut's only in how the update sums the weights' squares
+/// (the loss's L2 term, in its last bits). So the cut depends on X and on whether the
+/// CPU has AVX-512 alone, not on `MLP_RS_CPU` (every level fits the same bits) nor on
+/// AMX (an AMX host fits a non-AMX host's bits): on AMX hosts, whose kernel takes only
+/// sparser X ([`MIN_ZERO_GROUPS_AMX`]), it may cut where `gemm`'s work is even.
 pub(crate) fn balanced_cut<T: Real>(x: ArrayView2<'_, T>) -> Option<usize> {
     let (rows, groups) = (x.nrows(), x.ncols().div_ceil(GROUP));
-    // (the CPU's own level, not `MLP_RS_CPU`'s: the cut changes how the update adds
-    // up the weights' squares, and every level fits the same bits)
-    if rows == 0 || groups < 4 || crate::simd::cpu_level() != crate::simd::Level::Avx512 {
+    if rows == 0 || groups < 4 || crate::simd::detected_level() != crate::simd::Level::Avx512 {
         return None;
     }
     let step = rows.div_ceil(CUT_SAMPLE_ROWS);
@@ -199,7 +204,7 @@ pub(crate) fn balanced_cut<T: Real>(x: ArrayView2<'_, T>) -> Option<usize> {
         }
         sampled += 1;
     }
-    if (zero as f64) < min_zero_groups() * (sampled * groups) as f64 {
+    if (zero as f64) < MIN_ZERO_GROUPS * (sampled * groups) as f64 {
         return None;
     }
     let work = |count: usize| count as f64 / sampled as f64 + GROUP_OVERHEAD;
@@ -636,7 +641,7 @@ mod tests {
     /// inputs are busier; not when they are as busy, nor when nothing is skipped.
     #[test]
     fn cuts_where_the_work_halves() {
-        if crate::simd::cpu_level() != crate::simd::Level::Avx512 {
+        if crate::simd::detected_level() != crate::simd::Level::Avx512 {
             let image =
                 Array2::from_shape_fn((10, 784), |(i, j)| f32::from(u8::from(j > 600 && i > 2)));
             assert_eq!(balanced_cut(image.view()), None);
