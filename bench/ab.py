@@ -12,10 +12,9 @@ fresh process after an idle pause), and prints medians, min-max and the ratio::
 Workloads: C1 (Fashion-MNIST 784-100-10 sgd, 3 epochs, f32), C2 (784-512-256-10, 1
 epoch, f32), C1-bf and C2-bf (the same with ``matmul_precision="bfloat16"``, after a
 first fit; not run by default), C4 (digits 64-64-10 batch 32, 20 epochs, f64), W1
-(tabular defaults), W4 (predict_proba of 1 and of 100 rows), W5 (cross_val_score on
-digits); Fashion-MNIST
-falls back to random data of its
-shape when the dataset is not installed.
+(tabular defaults), W2 (a (64, 32) regressor, 10 epochs of 100,000 x 50, f64), W4
+(predict_proba of 1 and of 100 rows), W5 (cross_val_score on digits); Fashion-MNIST
+falls back to random data of its shape when the dataset is not installed.
 """
 
 import argparse
@@ -77,6 +76,12 @@ elif name == "W1":
     X, y = make_classification(50000, 20, n_informative=10, n_classes=3, random_state=0)
     est = MLPClassifier(max_iter=30, random_state=0)
     seconds = timed(lambda: est.fit(X, y))
+elif name == "W2":
+    from sklearn.datasets import make_regression
+    from mlp_rs import MLPRegressor
+    X, y = make_regression(100_000, 50, noise=1.0, random_state=0)
+    est = MLPRegressor(hidden_layer_sizes=(64, 32), max_iter=10, random_state=0)
+    seconds = timed(lambda: est.fit(X, y / y.std()))
 elif name == "W5":
     from sklearn.datasets import load_digits
     from sklearn.model_selection import cross_val_score
@@ -94,7 +99,7 @@ elif name in ("W4-1", "W4-100"):
 print(json.dumps(seconds))
 """
 
-WORKLOADS = ["C1", "C2", "C4", "W1", "W4-1", "W4-100", "W5"]
+WORKLOADS = ["C1", "C2", "C4", "W1", "W2", "W4-1", "W4-100", "W5"]
 
 
 def run(python, name):

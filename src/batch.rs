@@ -125,6 +125,7 @@ impl<T: Real> BatchRunner<T> {
         let parts = part_count(batch);
         let capacity = batch.min(PART_ROWS);
         let part_grads = parts > 1 && part_gradients(layout, x, precision);
+        let rows16 = rounded_once(x, precision, par)?;
         let passes = if part_grads {
             Passes::Gradients
         } else {
@@ -164,10 +165,10 @@ impl<T: Real> BatchRunner<T> {
             targets: Vec::new(),
             packed_fresh: false,
             sparse_input: x.is_sparse(),
-            rows16: rounded_once(x, precision, par)?,
+            first_cut: first_layer_cut(layout, x, (batch / parts, part_grads), rows16.as_ref()),
+            rows16,
             batch_rows: Vec::with_capacity(batch),
             part_grads,
-            first_cut: first_layer_cut(layout, x, part_grads),
             scratch: StepScratch::default(),
         })
     }
@@ -327,18 +328,32 @@ impl<T: Real> BatchRunner<T> {
 
 /// Where the update cuts the first layer's weight rows into its two chunks when the
 /// inputs' work differs (a dense X with zeros: [`zeros::balanced_cut`]), so that the
-/// threads taking them finish together; `None` for the middle. The cut depends on X
-/// alone, not on the threads; it is even (bfloat16 repacks whole pairs of rows) and
-/// leaves both chunks [`MIN_CHUNK_ROWS`].
-fn first_layer_cut<T: Real>(layout: &Layout, x: &Rows<'_, T>, part_grads: bool) -> Option<usize> {
+/// threads taking them finish together; `None` for the middle, and where the chunks'
+/// gradients skip no zeros (`gemm`'s work is even): their product too small for
+/// [`zeros`]' kernel in parts of `part_rows` rows, or a bfloat16 fit whose rows do not
+/// skip zero pairs (`rows16`). The cut depends on X and the shapes alone, not on the
+/// threads; it is even (bfloat16 repacks whole pairs of rows) and leaves both chunks
+/// [`MIN_CHUNK_ROWS`].
+fn first_layer_cut<T: Real>(
+    layout: &Layout,
+    x: &Rows<'_, T>,
+    (part_rows, part_grads): (usize, bool),
+    rows16: Option<&Bf16Rows>,
+) -> Option<usize> {
     // (`BatchGrads::chunk_rows` gives the rows past the cut to one chunk)
     const _: () = assert!(MAX_CHUNKS == 2);
     let inputs = layout.units[0];
     let two_chunks = inputs.div_ceil(MIN_CHUNK_ROWS) >= MAX_CHUNKS;
+    let skipping = match rows16 {
+        Some(rows) => rows.skips(),
+        None => zeros::takes_halves(part_rows, inputs, layout.units[1]),
+    };
     let fits =
         |&cut: &usize| cut % 2 == 0 && cut >= MIN_CHUNK_ROWS && cut + MIN_CHUNK_ROWS <= inputs;
     match x {
-        Rows::Dense(x) if two_chunks && !part_grads => zeros::balanced_cut(*x).filter(fits),
+        Rows::Dense(x) if two_chunks && !part_grads && skipping => {
+            zeros::balanced_cut(*x).filter(fits)
+        }
         _ => None,
     }
 }
@@ -825,6 +840,19 @@ mod tests {
             }
             params
         };
+        // batches of 64 rows (one part, so no part gradients) into 8 units: too little
+        // work for the zero-skipping gradient, whose chunks' `gemm` work is even
+        // (bfloat16's products still skip zeros)
+        let (narrow, ..) = relu_classifier(&[400, 8, 3], n, 12);
+        let avx512 = crate::simd::detected_level() == crate::simd::Level::Avx512;
+        for (precision, cuts) in [(Precision::Exact, false), (Precision::Bf16, true)] {
+            let setup = (&Dropout::default(), precision);
+            let runner =
+                BatchRunner::<f32>::new(&narrow.layout, 64, setup, &data.x, Par::Sequential);
+            let runner = runner.unwrap();
+            assert!(!runner.part_grads);
+            assert_eq!(runner.first_cut.is_some(), cuts && avx512, "{precision:?}");
+        }
         for precision in [Precision::Exact, Precision::Bf16] {
             let even = fit(1, precision, false);
             for threads in [1, 2] {

@@ -229,6 +229,14 @@ pub(crate) fn balanced_cut<T: Real>(x: ArrayView2<'_, T>) -> Option<usize> {
     (cut.abs_diff(even) >= 2).then_some(GROUP * cut)
 }
 
+/// Whether the kernel takes the gradients of half of `inputs` weight rows, `width`
+/// columns, over parts of `part_rows` rows ([`takes`]' tests of the shapes): where it
+/// does not, `gemm`'s work is even and [`balanced_cut`] has nothing to balance.
+pub(crate) fn takes_halves(part_rows: usize, inputs: usize, width: usize) -> bool {
+    let half = inputs / 2;
+    part_rows * half * width >= MIN_WORK && half >= 2 && width >= 2 && part_rows <= MAX_ROWS
+}
+
 /// `g` with `T` as `U`.
 ///
 /// # Safety
@@ -643,6 +651,35 @@ mod tests {
         assert!(weight_gradient(&wrong, &mut dst, false).is_err());
     }
 
+    /// `takes_halves` says what the kernel decides on a half of the inputs (images, so
+    /// that the zeros pay): taken at C1's part of 100 rows, 784 inputs and 100 units,
+    /// declined at 8 units (too little work) and at one.
+    #[test]
+    fn takes_halves_as_the_kernel_decides() {
+        if !cpu_has_kernels() {
+            return;
+        }
+        for (rows, width, taken) in [(100, 100, true), (100, 8, false), (100, 1, false)] {
+            let (x, d) = data::<f32>(rows, 784, width);
+            let g = Gradient {
+                x: x.as_slice().unwrap(),
+                x_cols: 784,
+                first: 0,
+                d: d.as_slice().unwrap(),
+                width,
+                n: rows,
+            };
+            let mut dst = vec![0.0; 392 * width];
+            assert_eq!(
+                weight_gradient(&g, &mut dst, false).unwrap(),
+                taken,
+                "{width}"
+            );
+            assert_eq!(takes_halves(rows, 784, width), taken, "{width}");
+        }
+        assert!(!takes_halves(MAX_ROWS + 1, 784, 100), "too many rows");
+    }
+
     /// The first layer is cut where the rows that are not all zero in a group halve
     /// (plus each group's overhead): at a group's edge, past the middle when the later
     /// inputs are busier; not when they are as busy, nor when nothing is skipped.
@@ -684,6 +721,7 @@ mod tests {
             "no zeros"
         );
         assert_eq!(balanced_cut(image.slice(s![..0, ..])), None, "no rows");
+        // (`balanced_cut` reads X alone: `takes_halves` tells whether the kernel runs)
         assert_eq!(
             balanced_cut(image.slice(s![.., ..12])),
             None,

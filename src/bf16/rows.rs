@@ -85,6 +85,11 @@ impl Bf16Rows {
         zero as f64 / all.max(1) as f64
     }
 
+    /// Whether the first layer's products skip zero pairs (see the field).
+    pub(crate) fn skips(&self) -> bool {
+        self.skips
+    }
+
     fn n_rows(&self) -> usize {
         self.words.len().checked_div(self.pairs).unwrap_or(0)
     }
