@@ -1233,3 +1233,21 @@ def test_changed_n_outputs_raises():
     est = MLPRegressor(**SMALL, warm_start=True).fit(X, y)
     with pytest.raises(ValueError):
         est.fit(X, np.c_[y, y])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name", ["MLPClassifier", "MLPRegressor"])
+def test_warm_start_turning_early_stopping_on_and_off(name):
+    # scikit-learn fails in its bookkeeping after an epoch (an AttributeError turning
+    # it on, a TypeError off); mlp_rs goes on, the scores starting with that fit
+    X, y = _Xy(name)
+    cls = MLPClassifier if name == "MLPClassifier" else MLPRegressor
+    est = cls(**SMALL, warm_start=True).fit(X, y)
+    assert est.validation_scores_ is None
+    est.set_params(early_stopping=True).fit(X, y)
+    assert len(est.validation_scores_) == est.n_iter_ == SMALL["max_iter"]
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    assert len(est.loss_curve_) == 2 * SMALL["max_iter"]
+    est.set_params(early_stopping=False).fit(X, y)
+    assert est.best_loss_ == min(est.loss_curve_[-est.n_iter_ :])
+    assert len(est.loss_curve_) == 3 * SMALL["max_iter"]

@@ -78,6 +78,7 @@ def _frames(X):
         "frame no rows": named.iloc[:0],
         "frame int names": pd.DataFrame(X),
         "frame mixed names": pd.DataFrame(X, columns=[0, *names[1:]]),
+        "frame duplicate names": pd.DataFrame(X, columns=[*names[:-1], names[0]]),
         "frame numpy str names": pd.DataFrame(
             X, columns=pd.Index([np.str_(c) for c in names], dtype=object)
         ),

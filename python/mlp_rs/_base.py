@@ -59,13 +59,13 @@ def _is_plain_array(X):
 def _frame_names_and_values(X):
     """The column names and values of a pandas DataFrame that scikit-learn's
     validation turns into a plain array with ``np.asarray`` alone and whose names it
-    records as they are: rows, columns named by ``str`` only, all of one float64 or
-    float32 dtype; else None."""
+    records as they are: rows, columns named by ``str`` only, each once (scikit-learn
+    1.9 refuses repeated names), all of one float64 or float32 dtype; else None."""
     pandas = sys.modules.get("pandas")
     if pandas is None or type(X) is not pandas.DataFrame or X.shape[0] == 0:
         return None
     columns = X.columns.tolist()
-    if not all(type(c) is str for c in columns):
+    if not all(type(c) is str for c in columns) or len(set(columns)) < len(columns):
         return None
     dtypes = set(X.dtypes)
     if len(dtypes) != 1 or dtypes.pop() not in _PLAIN_DTYPES:
@@ -970,9 +970,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.loss_curve_ = self.loss_curve_ + result["loss_curve"]
         self._no_improvement_count = out["no_improvement_count"]
         if self.early_stopping:
-            self.validation_scores_ = (
-                self.validation_scores_ + result["validation_scores"]
-            )
+            # (None: a warm start that turned early stopping on, where scikit-learn
+            # fails after an epoch; the scores start with this fit)
+            self.validation_scores_ = (self.validation_scores_ or []) + result[
+                "validation_scores"
+            ]
             self.validation_loss_curve_ = (
                 getattr(self, "validation_loss_curve_", None) or []
             ) + result["validation_losses"]
