@@ -49,8 +49,9 @@ impl fmt::Display for Error {
                 "Training diverged: the loss is {loss} in epoch 1 (batch 1), the first \
                  mini-batch, before any update, so it is not the learning rate: X, y, \
                  sample_weight or alpha (or the weights training starts from) hold values \
-                 too large for the model's dtype. Look for huge values, and scale X and y \
-                 (e.g. with sklearn.preprocessing.StandardScaler)."
+                 too large for the model's dtype, or sample weights so small that dividing \
+                 by their sum overflows. Look for huge values, and scale X and y (e.g. \
+                 with sklearn.preprocessing.StandardScaler) or sample_weight."
             ),
             Error::Diverged { epoch, batch, loss } => write!(
                 f,

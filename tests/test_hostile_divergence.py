@@ -334,3 +334,12 @@ def test_never_nan_weights_silently(name, solver, lr, scale, dtype):
     assert _finite(est), "fit returned normally with non-finite weights"
     assert np.isfinite(est.loss_)
     assert np.all(np.isfinite(est.loss_curve_))
+
+
+@pytest.mark.parametrize("name", ["MLPClassifier", "MLPRegressor"])
+def test_divergence_of_tiny_sample_weights_names_them(name):
+    # (their sum, 6e-319, is subnormal: its reciprocal overflows)
+    X, y = make_data(_kind(name), n_samples=60)
+    est = OURS[name](**BASE, **NO_EARLY_STOP)
+    with pytest.raises(ValueError, match="sample weights so small"):
+        est.fit(X, y, sample_weight=np.full(len(y), 1e-320))
