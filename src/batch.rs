@@ -80,7 +80,7 @@ pub(crate) struct BatchRunner<T> {
 /// Whether each part of a batch computes its own whole gradient in the rows pass, which
 /// the update then sums chunk by chunk, instead of each chunk's gradient reading every
 /// part's inputs and error signals: when the parameters are few against a part's
-/// activations (W2: 5,409 against 100 x 147), less crosses between the cores.
+/// activations (W2: 5,377 against 100 x 147), less crosses between the cores.
 fn part_gradients<T: Real>(layout: &Layout, x: &Rows<'_, T>, precision: Precision) -> bool {
     let units: usize = layout.units.iter().sum();
     !x.is_sparse()
@@ -165,7 +165,12 @@ impl<T: Real> BatchRunner<T> {
             targets: Vec::new(),
             packed_fresh: false,
             sparse_input: x.is_sparse(),
-            first_cut: first_layer_cut(layout, x, (batch / parts, part_grads), rows16.as_ref()),
+            first_cut: first_layer_cut(
+                layout,
+                x,
+                (batch / parts, part_grads, precision),
+                rows16.as_ref(),
+            ),
             rows16,
             batch_rows: Vec::with_capacity(batch),
             part_grads,
@@ -329,31 +334,33 @@ impl<T: Real> BatchRunner<T> {
 /// Where the update cuts the first layer's weight rows into its two chunks when the
 /// inputs' work differs (a dense X with zeros: [`zeros::balanced_cut`]), so that the
 /// threads taking them finish together; `None` for the middle, and where the chunks'
-/// gradients skip no zeros (`gemm`'s work is even): their product too small for
-/// [`zeros`]' kernel in parts of `part_rows` rows, or a bfloat16 fit whose rows do not
-/// skip zero pairs (`rows16`). The cut depends on X and the shapes alone, not on the
-/// threads; it is even (bfloat16 repacks whole pairs of rows) and leaves both chunks
+/// gradients do not both skip zeros (`gemm`'s work is even): the smaller chunk's
+/// product too small for [`zeros`]' kernel in parts of `part_rows` rows (those of a
+/// whole batch: an epoch's last, smaller batch may still fall under it), a bfloat16
+/// fit whose rows do not skip zero pairs (`rows16`), or other products (bfloat16's of
+/// gathered rows). The cut depends on X and the shapes alone, not on the threads; it
+/// is even (bfloat16 repacks whole pairs of rows) and leaves both chunks
 /// [`MIN_CHUNK_ROWS`].
 fn first_layer_cut<T: Real>(
     layout: &Layout,
     x: &Rows<'_, T>,
-    (part_rows, part_grads): (usize, bool),
+    (part_rows, part_grads, precision): (usize, bool, Precision),
     rows16: Option<&Bf16Rows>,
 ) -> Option<usize> {
     // (`BatchGrads::chunk_rows` gives the rows past the cut to one chunk)
     const _: () = assert!(MAX_CHUNKS == 2);
-    let inputs = layout.units[0];
+    let (inputs, width) = (layout.units[0], layout.units[1]);
     let two_chunks = inputs.div_ceil(MIN_CHUNK_ROWS) >= MAX_CHUNKS;
-    let skipping = match rows16 {
-        Some(rows) => rows.skips(),
-        None => zeros::takes_halves(part_rows, inputs, layout.units[1]),
+    let skip = |cut: usize| match (rows16, precision) {
+        (Some(rows), _) => rows.skips(),
+        (None, Precision::Exact) => zeros::takes_chunk(part_rows, cut.min(inputs - cut), width),
+        (None, Precision::Bf16) => false,
     };
-    let fits =
-        |&cut: &usize| cut % 2 == 0 && cut >= MIN_CHUNK_ROWS && cut + MIN_CHUNK_ROWS <= inputs;
+    let fits = |&cut: &usize| {
+        cut % 2 == 0 && cut >= MIN_CHUNK_ROWS && cut + MIN_CHUNK_ROWS <= inputs && skip(cut)
+    };
     match x {
-        Rows::Dense(x) if two_chunks && !part_grads && skipping => {
-            zeros::balanced_cut(*x).filter(fits)
-        }
+        Rows::Dense(x) if two_chunks && !part_grads => zeros::balanced_cut(*x).filter(fits),
         _ => None,
     }
 }
@@ -840,18 +847,25 @@ mod tests {
             }
             params
         };
-        // batches of 64 rows (one part, so no part gradients) into 8 units: too little
-        // work for the zero-skipping gradient, whose chunks' `gemm` work is even
-        // (bfloat16's products still skip zeros)
-        let (narrow, ..) = relu_classifier(&[400, 8, 3], n, 12);
+        // batches of 64 rows (one part, so no part gradients): the zero-skipping
+        // gradient takes both chunks (the smaller 144 inputs) into 120 units, not into
+        // 100 (half the inputs would do) nor 8, where `gemm`'s chunks are even work;
+        // bfloat16's products skip zeros whatever the units
         let avx512 = crate::simd::detected_level() == crate::simd::Level::Avx512;
-        for (precision, cuts) in [(Precision::Exact, false), (Precision::Bf16, true)] {
+        for (units, precision, cuts) in [
+            (120, Precision::Exact, true),
+            (100, Precision::Exact, false),
+            (8, Precision::Exact, false),
+            (8, Precision::Bf16, true),
+        ] {
+            let (narrow, ..) = relu_classifier(&[400, units, 3], n, 12);
             let setup = (&Dropout::default(), precision);
             let runner =
                 BatchRunner::<f32>::new(&narrow.layout, 64, setup, &data.x, Par::Sequential);
             let runner = runner.unwrap();
             assert!(!runner.part_grads);
-            assert_eq!(runner.first_cut.is_some(), cuts && avx512, "{precision:?}");
+            let expected = (cuts && avx512).then_some(256);
+            assert_eq!(runner.first_cut, expected, "{units} {precision:?}");
         }
         for precision in [Precision::Exact, Precision::Bf16] {
             let even = fit(1, precision, false);

@@ -229,12 +229,11 @@ pub(crate) fn balanced_cut<T: Real>(x: ArrayView2<'_, T>) -> Option<usize> {
     (cut.abs_diff(even) >= 2).then_some(GROUP * cut)
 }
 
-/// Whether the kernel takes the gradients of half of `inputs` weight rows, `width`
-/// columns, over parts of `part_rows` rows ([`takes`]' tests of the shapes): where it
-/// does not, `gemm`'s work is even and [`balanced_cut`] has nothing to balance.
-pub(crate) fn takes_halves(part_rows: usize, inputs: usize, width: usize) -> bool {
-    let half = inputs / 2;
-    part_rows * half * width >= MIN_WORK && half >= 2 && width >= 2 && part_rows <= MAX_ROWS
+/// Whether the kernel takes a chunk of `rows` weight rows, `width` columns, over parts
+/// of `part_rows` rows ([`takes`]' tests of the shapes): where it does not, `gemm`'s
+/// work is even and [`balanced_cut`] has nothing to balance.
+pub(crate) fn takes_chunk(part_rows: usize, rows: usize, width: usize) -> bool {
+    part_rows * rows * width >= MIN_WORK && rows >= 2 && width >= 2 && part_rows <= MAX_ROWS
 }
 
 /// `g` with `T` as `U`.
@@ -651,11 +650,11 @@ mod tests {
         assert!(weight_gradient(&wrong, &mut dst, false).is_err());
     }
 
-    /// `takes_halves` says what the kernel decides on a half of the inputs (images, so
-    /// that the zeros pay): taken at C1's part of 100 rows, 784 inputs and 100 units,
-    /// declined at 8 units (too little work) and at one.
+    /// `takes_chunk` says what the kernel decides on half of 784 inputs (images, so
+    /// that the zeros pay): taken at C1's part of 100 rows and 100 units, declined at 8
+    /// units (too little work) and at one.
     #[test]
-    fn takes_halves_as_the_kernel_decides() {
+    fn takes_chunk_as_the_kernel_decides() {
         if !cpu_has_kernels() {
             return;
         }
@@ -675,9 +674,9 @@ mod tests {
                 taken,
                 "{width}"
             );
-            assert_eq!(takes_halves(rows, 784, width), taken, "{width}");
+            assert_eq!(takes_chunk(rows, 392, width), taken, "{width}");
         }
-        assert!(!takes_halves(MAX_ROWS + 1, 784, 100), "too many rows");
+        assert!(!takes_chunk(MAX_ROWS + 1, 392, 100), "too many rows");
     }
 
     /// The first layer is cut where the rows that are not all zero in a group halve
@@ -721,7 +720,7 @@ mod tests {
             "no zeros"
         );
         assert_eq!(balanced_cut(image.slice(s![..0, ..])), None, "no rows");
-        // (`balanced_cut` reads X alone: `takes_halves` tells whether the kernel runs)
+        // (`balanced_cut` reads X alone: `takes_chunk` tells whether the kernel runs)
         assert_eq!(
             balanced_cut(image.slice(s![.., ..12])),
             None,

@@ -1248,6 +1248,14 @@ def test_warm_start_turning_early_stopping_on_and_off(name):
     assert len(est.validation_scores_) == est.n_iter_ == SMALL["max_iter"]
     assert est.best_validation_score_ == max(est.validation_scores_)
     assert len(est.loss_curve_) == 2 * SMALL["max_iter"]
+    first = [c.copy() for c in est.coefs_]  # the best of the first phase
     est.set_params(early_stopping=False).fit(X, y)
     assert est.best_loss_ == min(est.loss_curve_[-est.n_iter_ :])
     assert len(est.loss_curve_) == 3 * SMALL["max_iter"]
+    assert est.validation_scores_ is None and est.best_validation_score_ is None
+    # on again: its own scores, not the first phase's best weights brought back
+    est.set_params(early_stopping=True).fit(X, y)
+    assert len(est.validation_scores_) == est.n_iter_
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    assert est.best_loss_ is None
+    assert not all(np.array_equal(a, b) for a, b in zip(first, est.coefs_, strict=True))

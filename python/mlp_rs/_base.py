@@ -969,9 +969,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.loss_ = out["loss"]
         self.loss_curve_ = self.loss_curve_ + result["loss_curve"]
         self._no_improvement_count = out["no_improvement_count"]
+        # Each mode's bookkeeping as _initialize leaves it: a warm start that switched
+        # early stopping on or off (scikit-learn fails in its bookkeeping after an
+        # epoch) starts the scores of its own mode afresh, and a later switch back
+        # does not restore the weights of the earlier phase.
         if self.early_stopping:
-            # (None: a warm start that turned early stopping on, where scikit-learn
-            # fails after an epoch; the scores start with this fit)
             self.validation_scores_ = (self.validation_scores_ or []) + result[
                 "validation_scores"
             ]
@@ -979,10 +981,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 getattr(self, "validation_loss_curve_", None) or []
             ) + result["validation_losses"]
             self.best_validation_score_ = out["best_validation_score"]
+            self.best_loss_ = None
             n_layers = len(self.coefs_)
             self._best_coefs, self._best_intercepts = best[:n_layers], best[n_layers:]
         else:
             self.best_loss_ = out["best_loss"]
+            self.validation_scores_ = self.validation_loss_curve_ = None
+            self.best_validation_score_ = None
+            self._best_coefs = self._best_intercepts = None
 
     def _warn_stop(self, stop, incremental):
         if stop == "max_iter" and not incremental:
