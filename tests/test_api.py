@@ -1259,3 +1259,32 @@ def test_warm_start_turning_early_stopping_on_and_off(name):
     assert est.best_validation_score_ == max(est.validation_scores_)
     assert est.best_loss_ is None
     assert not all(np.array_equal(a, b) for a, b in zip(first, est.coefs_, strict=True))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "how", ["warm start", "warm start early stopping", "partial_fit"]
+)
+@pytest.mark.parametrize("name", ["MLPClassifier", "MLPRegressor"])
+def test_stochastic_solver_continues_an_lbfgs_model(name, how):
+    # scikit-learn fails (an L-BFGS model has no loss_curve_); mlp_rs trains on from
+    # the L-BFGS weights, its stochastic records starting with that call
+    X, y = _Xy(name)
+    cls = MLPClassifier if name == "MLPClassifier" else MLPRegressor
+    est = cls(**SMALL, solver="lbfgs", warm_start=True).fit(X, y)
+    lbfgs = [c.copy() for c in est.coefs_ + est.intercepts_]
+    assert not hasattr(est, "loss_curve_")
+    early = how.endswith("early stopping")
+    est.set_params(solver="sgd", learning_rate_init=1e-12, early_stopping=early)
+    if how == "partial_fit":
+        est.partial_fit(X, y)
+    else:
+        est.fit(X, y)
+    assert len(est.loss_curve_) == est.n_iter_ == (1 if how == "partial_fit" else 5)
+    assert (
+        (len(est.validation_scores_) == est.n_iter_)
+        if early
+        else (est.validation_scores_ is None)
+    )
+    for before, after in zip(lbfgs, est.coefs_ + est.intercepts_, strict=True):
+        np.testing.assert_allclose(after, before, rtol=0, atol=1e-9)

@@ -492,18 +492,22 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self._best_coefs = self._best_intercepts = None
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.validation_loss_curve_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.validation_loss_curve_ = None
-                self.best_validation_score_ = None
+            self._start_stochastic_bookkeeping()
+
+    def _start_stochastic_bookkeeping(self):
+        """The loss curve and early-stopping records of a stochastic solver, empty."""
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.validation_loss_curve_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.validation_loss_curve_ = None
+            self.best_validation_score_ = None
 
     # ------------------------------------------------------------------------ fit
 
@@ -572,6 +576,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 f"The model's layers {self._layer_units()} do not match the data and "
                 f"hidden_layer_sizes, which need {layer_units}; {start_over}."
             )
+        elif self.solver in _STOCHASTIC_SOLVERS and "loss_curve_" not in self.__dict__:
+            # an L-BFGS model trained on by a stochastic solver: scikit-learn fails
+            # (it has no loss_curve_); mlp_rs's records start here (README, "Known
+            # differences")
+            self._start_stochastic_bookkeeping()
         self._check_targets_for_loss(y)
 
         dtype = self._dtype if self._dtype in (np.float32, np.float64) else X.dtype
