@@ -1288,3 +1288,24 @@ def test_stochastic_solver_continues_an_lbfgs_model(name, how):
     )
     for before, after in zip(lbfgs, est.coefs_ + est.intercepts_, strict=True):
         np.testing.assert_allclose(after, before, rtol=0, atol=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "params", [{}, {"early_stopping": True}, {"solver": "lbfgs"}, {"warm_start": True}]
+)
+@pytest.mark.parametrize("name", ["MLPClassifier", "MLPRegressor"])
+def test_loss_attributes_have_sklearns_types(name, params):
+    # NumPy floats for the losses, Python floats for the validation scores, after a
+    # float32 fit and a second fit (a warm start continues the float32 model)
+    X, y = _Xy(name)
+    sk, ours = make_pair(name, **SMALL, **params)
+    for est in (sk, ours):
+        est.fit(X.astype(np.float32), y).fit(X, y)
+    missing = object()
+    for attr in ("loss_", "best_loss_", "best_validation_score_"):
+        want, got = getattr(sk, attr, missing), getattr(ours, attr, missing)
+        assert type(got) is type(want), attr
+    for attr in ("loss_curve_", "validation_scores_"):
+        want, got = getattr(sk, attr, None) or [], getattr(ours, attr, None) or []
+        assert {type(v) for v in got} == {type(v) for v in want}, attr

@@ -974,9 +974,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         out = result["state"]
         self.n_iter_ = result["n_iter"]
         self.t_ = out["t"]
+        # (NumPy floats, as scikit-learn's losses are: its sums are NumPy's)
         if result["n_iter"] > 0:
-            self.loss_ = out["loss"]
-        self.loss_curve_ = self.loss_curve_ + result["loss_curve"]
+            self.loss_ = np.float64(out["loss"])
+        self.loss_curve_ = self.loss_curve_ + [
+            np.float64(v) for v in result["loss_curve"]
+        ]
         self._no_improvement_count = out["no_improvement_count"]
         # Each mode's bookkeeping as _initialize leaves it: a warm start that switched
         # early stopping on or off (scikit-learn fails in its bookkeeping after an
@@ -994,7 +997,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             n_layers = len(self.coefs_)
             self._best_coefs, self._best_intercepts = best[:n_layers], best[n_layers:]
         else:
-            self.best_loss_ = out["best_loss"]
+            self.best_loss_ = np.float64(out["best_loss"])
             self.validation_scores_ = self.validation_loss_curve_ = None
             self.best_validation_score_ = None
             self._best_coefs = self._best_intercepts = None
