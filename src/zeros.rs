@@ -98,11 +98,7 @@ pub(crate) fn weight_gradient<T: Real>(
 
 /// Whether the kernel takes `g` (`k` gradient rows): see [`weight_gradient`].
 fn takes<T: Real>(g: &Gradient<'_, T>, k: usize) -> bool {
-    // (one gradient row or column: `gemm` takes a matrix-vector path, summed another way)
-    g.n * k * g.width >= MIN_WORK
-        && k >= 2
-        && g.width >= 2
-        && g.n <= MAX_ROWS
+    takes_chunk(g.n, k, g.width)
         && cpu_has_kernels()
         && pays(g, k)
         && all_finite(&g.d[..g.n * g.width])
@@ -230,9 +226,10 @@ pub(crate) fn balanced_cut<T: Real>(x: ArrayView2<'_, T>) -> Option<usize> {
 }
 
 /// Whether the kernel takes a chunk of `rows` weight rows, `width` columns, over parts
-/// of `part_rows` rows ([`takes`]' tests of the shapes): where it does not, `gemm`'s
-/// work is even and [`balanced_cut`] has nothing to balance.
+/// of `part_rows` rows (the shape tests of [`takes`], which calls it): where it does
+/// not, `gemm`'s work is even and [`balanced_cut`] has nothing to balance.
 pub(crate) fn takes_chunk(part_rows: usize, rows: usize, width: usize) -> bool {
+    // (one gradient row or column: `gemm` takes a matrix-vector path, summed another way)
     part_rows * rows * width >= MIN_WORK && rows >= 2 && width >= 2 && part_rows <= MAX_ROWS
 }
 
